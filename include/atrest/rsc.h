@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* oneM2M Response Status Codes (TS-0004 6.6.3) and their one translation point. */
+#pragma once
+
+#include <stdbool.h>
+
+enum rsc {
+	RSC_ACCEPTED = 1000,
+	RSC_OK = 2000,
+	RSC_CREATED = 2001,
+	RSC_DELETED = 2002,
+	RSC_UPDATED = 2004,
+	RSC_BAD_REQUEST = 4000,
+	RSC_RELEASE_VERSION_NOT_SUPPORTED = 4001,
+	RSC_NOT_FOUND = 4004,
+	RSC_OPERATION_NOT_ALLOWED = 4005,
+	RSC_REQUEST_TIMEOUT = 4008,
+	RSC_UNSUPPORTED_MEDIA_TYPE = 4015,
+	RSC_SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE = 4101,
+	RSC_CONTENTS_UNACCEPTABLE = 4102,
+	RSC_ORIGINATOR_HAS_NO_PRIVILEGE = 4103,
+	RSC_CONFLICT = 4105,
+	RSC_ORIGINATOR_NOT_AUTHENTICATED = 4106,
+	RSC_SECURITY_ASSOCIATION_REQUIRED = 4107,
+	RSC_INVALID_CHILD_RESOURCE_TYPE = 4108,
+	RSC_ORIGINATOR_HAS_ALREADY_REGISTERED = 4117,
+	RSC_INVALID_SEMANTICS = 4120,
+	RSC_INTERNAL_SERVER_ERROR = 5000,
+	RSC_NOT_IMPLEMENTED = 5001,
+	RSC_TARGET_NOT_REACHABLE = 5103,
+	RSC_RECEIVER_HAS_NO_PRIVILEGE = 5105,
+	RSC_ALREADY_EXISTS = 5106,
+	RSC_REMOTE_ENTITY_NOT_REACHABLE = 5107,
+	RSC_TARGET_NOT_SUBSCRIBABLE = 5203,
+	RSC_SUBSCRIPTION_VERIFICATION_INITIATION_FAILED = 5204,
+	RSC_NOT_ACCEPTABLE = 5207,
+};
+
+/* HTTP status for a RSC, per TS-0009 Table 6.3.2-1; 500 for codes it does not list. */
+int rsc_to_http_status(int rsc);
+
+/* Negative errno a local caller should see for a RSC; 0 for success codes. */
+int errno_from_rsc(int rsc);
+
+/* Short upper-case name of a RSC ("NOT_FOUND"), or "UNKNOWN". */
+const char *rsc_to_string(int rsc);
+
+static inline bool rsc_is_success(int rsc)
+{
+	return rsc >= 1000 && rsc < 3000;
+}

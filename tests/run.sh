@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The whole test suite: installs what is missing (Debian 12, as root), builds,
+# runs `meson test`, then the same suite under ASan+UBSan in a second build.
+# Usage: tests/run.sh [--quick]   (--quick: skip the sanitizer pass)
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+src=$(pwd)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+packages=(
+	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+	libfuse3-dev fuse3 libsodium-dev libcurl4-openssl-dev libsqlite3-dev sqlite3
+	libcmocka-dev libmicrohttpd-dev libjansson-dev
+	python3 python3-jwcrypto attr util-linux procps psmisc curl openssl gnutls-bin
+)
+"$src/tests/install-deps.sh" "${packages[@]}" || exit 1
+
+summary=()
+total_pass=0
+total_fail=0
+total_skip=0
+rc=0
+
+# run_suite DIR [meson setup options...]: configures, builds and tests one build dir.
+run_suite() {
+	local dir=$1
+	shift
+	if [ -d "$dir" ] && [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null || return 1
+	else
+		rm -rf "$dir"
+		meson setup "$dir" "$@" || return 1
+	fi
+	meson compile -C "$dir" || return 1
+	meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" \
+		--timeout-multiplier "${TIMEOUT_MULTIPLIER:-1}"
+}
+
+# count_results DIR LABEL: adds the testlog's results to the totals.
+count_results() {
+	local log=$1/meson-logs/testlog.json line
+	[ -f "$log" ] || return 0
+	line=$(/usr/bin/python3 - "$log" <<'PY'
+import json, sys
+p = f = s = 0
+for raw in open(sys.argv[1]):
+    r = json.loads(raw)["result"]
+    if r in ("OK", "EXPECTEDFAIL"):
+        p += 1
+    elif r == "SKIP":
+        s += 1
+    else:
+        f += 1
+print(p, f, s)
+PY
+)
+	set -- $line
+	total_pass=$((total_pass + $1))
+	total_fail=$((total_fail + $2))
+	total_skip=$((total_skip + $3))
+	summary+=("$LABEL: $1 passed, $2 failed, $3 skipped")
+}
+
+LABEL=build
+run_suite "$src/build" || rc=1
+count_results "$src/build"
+
+if [ $quick = 0 ]; then
+	LABEL=asan
+	TIMEOUT_MULTIPLIER=4 run_suite "$src/build-asan" \
+		-Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -Dbuildtype=debug ||
+		rc=1
+	count_results "$src/build-asan"
+fi
+
+echo
+for l in "${summary[@]}"; do echo "$l"; done
+[ $total_fail -gt 0 ] && rc=1
+[ $total_pass -eq 0 ] && rc=1
+echo "total: $total_pass passed, $total_fail failed, $total_skip skipped"
+exit $rc
