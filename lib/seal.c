@@ -796,9 +796,17 @@ struct seal_manifest *seal_manifest_free(struct seal_manifest *m)
 	return NULL;
 }
 
-static bool is_time_ok(int64_t t)
+/* Times go into JSON as [seconds, nanoseconds] (floor division), so every
+ * int64 ns value stays exact for I-JSON readers. */
+static json_t *time_to_json(int64_t ns)
 {
-	return t >= -(int64_t)SEAL_MAX_NUMBER && t <= (int64_t)SEAL_MAX_NUMBER;
+	int64_t sec = ns / 1000000000, nsec = ns % 1000000000;
+
+	if (nsec < 0) {
+		sec--;
+		nsec += 1000000000;
+	}
+	return json_pack("[I,I]", (json_int_t)sec, (json_int_t)nsec);
 }
 
 /* The invariants seal.h lists for struct seal_manifest. */
@@ -808,8 +816,7 @@ static bool manifest_is_valid(const struct seal_manifest *m)
 
 	if (m->segment_size < SEAL_SEGMENT_SIZE_MIN || m->segment_size > SEAL_SEGMENT_SIZE_MAX)
 		return false;
-	if (!is_number_ok(m->version) || !is_number_ok(m->length) || !is_time_ok(m->mtime_ns) ||
-	    !is_time_ok(m->ctime_ns))
+	if (!is_number_ok(m->version) || !is_number_ok(m->length))
 		return false;
 	n = m->length / m->segment_size + (m->length % m->segment_size ? 1 : 0);
 	if (m->n_segments != n || n > MANIFEST_SEGMENTS_MAX || (n && !m->segments))
@@ -841,12 +848,14 @@ static json_t *manifest_to_json(const struct seal_manifest *m)
 							  (json_int_t)s->length)) < 0)
 			return NULL;
 	}
-	j = json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:O}", "v", 1, "version",
+	j = json_pack("{s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:o*,s:o*,s:O}", "v", 1, "version",
 		      (json_int_t)m->version, "length", (json_int_t)m->length, "segmentSize",
 		      (json_int_t)m->segment_size, "mode", (json_int_t)m->mode, "uid",
-		      (json_int_t)m->uid, "gid", (json_int_t)m->gid, "mtimeNs",
-		      (json_int_t)m->mtime_ns, "ctimeNs", (json_int_t)m->ctime_ns, "segments",
+		      (json_int_t)m->uid, "gid", (json_int_t)m->gid, "mtime",
+		      time_to_json(m->mtime_ns), "ctime", time_to_json(m->ctime_ns), "segments",
 		      segs);
+	if (j && (!json_object_get(j, "mtime") || !json_object_get(j, "ctime")))
+		j = (json_decref(j), NULL);
 	return j;
 }
 
@@ -889,11 +898,24 @@ static int u32_member(json_t *o, const char *name, uint32_t *ret)
 
 static int time_member(json_t *o, const char *name, int64_t *ret)
 {
-	json_t *v = json_object_get(o, name);
+	json_t *v = json_object_get(o, name), *s = json_array_get(v, 0), *n = json_array_get(v, 1);
+	int64_t sec, nsec, t;
 
-	if (!json_is_integer(v) || !is_time_ok(json_integer_value(v)))
+	if (json_array_size(v) != 2 || !json_is_integer(s) || !json_is_integer(n))
 		return SEAL_E_MALFORMED;
-	*ret = json_integer_value(v);
+	sec = json_integer_value(s);
+	nsec = json_integer_value(n);
+	if (nsec < 0 || nsec > 999999999)
+		return SEAL_E_MALFORMED;
+	/* Near INT64_MIN, sec * 10^9 alone overflows though the sum fits:
+	 * borrow one second first. */
+	if (sec < 0 && nsec > 0) {
+		sec++;
+		nsec -= 1000000000;
+	}
+	if (__builtin_mul_overflow(sec, 1000000000, &t) || __builtin_add_overflow(t, nsec, &t))
+		return SEAL_E_MALFORMED;
+	*ret = t;
 	return 0;
 }
 
@@ -920,7 +942,7 @@ static int manifest_from_json(const char *text, size_t len, struct seal_manifest
 	m->length = length;
 	if (u32_member(j, "segmentSize", &m->segment_size) < 0 || u32_member(j, "mode", &m->mode) < 0 ||
 	    u32_member(j, "uid", &m->uid) < 0 || u32_member(j, "gid", &m->gid) < 0 ||
-	    time_member(j, "mtimeNs", &m->mtime_ns) < 0 || time_member(j, "ctimeNs", &m->ctime_ns) < 0)
+	    time_member(j, "mtime", &m->mtime_ns) < 0 || time_member(j, "ctime", &m->ctime_ns) < 0)
 		goto malformed;
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(segs, i);

@@ -34,7 +34,7 @@
 #define SEAL_SEGMENT_SIZE_MIN (4u * 1024u)
 #define SEAL_SEGMENT_SIZE_MAX (16u * 1024u * 1024u)
 #define SEAL_SEGMENT_SIZE_DEFAULT (1024u * 1024u)
-/* Index, generation, version, lengths, times: integers exact in every JSON
+/* Index, generation, version, lengths: integers exact in every JSON
  * parser (RFC 7493 2.2, I-JSON), so JavaScript readers see the same value. */
 #define SEAL_MAX_NUMBER ((UINT64_C(1) << 53) - 1)
 /* Seals per key. Random 96-bit IVs: NIST SP 800-38D 8.3 allows 2^32
@@ -158,7 +158,7 @@ struct seal_manifest {
 	uint32_t mode;
 	uint32_t uid;
 	uint32_t gid;
-	int64_t mtime_ns; /* ns since the epoch; |value| <= SEAL_MAX_NUMBER */
+	int64_t mtime_ns; /* ns since the epoch (any int64; JSON [sec, nsec]) */
 	int64_t ctime_ns;
 	size_t n_segments;
 	struct seal_segment_ref *segments; /* n_segments entries */
