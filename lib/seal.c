@@ -26,9 +26,7 @@
 #define KEY_LEN_MAX 64u
 /* Encoded protected header: kid and fid of SEAL_ID_MAX bytes each, even
  * fully \u-escaped, fit. */
-#define HEADER_B64_MAX (16u * 1024u)
-/* Manifest segment list bound (docs/FORMAT.md "Limits"). */
-#define MANIFEST_SEGMENTS_MAX (UINT64_C(1) << 20)
+#define HEADER_B64_MAX (24u * 1024u)
 
 struct seal_key {
 	uint8_t *bytes; /* sodium_malloc()ed */
@@ -310,7 +308,7 @@ size_t seal_compact_max_len(const struct seal_params *p, size_t len)
 {
 	/* header + 4 dots + IV + tag (JWE), or + HMAC (JWS), + NUL; the header
 	 * bound assumes every id byte escaped as \u00XX. */
-	size_t fixed = base64url_encoded_len(128 + 6 * 2 * (SEAL_ID_MAX + 1)) + 5 +
+	size_t fixed = base64url_encoded_len(256 + 6 * 2 * SEAL_ID_MAX) + 5 +
 		       base64url_encoded_len(XC20P_IV_LEN) + base64url_encoded_len(HS256_LEN) + 1;
 
 	(void)p;
@@ -768,7 +766,7 @@ int seal_manifest_new(size_t n_segments, struct seal_manifest **ret)
 {
 	struct seal_manifest *m;
 
-	if (!ret || n_segments > MANIFEST_SEGMENTS_MAX)
+	if (!ret || n_segments > SEAL_MANIFEST_SEGMENTS_MAX)
 		return -EINVAL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
@@ -819,7 +817,7 @@ static bool manifest_is_valid(const struct seal_manifest *m)
 	if (!is_number_ok(m->version) || !is_number_ok(m->length))
 		return false;
 	n = m->length / m->segment_size + (m->length % m->segment_size ? 1 : 0);
-	if (m->n_segments != n || n > MANIFEST_SEGMENTS_MAX || (n && !m->segments))
+	if (m->n_segments != n || n > SEAL_MANIFEST_SEGMENTS_MAX || (n && !m->segments))
 		return false;
 	for (size_t i = 0; i < m->n_segments; i++) {
 		const struct seal_segment_ref *s = &m->segments[i];
@@ -1115,7 +1113,7 @@ int seal_stream_seal(const struct seal_params *p, int fd, struct seal_manifest *
 		}
 		if (got == 0)
 			break;
-		if (n == MANIFEST_SEGMENTS_MAX) {
+		if (n == SEAL_MANIFEST_SEGMENTS_MAX) {
 			r = -EFBIG;
 			break;
 		}

@@ -42,8 +42,11 @@
 #define SEAL_MAX_SEALS (UINT64_C(1) << 31)
 /* seal_key_needs_rotation() turns true from here: rotate before it fails. */
 #define SEAL_ROTATE_SEALS (UINT64_C(1) << 30)
-/* Largest compact string any open function accepts (a 16 MiB segment fits). */
-#define SEAL_COMPACT_MAX (32u * 1024u * 1024u)
+/* Segments one manifest may list (1 TiB files at 1 MiB segments). */
+#define SEAL_MANIFEST_SEGMENTS_MAX (UINT64_C(1) << 20)
+/* Largest compact string any open function accepts: a 16 MiB segment and
+ * the largest manifest fit. */
+#define SEAL_COMPACT_MAX (64u * 1024u * 1024u)
 /* Largest kid / file id accepted (bytes, UTF-8). */
 #define SEAL_ID_MAX 1024u
 
@@ -93,8 +96,12 @@ enum seal_enc {
  * are borrowed for the duration of the call. */
 struct seal_params {
 	const struct seal_key *key;
-	const char *kid;     /* Credential-Id (TS-0003 10.3.5); sealed as "kid", checked on open */
-	const char *file_id; /* binds segments and manifest to one file (any UTF-8, <= SEAL_ID_MAX) */
+	/* Credential-Id (TS-0003 10.3.5): sealed as "kid", and on open must
+	 * equal the header's kid (NULL: none sealed / not checked). */
+	const char *kid;
+	/* Binds segments and manifest to one file: any UTF-8, <= SEAL_ID_MAX
+	 * bytes; required for segments and manifests, unused by esdata. */
+	const char *file_id;
 	enum seal_protection protection;
 	enum seal_enc enc; /* sealing only; opening accepts both A256GCM and XC20P */
 };

@@ -1159,8 +1159,18 @@ static void test_limits(void **state)
 	assert_int_equal(seal_segment(&q, 0, 0, "x", 1, &c, &n), -EMSGSIZE);
 	q.kid = "\xff\xfe not UTF-8";
 	assert_int_equal(seal_segment(&q, 0, 0, "x", 1, &c, &n), -EINVAL);
-	free(longid);
 	assert_null(c);
+
+	/* the longest ids, each byte escaped in the JSON header, still open */
+	memset(longid, 0x01, SEAL_ID_MAX);
+	longid[SEAL_ID_MAX] = '\0';
+	q.kid = q.file_id = longid;
+	assert_int_equal(seal_segment(&q, SEAL_MAX_NUMBER, SEAL_MAX_NUMBER, "x", 1, &c, &n), 0);
+	assert_true(n < seal_compact_max_len(&q, 1));
+	uint8_t out[4];
+	assert_int_equal(seal_open_segment(&q, SEAL_MAX_NUMBER, SEAL_MAX_NUMBER, c, n, out, 4, &n), 0);
+	free(c);
+	free(longid);
 }
 
 static void test_enobufs(void **state)
