@@ -116,7 +116,22 @@ int64_t base64url_decode(void *dst, const char *src, size_t len)
 		return -EPROTO;
 
 	/* Invalid characters are 0xff: OR them all and test once at the end,
-	 * instead of a branch per character. */
+	 * instead of a branch per character. 8 characters in, one 64-bit store
+	 * of which 6 bytes count; the 2 extra bytes are overwritten by the next
+	 * step (len >= 12 guarantees one), and stay behind s when in place. */
+	for (; len >= 12; len -= 8, s += 8, d += 6) {
+		unsigned c0 = dec[s[0]], c1 = dec[s[1]], c2 = dec[s[2]], c3 = dec[s[3]];
+		unsigned c4 = dec[s[4]], c5 = dec[s[5]], c6 = dec[s[6]], c7 = dec[s[7]];
+		uint64_t v = (uint64_t)c0 << 58 | (uint64_t)c1 << 52 | (uint64_t)c2 << 46 |
+			     (uint64_t)c3 << 40 | (uint64_t)c4 << 34 | (uint64_t)c5 << 28 |
+			     (uint64_t)c6 << 22 | (uint64_t)c7 << 16;
+
+		bad |= c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		v = __builtin_bswap64(v);
+#endif
+		memcpy(d, &v, sizeof(v));
+	}
 	for (; len >= 4; len -= 4, s += 4, d += 3) {
 		unsigned a = dec[s[0]], b = dec[s[1]], c = dec[s[2]], e = dec[s[3]];
 		uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | e;

@@ -479,6 +479,28 @@ static int decode_fixed(uint8_t *dst, const char *s, size_t slen, size_t n)
 	return base64url_decode(dst, s, slen) == (int64_t)n ? 0 : SEAL_E_MALFORMED;
 }
 
+/* Decodes the ciphertext or payload part into a new buffer with room for a
+ * trailing NUL; *ret_cap is what the buffer holds, for wiping. */
+static int decode_body(const char *s, size_t slen, uint8_t **ret_buf, size_t *ret_cap,
+		       size_t *ret_len)
+{
+	size_t cap = slen / 4 * 3 + 3;
+	uint8_t *buf = malloc(cap);
+	int64_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	n = base64url_decode(buf, s, slen);
+	if (n < 0) {
+		free(buf);
+		return SEAL_E_MALFORMED;
+	}
+	*ret_buf = buf;
+	*ret_cap = cap;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
 /* Parses the protected header: a JSON object, UTF-8, no duplicate members
  * (RFC 7515 4: names must be unique; we reject rather than pick one). */
 static int header_parse(const char *b64, size_t n, json_t **ret)
@@ -539,8 +561,7 @@ static int open_compact(const struct seal_key *key, int want, const char *kid,
 	struct parts pt;
 	const char *alg, *hkid;
 	uint8_t *buf = NULL;
-	size_t cap;
-	int64_t n;
+	size_t cap, n;
 	int r;
 
 	if (!key || !ret || (!compact && len))
@@ -598,17 +619,10 @@ static int open_compact(const struct seal_key *key, int want, const char *kid,
 			return -EINVAL;
 		if (enc == SEAL_ENC_A256GCM && !crypto_aead_aes256gcm_is_available())
 			return -ENOTSUP;
-		cap = pt.n[3] / 4 * 3 + 3;
-		buf = malloc(cap);
-		if (!buf)
-			return -ENOMEM;
-		n = base64url_decode(buf, pt.p[3], pt.n[3]);
-		if (n < 0) {
-			free(buf);
-			return SEAL_E_MALFORMED;
-		}
+		if ((r = decode_body(pt.p[3], pt.n[3], &buf, &cap, &n)) < 0)
+			return r;
 		/* In place: the AEAD verifies the tag before it returns data. */
-		r = aead_decrypt(enc, buf, buf, (size_t)n, tag, pt.p[0], pt.n[0], iv, key->bytes);
+		r = aead_decrypt(enc, buf, buf, n, tag, pt.p[0], pt.n[0], iv, key->bytes);
 	} else {
 		uint8_t sig[HS256_LEN], mac[HS256_LEN];
 
@@ -616,15 +630,8 @@ static int open_compact(const struct seal_key *key, int want, const char *kid,
 			return -EINVAL;
 		if ((r = decode_fixed(sig, pt.p[2], pt.n[2], HS256_LEN)) < 0)
 			return r;
-		cap = pt.n[1] / 4 * 3 + 3;
-		buf = malloc(cap);
-		if (!buf)
-			return -ENOMEM;
-		n = base64url_decode(buf, pt.p[1], pt.n[1]);
-		if (n < 0) {
-			free(buf);
-			return SEAL_E_MALFORMED;
-		}
+		if ((r = decode_body(pt.p[1], pt.n[1], &buf, &cap, &n)) < 0)
+			return r;
 		/* RFC 7515 5.2 step 8, in constant time. */
 		hs256(mac, key, compact, pt.n[0] + 1 + pt.n[1]);
 		r = sodium_memcmp(mac, sig, HS256_LEN) == 0 ? 0 : SEAL_E_AUTH;
@@ -635,7 +642,7 @@ static int open_compact(const struct seal_key *key, int want, const char *kid,
 		return r;
 	}
 	buf[n] = '\0';
-	*ret = (struct opened){.header = TAKE_PTR(h), .plain = buf, .len = (size_t)n, .cap = cap};
+	*ret = (struct opened){.header = TAKE_PTR(h), .plain = buf, .len = n, .cap = cap};
 	return 0;
 }
 
@@ -694,6 +701,25 @@ fail:
 	return r;
 }
 
+/* Copies a verified plaintext to the caller's buffer and releases o. want
+ * is the length the manifest lists (SIZE_MAX: any). */
+static int opened_deliver(struct opened *o, size_t want, void *out, size_t cap, size_t *ret_len)
+{
+	int r = 0;
+
+	if (want != SIZE_MAX && o->len != want)
+		r = SEAL_E_TRUNCATED;
+	else if (o->len > cap || (!out && o->len))
+		r = -ENOBUFS;
+	else {
+		if (o->len)
+			memcpy(out, o->plain, o->len);
+		*ret_len = o->len;
+	}
+	opened_done(o);
+	return r;
+}
+
 int seal_open_segment(const struct seal_params *p, uint64_t index, uint64_t generation,
 		      const char *compact, size_t len, void *out, size_t cap, size_t *ret_len)
 {
@@ -705,15 +731,7 @@ int seal_open_segment(const struct seal_params *p, uint64_t index, uint64_t gene
 	r = segment_open(p, index, generation, compact, len, &o);
 	if (r < 0)
 		return r;
-	if (o.len > cap || (!out && o.len)) {
-		opened_done(&o);
-		return -ENOBUFS;
-	}
-	if (o.len)
-		memcpy(out, o.plain, o.len);
-	*ret_len = o.len;
-	opened_done(&o);
-	return 0;
+	return opened_deliver(&o, SIZE_MAX, out, cap, ret_len);
 }
 
 int seal_open_esdata(const struct seal_key *key, const char *expected_kid, const char *compact,
@@ -1022,19 +1040,7 @@ int seal_open_segment_in(const struct seal_params *p, const struct seal_manifest
 	r = segment_open(p, index, m->segments[index].generation, compact, len, &o);
 	if (r < 0)
 		return r;
-	if (o.len != m->segments[index].length) {
-		opened_done(&o);
-		return SEAL_E_TRUNCATED;
-	}
-	if (o.len > cap || (!out && o.len)) {
-		opened_done(&o);
-		return -ENOBUFS;
-	}
-	if (o.len)
-		memcpy(out, o.plain, o.len);
-	*ret_len = o.len;
-	opened_done(&o);
-	return 0;
+	return opened_deliver(&o, m->segments[index].length, out, cap, ret_len);
 }
 
 /* ---- streaming ----------------------------------------------------------------- */

@@ -520,103 +520,84 @@ static void test_any_segment_alone(void **state)
 
 /* ---- tampering: each case its own test --------------------------------------- */
 
-static void test_tamper_header(void **state)
+/* Seals a small object with protection prot, lets tamper() change it and
+ * expects SEAL_E_AUTH with nothing written. */
+static void expect_tamper_detected(struct fx *f, enum seal_protection prot,
+				   char *(*tamper)(const char *c, unsigned part), unsigned part)
 {
-	struct fx *f = *state;
-	char *c = seal_small(&f->p, "payload");
-	struct split s = split_compact(c);
-	size_t n;
-	uint8_t *raw = decode_part(s.part[0], &n);
-	char *pos = strstr((char *)raw, FID), *t;
+	char *c, *t;
 
-	/* "file-42" -> "file-43": still valid JSON, same kid: only the tag can tell */
-	assert_non_null(pos);
-	pos[6] ^= 0x07;
-	free(s.part[0]);
-	s.part[0] = encode_part(raw, n);
-	free(raw);
-	t = join(&s);
+	f->p.protection = prot;
+	c = seal_small(&f->p, "payload");
+	t = tamper(c, part);
+	assert_string_not_equal(c, t);
 	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
 	free(t);
 	free(c);
+}
+
+/* "file-42" -> "file-43" in the decoded header: still valid JSON with the
+ * same kid, so only the tag (AAD) can tell. */
+static char *tamper_header_fid(const char *c, unsigned part)
+{
+	struct split s = split_compact(c);
+	size_t n;
+	uint8_t *raw = decode_part(s.part[part], &n);
+	char *pos = strstr((char *)raw, FID);
+
+	assert_non_null(pos);
+	pos[6] ^= 0x07;
+	free(s.part[part]);
+	s.part[part] = encode_part(raw, n);
+	free(raw);
+	return join(&s);
+}
+
+/* One bit flipped in the middle of the decoded part. */
+static char *tamper_bit(const char *c, unsigned part)
+{
+	struct split s = split_compact(c);
+	size_t n;
+	uint8_t *raw = decode_part(s.part[part], &n);
+
+	free(raw);
+	free(join(&s));
+	return flip_in_part(c, part, n / 2, part % 8);
+}
+
+static void test_tamper_header(void **state)
+{
+	expect_tamper_detected(*state, SEAL_CONFIDENTIALITY, tamper_header_fid, 0);
 }
 
 static void test_tamper_iv(void **state)
 {
-	struct fx *f = *state;
-	char *c = seal_small(&f->p, "payload"), *t = flip_in_part(c, 2, 5, 3);
-
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
+	expect_tamper_detected(*state, SEAL_CONFIDENTIALITY, tamper_bit, 2);
 }
 
 static void test_tamper_ciphertext(void **state)
 {
-	struct fx *f = *state;
-	char *c = seal_small(&f->p, "payload"), *t = flip_in_part(c, 3, 2, 0);
-
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
+	expect_tamper_detected(*state, SEAL_CONFIDENTIALITY, tamper_bit, 3);
 }
 
 static void test_tamper_tag(void **state)
 {
-	struct fx *f = *state;
-	char *c = seal_small(&f->p, "payload"), *t = flip_in_part(c, 4, 15, 7);
-
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
-}
-
-static void test_tamper_jws_payload(void **state)
-{
-	struct fx *f = *state;
-	char *c, *t;
-
-	f->p.protection = SEAL_INTEGRITY;
-	c = seal_small(&f->p, "payload");
-	t = flip_in_part(c, 1, 0, 1);
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
-}
-
-static void test_tamper_jws_signature(void **state)
-{
-	struct fx *f = *state;
-	char *c, *t;
-
-	f->p.protection = SEAL_INTEGRITY;
-	c = seal_small(&f->p, "payload");
-	t = flip_in_part(c, 2, 31, 0);
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
+	expect_tamper_detected(*state, SEAL_CONFIDENTIALITY, tamper_bit, 4);
 }
 
 static void test_tamper_jws_header(void **state)
 {
-	struct fx *f = *state;
-	char *c, *t;
-	struct split s;
-	size_t n;
-	uint8_t *raw;
+	expect_tamper_detected(*state, SEAL_INTEGRITY, tamper_header_fid, 0);
+}
 
-	f->p.protection = SEAL_INTEGRITY;
-	c = seal_small(&f->p, "payload");
-	s = split_compact(c);
-	raw = decode_part(s.part[0], &n);
-	strstr((char *)raw, FID)[6] ^= 0x07;
-	free(s.part[0]);
-	s.part[0] = encode_part(raw, n);
-	free(raw);
-	t = join(&s);
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
+static void test_tamper_jws_payload(void **state)
+{
+	expect_tamper_detected(*state, SEAL_INTEGRITY, tamper_bit, 1);
+}
+
+static void test_tamper_jws_signature(void **state)
+{
+	expect_tamper_detected(*state, SEAL_INTEGRITY, tamper_bit, 2);
 }
 
 /* Every single bit of the compact string, flipped one at a time: never
