@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sealing as oneM2M ESData (TS-0003 8.5): compact JWE dir/A256GCM|XC20P and JWS HS256, segments, manifests. */
+/* Sealing as oneM2M ESData (TS-0003 8.5): compact JWE/JWS, segments, manifests, streaming. */
 #include <limits.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -17,7 +17,7 @@
 #include "atrest/base64url.h"
 #include "atrest/seal.h"
 
-#define GCM_IV_LEN crypto_aead_aes256gcm_NPUBBYTES             /* 12 */
+#define GCM_IV_LEN crypto_aead_aes256gcm_NPUBBYTES		  /* 12 */
 #define XC20P_IV_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
 #define TAG_LEN 16u
 #define HS256_LEN crypto_auth_hmacsha256_BYTES /* 32 */
@@ -170,12 +170,12 @@ static int aead_encrypt(enum seal_enc enc, uint8_t *c, uint8_t tag[TAG_LEN], con
 		return crypto_aead_aes256gcm_encrypt_detached(c, tag, &taglen, m, mlen,
 							      (const uint8_t *)aad, aadlen, NULL,
 							      iv, key) == 0
-			       ? 0
-			       : -EIO;
+			   ? 0
+			   : -EIO;
 	return crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-		       c, tag, &taglen, m, mlen, (const uint8_t *)aad, aadlen, NULL, iv, key) == 0
-		       ? 0
-		       : -EIO;
+		   c, tag, &taglen, m, mlen, (const uint8_t *)aad, aadlen, NULL, iv, key) == 0
+		   ? 0
+		   : -EIO;
 }
 
 static int aead_decrypt(enum seal_enc enc, uint8_t *m, const uint8_t *c, size_t clen,
@@ -189,7 +189,7 @@ static int aead_decrypt(enum seal_enc enc, uint8_t *m, const uint8_t *c, size_t 
 							   (const uint8_t *)aad, aadlen, iv, key);
 	else
 		r = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-			m, NULL, c, clen, tag, (const uint8_t *)aad, aadlen, iv, key);
+		    m, NULL, c, clen, tag, (const uint8_t *)aad, aadlen, iv, key);
 	return r == 0 ? 0 : SEAL_E_AUTH;
 }
 
@@ -221,8 +221,7 @@ static int id_check(const char *id)
 }
 
 /* Builds the protected header JSON (compact, members in this order). */
-static int header_build(const struct seal_params *p, enum seal_enc enc, json_t *atrest,
-			char **ret)
+static int header_build(const struct seal_params *p, enum seal_enc enc, json_t *atrest, char **ret)
 {
 	_cleanup_json_ json_t *h = json_object();
 	char *s;
@@ -334,8 +333,8 @@ static void put_b64(char *out, size_t *pos, const void *s, size_t n)
  * ciphertext is written tail-aligned into the region its encoding will
  * occupy and encoded in place, so sealing needs no buffer besides the result.
  */
-static int seal_compact(const struct seal_params *p, json_t *atrest, const void *plain,
-			size_t len, char **ret_compact, size_t *ret_len)
+static int seal_compact(const struct seal_params *p, json_t *atrest, const void *plain, size_t len,
+			char **ret_compact, size_t *ret_len)
 {
 	_cleanup_free_ char *hdr = NULL;
 	_cleanup_free_ char *out = NULL;
@@ -383,7 +382,8 @@ static int seal_compact(const struct seal_params *p, json_t *atrest, const void 
 	} else {
 		uint8_t mac[HS256_LEN];
 
-		total = hb64 + 1 + base64url_encoded_len(len) + 1 + base64url_encoded_len(HS256_LEN) + 1;
+		total = hb64 + 1 + base64url_encoded_len(len) + 1 +
+			base64url_encoded_len(HS256_LEN) + 1;
 		out = malloc(total);
 		if (!out)
 			return -ENOMEM;
@@ -554,8 +554,8 @@ static int member_u64(json_t *o, const char *name, uint64_t *ret)
  * before the tag, so an object under another Credential-Id is reported as
  * such rather than as tampering. Nothing is returned unless authentic.
  */
-static int open_compact(const struct seal_key *key, int want, const char *kid,
-			const char *compact, size_t len, struct opened *ret)
+static int open_compact(const struct seal_key *key, int want, const char *kid, const char *compact,
+			size_t len, struct opened *ret)
 {
 	_cleanup_json_ json_t *h = NULL;
 	struct parts pt;
@@ -661,7 +661,7 @@ static int binding_check(json_t *h, const char *kind, const char *file_id, json_
 		return SEAL_E_MALFORMED;
 	if (strcmp(t, kind) != 0)
 		return strcmp(t, "seg") == 0 || strcmp(t, "man") == 0 ? SEAL_E_KIND
-								     : SEAL_E_MALFORMED;
+								      : SEAL_E_MALFORMED;
 	if (!file_id || strcmp(fid, file_id) != 0)
 		return SEAL_E_OTHER_FILE;
 	*ret_a = a;
@@ -839,8 +839,8 @@ static bool manifest_is_valid(const struct seal_manifest *m)
 		return false;
 	for (size_t i = 0; i < m->n_segments; i++) {
 		const struct seal_segment_ref *s = &m->segments[i];
-		uint64_t want = i + 1 < n ? m->segment_size
-					  : m->length - (uint64_t)i * m->segment_size;
+		uint64_t want =
+		    i + 1 < n ? m->segment_size : m->length - (uint64_t)i * m->segment_size;
 
 		if (s->index != i || s->generation > m->version || s->length != want)
 			return false;
@@ -956,9 +956,10 @@ static int manifest_from_json(const char *text, size_t len, struct seal_manifest
 		return r == -EINVAL ? SEAL_E_MALFORMED : r;
 	m->version = version;
 	m->length = length;
-	if (u32_member(j, "segmentSize", &m->segment_size) < 0 || u32_member(j, "mode", &m->mode) < 0 ||
-	    u32_member(j, "uid", &m->uid) < 0 || u32_member(j, "gid", &m->gid) < 0 ||
-	    time_member(j, "mtime", &m->mtime_ns) < 0 || time_member(j, "ctime", &m->ctime_ns) < 0)
+	if (u32_member(j, "segmentSize", &m->segment_size) < 0 ||
+	    u32_member(j, "mode", &m->mode) < 0 || u32_member(j, "uid", &m->uid) < 0 ||
+	    u32_member(j, "gid", &m->gid) < 0 || time_member(j, "mtime", &m->mtime_ns) < 0 ||
+	    time_member(j, "ctime", &m->ctime_ns) < 0)
 		goto malformed;
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(segs, i);
@@ -976,8 +977,8 @@ static int manifest_from_json(const char *text, size_t len, struct seal_manifest
 		}
 		if (x[2] > (json_int_t)UINT32_MAX)
 			goto malformed;
-		m->segments[i] = (struct seal_segment_ref){(uint64_t)x[0], (uint64_t)x[1],
-							   (uint32_t)x[2]};
+		m->segments[i] =
+		    (struct seal_segment_ref){(uint64_t)x[0], (uint64_t)x[1], (uint32_t)x[2]};
 	}
 	if (!manifest_is_valid(m))
 		goto malformed;
@@ -997,7 +998,8 @@ int seal_manifest_open(const struct seal_params *p, const char *compact, size_t 
 	json_t *a;
 	int r;
 
-	if (!p || !ret || (p->protection != SEAL_CONFIDENTIALITY && p->protection != SEAL_INTEGRITY))
+	if (!p || !ret ||
+	    (p->protection != SEAL_CONFIDENTIALITY && p->protection != SEAL_INTEGRITY))
 		return -EINVAL;
 	r = open_compact(p->key, (int)p->protection, p->kid, compact, len, &o);
 	if (r < 0)
@@ -1026,9 +1028,8 @@ out:
 	return r;
 }
 
-int seal_open_segment_in(const struct seal_params *p, const struct seal_manifest *m,
-			 uint64_t index, const char *compact, size_t len, void *out, size_t cap,
-			 size_t *ret_len)
+int seal_open_segment_in(const struct seal_params *p, const struct seal_manifest *m, uint64_t index,
+			 const char *compact, size_t len, void *out, size_t cap, size_t *ret_len)
 {
 	struct opened o;
 	int r;
@@ -1102,8 +1103,7 @@ int seal_stream_seal(const struct seal_params *p, int fd, struct seal_manifest *
 	if (!p || !m || !sink || m->segments || fd < 0)
 		return -EINVAL;
 	seg = m->segment_size;
-	if (seg < SEAL_SEGMENT_SIZE_MIN || seg > SEAL_SEGMENT_SIZE_MAX ||
-	    !is_number_ok(m->version))
+	if (seg < SEAL_SEGMENT_SIZE_MIN || seg > SEAL_SEGMENT_SIZE_MAX || !is_number_ok(m->version))
 		return -EINVAL;
 	buf = malloc(seg);
 	if (!buf)

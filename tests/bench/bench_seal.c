@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Benchmark: seal/open MiB/s per segment size and enc, beside raw libsodium AEAD on the same buffers. */
+/* Benchmark: seal/open MiB/s per segment size and enc, beside raw libsodium AEAD on the same
+ * buffers. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,18 +44,18 @@ static int run_once(struct ctx *c, enum op op)
 	case RAW_SEAL:
 		randombytes_buf(c->iv, sizeof(c->iv));
 		if (c->enc == SEAL_ENC_A256GCM)
-			r = crypto_aead_aes256gcm_encrypt_detached(c->ct, c->tag, &tl, c->plain, c->len,
-								   NULL, 0, NULL, c->iv, k);
+			r = crypto_aead_aes256gcm_encrypt_detached(c->ct, c->tag, &tl, c->plain,
+								   c->len, NULL, 0, NULL, c->iv, k);
 		else
 			r = crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-				c->ct, c->tag, &tl, c->plain, c->len, NULL, 0, NULL, c->iv, k);
+			    c->ct, c->tag, &tl, c->plain, c->len, NULL, 0, NULL, c->iv, k);
 		return r;
 	case RAW_OPEN:
 		if (c->enc == SEAL_ENC_A256GCM)
 			return crypto_aead_aes256gcm_decrypt_detached(c->out, NULL, c->ct, c->len,
 								      c->tag, NULL, 0, c->iv, k);
 		return crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-			c->out, NULL, c->ct, c->len, c->tag, NULL, 0, c->iv, k);
+		    c->out, NULL, c->ct, c->len, c->tag, NULL, 0, c->iv, k);
 	case SEAL:
 		r = seal_segment(c->p, 1, 1, c->plain, c->len, &s, &got);
 		free(s);
@@ -95,8 +96,10 @@ int main(void)
 	printf("%-8s %-8s %10s %10s %6s | %10s %10s %6s\n", "enc", "segment", "raw-seal", "seal",
 	       "ratio", "raw-open", "open", "ratio");
 	for (size_t e = 0; e < sizeof(encs) / sizeof(encs[0]); e++) {
-		struct seal_params p = {.key = key, .kid = "0123456789abcdef0123456789abcdef@tef.example",
-					.file_id = "bench-file", .protection = SEAL_CONFIDENTIALITY,
+		struct seal_params p = {.key = key,
+					.kid = "0123456789abcdef0123456789abcdef@tef.example",
+					.file_id = "bench-file",
+					.protection = SEAL_CONFIDENTIALITY,
 					.enc = encs[e]};
 
 		if (encs[e] == SEAL_ENC_A256GCM && !crypto_aead_aes256gcm_is_available()) {

@@ -22,7 +22,8 @@
 #define KID "fuzz@tef.example"
 #define FID "fuzz-file"
 #define MAN_HEADER                                                                                 \
-	"{\"alg\":\"dir\",\"enc\":\"XC20P\",\"kid\":\"" KID "\",\"atrest\":{\"v\":1,\"t\":\"man\"," \
+	"{\"alg\":\"dir\",\"enc\":\"XC20P\",\"kid\":\"" KID                                        \
+	"\",\"atrest\":{\"v\":1,\"t\":\"man\","                                                    \
 	"\"fid\":\"" FID "\",\"ver\":1}}"
 
 static struct seal_key *key;
@@ -41,8 +42,8 @@ static void init(void)
 
 static void open_all(const char *c, size_t len)
 {
-	struct seal_params p = {.key = key, .kid = KID, .file_id = FID,
-				.protection = SEAL_CONFIDENTIALITY};
+	struct seal_params p = {
+	    .key = key, .kid = KID, .file_id = FID, .protection = SEAL_CONFIDENTIALITY};
 	struct seal_manifest *m = NULL;
 	static uint8_t out[4096];
 	char *s = NULL;
@@ -60,8 +61,8 @@ static void open_all(const char *c, size_t len)
 			uint8_t *seg = malloc(m->segment_size);
 
 			/* a parsed manifest must satisfy what consumers index by */
-			if (!seg || (m->n_segments && m->segments[m->n_segments - 1].index !=
-							      m->n_segments - 1))
+			if (!seg || (m->n_segments &&
+				     m->segments[m->n_segments - 1].index != m->n_segments - 1))
 				abort();
 			(void)seal_open_segment_in(&p, m, 0, c, len, seg, m->segment_size, &n);
 			free(seg);
@@ -85,9 +86,8 @@ static char *jwe(const char *hdr, size_t hlen, const uint8_t *plain, size_t len,
 	memcpy(out + pos, "..", 2);
 	pos += 2;
 	pos += base64url_encode(out + pos, iv, sizeof(iv));
-	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(ct, tag, NULL, plain, len,
-							    (const uint8_t *)out, h64, NULL, iv,
-							    seal_key_bytes(key));
+	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+	    ct, tag, NULL, plain, len, (const uint8_t *)out, h64, NULL, iv, seal_key_bytes(key));
 	out[pos++] = '.';
 	pos += base64url_encode(out + pos, ct, len);
 	out[pos++] = '.';
