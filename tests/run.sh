@@ -13,7 +13,7 @@ quick=0
 packages=(
 	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 	libfuse3-dev fuse3 libsodium-dev libcurl4-openssl-dev libsqlite3-dev sqlite3
-	libcmocka-dev libmicrohttpd-dev libjansson-dev
+	libcmocka-dev libmicrohttpd-dev libjansson-dev libgnutls28-dev
 	python3 python3-jwcrypto attr util-linux procps psmisc curl openssl gnutls-bin
 )
 "$src/tests/install-deps.sh" "${packages[@]}" || exit 1

@@ -22,7 +22,7 @@ struct httpd_peer {
 
 struct httpd_request {
 	const char *method;  /* "GET", "POST", ... */
-	const char *path;    /* the request target without the query, not decoded */
+	const char *path;    /* the request target without the query, percent-decoded */
 	const char *body;    /* NUL-terminated copy of the body (NULL when empty) */
 	size_t body_len;
 	bool body_too_large; /* the body exceeded max_body: body is NULL, answer an error */
@@ -33,7 +33,7 @@ struct httpd_request {
 /* Header value (case-insensitive name) or NULL. Valid during the handler. */
 const char *httpd_request_header(const struct httpd_request *req, const char *name);
 
-/* Decoded query argument or NULL; *ret_present tells "?a" apart from absent. */
+/* Percent-decoded query argument, or NULL when absent. Valid during the handler. */
 const char *httpd_request_query(const struct httpd_request *req, const char *name);
 
 /* Calls fn for every query argument in order; stops when fn returns non-zero. */
