@@ -5,16 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <sodium.h>
-
-/* cleanup.h before jansson.h: jansson >= 2.9 defines json_decrefp() itself,
- * which cleanup.h's wrapper would redefine. */
-#include "atrest/cleanup.h"
 #include <jansson.h>
-#ifndef _cleanup_json_
-#define _cleanup_json_ _cleanup_(json_decrefp)
-#endif
 
 #include "atrest/base64url.h"
+#include "atrest/cleanup.h"
 #include "atrest/seal.h"
 
 #define GCM_IV_LEN crypto_aead_aes256gcm_NPUBBYTES		  /* 12 */
