@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sealing under allocation failure: every malloc/calloc of lib/seal.c failed in turn (-Wl,--wrap). */
+/* Sealing's allocations (-Wl,--wrap): each one failed in turn, and the streaming memory bound. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <sodium.h>
 
@@ -14,8 +17,32 @@
 
 void *__real_malloc(size_t size);
 void *__real_calloc(size_t n, size_t size);
+void __real_free(void *p);
 void *__wrap_malloc(size_t size);
 void *__wrap_calloc(size_t n, size_t size);
+void __wrap_free(void *p);
+
+/* Bytes held in large blocks (>= BIG) allocated through the wrappers, and
+ * the most ever held at once: the streaming memory bound. */
+#define BIG (64u * 1024u)
+static size_t held, held_max;
+
+static void *track(void *p, size_t size)
+{
+	if (p && size >= BIG) {
+		held += malloc_usable_size(p);
+		if (held > held_max)
+			held_max = held;
+	}
+	return p;
+}
+
+void __wrap_free(void *p)
+{
+	if (p && malloc_usable_size(p) >= BIG)
+		held -= malloc_usable_size(p);
+	__real_free(p);
+}
 
 /* Allocations left before one fails; -1: never fail. */
 static long countdown = -1;
@@ -34,12 +61,12 @@ static bool should_fail(void)
 
 void *__wrap_malloc(size_t size)
 {
-	return should_fail() ? NULL : __real_malloc(size);
+	return should_fail() ? NULL : track(__real_malloc(size), size);
 }
 
 void *__wrap_calloc(size_t n, size_t size)
 {
-	return should_fail() ? NULL : __real_calloc(n, size);
+	return should_fail() ? NULL : track(__real_calloc(n, size), n * size);
 }
 
 /* Runs op with the k-th allocation failing, for k = 0, 1, ... until op
@@ -148,21 +175,23 @@ static void test_alloc_failures(void **state)
 	assert_int_equal(seal_key_generate(32, &key), 0);
 	each_failure(op_key, NULL);
 	for (size_t i = 0; i < 2; i++) {
-		params = (struct seal_params){.key = key, .kid = "k@tef", .file_id = "f",
-					      .protection = prots[i], .enc = SEAL_ENC_XC20P};
+		params = (struct seal_params){.key = key,
+					      .kid = "k@tef",
+					      .file_id = "f",
+					      .protection = prots[i],
+					      .enc = SEAL_ENC_XC20P};
 		each_failure(op_seal, &params);
-		assert_int_equal(seal_segment(&params, 2, 3, "some plaintext", 14, &sealed,
-					      &sealed_len),
-				 0);
+		assert_int_equal(
+		    seal_segment(&params, 2, 3, "some plaintext", 14, &sealed, &sealed_len), 0);
 		each_failure(op_open, &params);
 		each_failure(op_esdata, &params);
 		each_failure(op_manifest, &params);
 		{
 			struct seal_manifest m = {.version = 4, .segment_size = 4096};
 
-			assert_int_equal(seal_manifest_seal(&params, &m, &sealed_manifest,
-							    &sealed_manifest_len),
-					 0);
+			assert_int_equal(
+			    seal_manifest_seal(&params, &m, &sealed_manifest, &sealed_manifest_len),
+			    0);
 		}
 		each_failure(op_manifest_open, &params);
 		free(sealed);
@@ -171,10 +200,96 @@ static void test_alloc_failures(void **state)
 	seal_key_free(key);
 }
 
+/* The sealed segments, kept outside the accounting (__real_malloc). */
+struct store {
+	char *c[512];
+	size_t len[512];
+	size_t n;
+};
+
+static int sink(void *userdata, uint64_t index, const char *compact, size_t len)
+{
+	struct store *st = userdata;
+
+	assert_int_equal(index, st->n);
+	assert_true(st->n < 512);
+	st->c[st->n] = __real_malloc(len);
+	assert_non_null(st->c[st->n]);
+	memcpy(st->c[st->n], compact, len);
+	st->len[st->n++] = len;
+	return 0;
+}
+
+static int source(void *userdata, uint64_t index, char **ret, size_t *ret_len)
+{
+	struct store *st = userdata;
+	char *c;
+
+	if (index >= st->n)
+		return -ENOENT;
+	/* the library frees it: allocated through the wrapper, so counted */
+	c = malloc(st->len[index]);
+	assert_non_null(c);
+	memcpy(c, st->c[index], st->len[index]);
+	*ret = c;
+	*ret_len = st->len[index];
+	return 0;
+}
+
+/* DESIGN.md 4: memory bounded by a small multiple of the segment size,
+ * whatever the file size: a file of 256 segments, streamed both ways. */
+static void test_stream_memory_bound(void **state)
+{
+	const size_t seg = BIG, file = 256 * BIG + 1000;
+	struct seal_params p = {.kid = "k@tef",
+				.file_id = "f",
+				.protection = SEAL_CONFIDENTIALITY,
+				.enc = SEAL_ENC_XC20P};
+	struct seal_manifest m = {.version = 1, .segment_size = seg};
+	struct store st = {.n = 0};
+	int in = memfd_create("in", 0), out = memfd_create("out", 0);
+	uint8_t *chunk = __real_malloc(seg);
+
+	(void)state;
+	assert_true(in >= 0 && out >= 0 && chunk);
+	assert_int_equal(seal_key_generate(32, &key), 0);
+	p.key = key;
+	for (size_t off = 0; off < file; off += seg) {
+		size_t n = file - off < seg ? file - off : seg;
+
+		randombytes_buf(chunk, n);
+		assert_int_equal(write(in, chunk, n), (ssize_t)n);
+	}
+	assert_int_equal(lseek(in, 0, SEEK_SET), 0);
+
+	held = held_max = 0;
+	assert_int_equal(seal_stream_seal(&p, in, &m, sink, &st), 0);
+	assert_int_equal(st.n, 257);
+	print_message("sealing held at most %zu bytes (%.2f segments)\n", held_max,
+		      (double)held_max / (double)seg);
+	assert_true(held_max <= 3 * seg);
+
+	held = held_max = 0;
+	assert_int_equal(seal_stream_open(&p, &m, source, &st, out), 0);
+	print_message("opening held at most %zu bytes (%.2f segments)\n", held_max,
+		      (double)held_max / (double)seg);
+	assert_true(held_max <= 4 * seg);
+	assert_int_equal(lseek(out, 0, SEEK_END), (off_t)file);
+
+	for (size_t i = 0; i < st.n; i++)
+		__real_free(st.c[i]);
+	__real_free(chunk);
+	free(m.segments);
+	close(in);
+	close(out);
+	key = seal_key_free(key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_alloc_failures),
+	    cmocka_unit_test(test_alloc_failures),
+	    cmocka_unit_test(test_stream_memory_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
