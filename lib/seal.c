@@ -338,6 +338,9 @@ static int seal_compact(const struct seal_params *p, json_t *atrest, const void 
 
 	if (!ret_compact || !ret_len || (!plain && len))
 		return -EINVAL;
+	/* Never hand NULL to the AEAD or the encoder, even for 0 bytes. */
+	if (!plain)
+		plain = "";
 	if ((r = params_check(p, &enc)) < 0)
 		return r;
 	if (len > SEAL_COMPACT_MAX / 4 * 3)

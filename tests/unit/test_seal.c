@@ -493,6 +493,20 @@ static void test_jws_header_members(void **state)
 	free(c);
 }
 
+static void test_empty_null_plaintext(void **state)
+{
+	struct fx *f = *state;
+	uint8_t out[4];
+	char *c = NULL;
+	size_t n = 9;
+
+	assert_int_equal(seal_segment(&f->p, 0, 0, NULL, 0, &c, &n), 0);
+	assert_int_equal(seal_open_segment(&f->p, 0, 0, c, strlen(c), out, 0, &n), 0);
+	assert_int_equal(n, 0);
+	free(c);
+	assert_int_equal(seal_segment(&f->p, 0, 0, NULL, 1, &c, &n), -EINVAL);
+}
+
 static void test_fresh_iv(void **state)
 {
 	struct fx *f = *state;
@@ -1230,6 +1244,7 @@ int main(void)
 	    T(test_jwe_header_members),
 	    T(test_enc_auto),
 	    T(test_jws_header_members),
+	    T(test_empty_null_plaintext),
 	    T(test_fresh_iv),
 	    T(test_any_segment_alone),
 	    T(test_tamper_header),
