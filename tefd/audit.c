@@ -23,7 +23,8 @@ struct audit {
 	const uint8_t *key;
 };
 
-int audit_open(const char *path, const uint8_t *hmac_key, struct audit **ret)
+int audit_open(const char *path, bool set_append_only, const uint8_t *hmac_key,
+	       struct audit **ret)
 {
 	struct audit *a;
 	struct stat st;
@@ -37,11 +38,13 @@ int audit_open(const char *path, const uint8_t *hmac_key, struct audit **ret)
 		close(fd);
 		return r;
 	}
-	/* best effort: where the filesystem and our privileges allow, make it append-only */
-	if (ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0 && !(attr & FS_APPEND_FL)) {
+	if (set_append_only && ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0 && !(attr & FS_APPEND_FL)) {
 		attr |= FS_APPEND_FL;
-		if (ioctl(fd, FS_IOC_SETFLAGS, &attr) < 0)
-			log_debug("audit log: cannot set the append-only attribute");
+		if (ioctl(fd, FS_IOC_SETFLAGS, &attr) < 0) {
+			int r = -errno;
+			close(fd);
+			return r;
+		}
 	}
 	a = calloc(1, sizeof(*a));
 	if (!a) {
