@@ -22,6 +22,13 @@ int audit_open(const char *path, bool set_append_only, const uint8_t *hmac_key,
 
 struct audit *audit_close(struct audit *a);
 
+/*
+ * Reopens the log at its path (after logrotate moved it; SIGHUP). Lines
+ * being written meanwhile go to the old or the new file, never nowhere.
+ * Returns 0 or -errno (the old file stays in use).
+ */
+int audit_reopen(struct audit *a);
+
 struct audit_entry {
 	const char *op;        /* "register", "retrieve", "update", "delete", "list", "sweep" */
 	int rsc;               /* oneM2M result code sent */

@@ -352,9 +352,11 @@ static int write_pidfile(const char *path)
 /* The keys must never reach a core file or a debugger of another process. */
 static int harden_process(void)
 {
-	struct rlimit no_core = { 0, 0 };
+	struct rlimit no_core = { 0, 0 }, cur;
 
-	if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+	/* a service manager may have set it already (and may forbid setrlimit) */
+	if ((getrlimit(RLIMIT_CORE, &cur) < 0 || cur.rlim_cur != 0 || cur.rlim_max != 0) &&
+	    setrlimit(RLIMIT_CORE, &no_core) < 0)
 		return -errno;
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return -errno;
@@ -401,6 +403,16 @@ static void run(struct api *a, const struct settings *s, const sigset_t *stop)
 		struct timespec ts = { .tv_sec = (time_t)s->sweep_interval };
 		int sig = sigtimedwait(stop, NULL, &ts);
 
+		if (sig == SIGHUP) {
+			/* logrotate moved the audit log: start a new one */
+			int r = audit_reopen(a->audit);
+
+			if (r < 0)
+				log_error_errno(r, "cannot reopen the audit log");
+			else
+				log_info("reopened the audit log");
+			continue;
+		}
 		if (sig > 0) {
 			log_info("received signal %d, stopping", sig);
 			return;

@@ -49,6 +49,16 @@ grep -q "^Max core file size *0 *0" "/proc/$daemon_pid/limits" || fail "core dum
 [ "$(stat -c %a "$T/tef.db-audit.log")" = 600 ] || fail "audit log mode is not 0600"
 ok "daemon mode: ready before the parent returns, READY=1 notified, no core dumps"
 
+# SIGHUP reopens the audit log (logrotate) and does not stop tefd.
+mv "$T/tef.db-audit.log" "$T/tef.db-audit.log.1"
+kill -HUP "$daemon_pid"
+for ((i = 0; i < 50; i++)); do [ -e "$T/tef.db-audit.log" ] && break; sleep 0.1; done
+treq root GET /keys
+expect_answer 200 2000 "a request after SIGHUP"
+grep -q "op=list" "$T/tef.db-audit.log" || fail "no audit line in the reopened log"
+grep -q "op=register" "$T/tef.db-audit.log.1" || fail "the rotated log lost its lines"
+ok "SIGHUP reopens the audit log"
+
 # 2. Limits: registrations per owner, body size, label count.
 treq root POST /keys '{"suid":34}'
 treq root POST /keys '{"suid":34}'
