@@ -575,7 +575,7 @@ static void unlockp(pthread_mutex_t **m)
 	if (*m)
 		pthread_mutex_unlock(*m);
 }
-#define _cleanup_unlock_ _cleanup_(unlockp)
+#define _cleanup_unlock_ _cleanup_(unlockp) __attribute__((unused))
 
 static pthread_mutex_t *lock(struct keystore *ks)
 {

@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
-		if (poll(&p, 1, 1000) <= 0 || read(fd, buf, sizeof(buf)) <= 0)
+		if (poll(&p, 1, 100) <= 0 || read(fd, buf, sizeof(buf)) <= 0)
 			break;
 	}
 	close(fd);
