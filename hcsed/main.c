@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* hcsed: options and config, then the CSE, the HTTP server and the expiry sweeper, torn down in reverse. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "atrest-config.h"
+#include "atrest/conf.h"
+#include "atrest/httpd.h"
+#include "atrest/log.h"
+#include "hcse.h"
+#include "http.h"
+
+struct settings {
+	char *listen;
+	char *db;
+	char *cse_rn;
+	char *cse_ri;
+	char *csi;
+	char *admin;
+	char *tls_cert;
+	char *tls_key;
+	char *tls_ca;
+	uint64_t max_body;
+	uint64_t threads;
+	uint64_t max_depth;
+	uint64_t max_resources;
+	uint64_t max_labels;
+	uint64_t max_label_len;
+	uint64_t timeout;
+	uint64_t max_connections;
+	bool allow_plain;
+	bool notify;
+	bool foreground;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: hcsed [--listen HOST:PORT] [--db FILE] [--cse-rn NAME] [--cse-ri ID]\n"
+	      "             [--csi /ID] [--admin ORIGINATOR] [--max-body BYTES]\n"
+	      "             [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--threads N]\n"
+	      "             [--allow-plain] [-c CONFIG] [-d]\n",
+	      f);
+}
+
+static int set_str(char **dst, const char *v)
+{
+	char *s = strdup(v);
+
+	if (!s)
+		return -ENOMEM;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+/* One setting, from the config file or the command line (same names). */
+static int apply(struct settings *s, const char *key, const char *value)
+{
+	if (strcmp(key, "listen") == 0)
+		return set_str(&s->listen, value);
+	if (strcmp(key, "db") == 0)
+		return set_str(&s->db, value);
+	if (strcmp(key, "cse-rn") == 0)
+		return set_str(&s->cse_rn, value);
+	if (strcmp(key, "cse-ri") == 0)
+		return set_str(&s->cse_ri, value);
+	if (strcmp(key, "csi") == 0)
+		return set_str(&s->csi, value);
+	if (strcmp(key, "admin") == 0)
+		return set_str(&s->admin, value);
+	if (strcmp(key, "tls-cert") == 0)
+		return set_str(&s->tls_cert, value);
+	if (strcmp(key, "tls-key") == 0)
+		return set_str(&s->tls_key, value);
+	if (strcmp(key, "tls-ca") == 0)
+		return set_str(&s->tls_ca, value);
+	if (strcmp(key, "max-body") == 0)
+		return conf_parse_u64(value, 1024, UINT64_C(1) << 32, &s->max_body);
+	if (strcmp(key, "threads") == 0)
+		return conf_parse_u64(value, 1, 256, &s->threads);
+	if (strcmp(key, "max-depth") == 0)
+		return conf_parse_u64(value, 2, 64, &s->max_depth);
+	if (strcmp(key, "max-resources") == 0)
+		return conf_parse_u64(value, 10, UINT64_C(1) << 40, &s->max_resources);
+	if (strcmp(key, "max-labels") == 0)
+		return conf_parse_u64(value, 1, 4096, &s->max_labels);
+	if (strcmp(key, "max-label-len") == 0)
+		return conf_parse_u64(value, 1, 65536, &s->max_label_len);
+	if (strcmp(key, "timeout") == 0)
+		return conf_parse_u64(value, 1, 3600, &s->timeout);
+	if (strcmp(key, "max-connections") == 0)
+		return conf_parse_u64(value, 1, 65536, &s->max_connections);
+	if (strcmp(key, "allow-plain") == 0)
+		return conf_parse_bool(value, &s->allow_plain);
+	if (strcmp(key, "notify") == 0)
+		return conf_parse_bool(value, &s->notify);
+	return -ENOENT;
+}
+
+static int conf_item(const char *key, const char *value, void *userdata)
+{
+	int r = apply(userdata, key, value);
+
+	if (r == -ENOENT)
+		log_error("unknown setting \"%s\"", key);
+	else if (r < 0)
+		log_error("bad value for \"%s\"", key);
+	return r;
+}
+
+static bool is_loopback(const char *listen)
+{
+	char host[128];
+	const char *colon = strrchr(listen, ':');
+	size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+	unsigned char a[16];
+
+	if (n >= sizeof(host))
+		return false;
+	memcpy(host, listen, n);
+	host[n] = '\0';
+	if (host[0] == '[' && n > 1 && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, host, a) == 1)
+		return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+	return false;
+}
+
+static volatile sig_atomic_t stopping;
+
+static void *sweeper(void *userdata)
+{
+	struct hcse *cse = userdata;
+
+	/* expirationTime (TS-0004 9.6.1.3): expired resources are removed */
+	while (!stopping) {
+		int r = hcse_expire(cse, time(NULL));
+
+		if (r < 0)
+			log_warning_errno(r, "expiry sweep failed");
+		else if (r > 0)
+			log_debug("%d expired resource(s) removed", r);
+		sleep(1);
+	}
+	return NULL;
+}
+
+static void settings_free(struct settings *s)
+{
+	free(s->listen);
+	free(s->db);
+	free(s->cse_rn);
+	free(s->cse_ri);
+	free(s->csi);
+	free(s->admin);
+	free(s->tls_cert);
+	free(s->tls_key);
+	free(s->tls_ca);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"db", required_argument, NULL, 'D'},
+		{"cse-rn", required_argument, NULL, 'n'},
+		{"cse-ri", required_argument, NULL, 'i'},
+		{"csi", required_argument, NULL, 's'},
+		{"admin", required_argument, NULL, 'a'},
+		{"max-body", required_argument, NULL, 'm'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'K'},
+		{"tls-ca", required_argument, NULL, 'A'},
+		{"threads", required_argument, NULL, 't'},
+		{"allow-plain", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct settings s = {
+		.max_body = 64 * 1024 * 1024, /* issue 4: default 64 MiB */
+		.threads = 4,
+		.notify = true,
+	};
+	const char *config = NULL;
+	struct hcse_config hc;
+	struct httpd_config http;
+	struct hcse *cse = NULL;
+	struct httpd *h = NULL;
+	pthread_t sweep;
+	sigset_t mask;
+	int c, r, sig;
+	unsigned line;
+
+	log_open("hcsed", LOG_TARGET_STDERR);
+	/* first pass: -c and -d only; the config is read before the options
+	 * so that the command line wins */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+		if (c == 'c')
+			config = optarg;
+		else if (c == 'd')
+			s.foreground = true;
+	}
+	if (set_str(&s.listen, "127.0.0.1:8080") < 0 || set_str(&s.db, "hcsed.db") < 0 ||
+	    set_str(&s.cse_rn, "cse-in") < 0 || set_str(&s.cse_ri, "id-in") < 0 ||
+	    set_str(&s.csi, "/id-in") < 0 || set_str(&s.admin, "CAdmin") < 0)
+		return EXIT_FAILURE;
+	if (config) {
+		r = conf_parse_file(config, conf_item, &s, &line);
+		if (r < 0) {
+			log_error_errno(r, "cannot use config \"%s\" (line %u)", config, line);
+			settings_free(&s);
+			return EXIT_FAILURE;
+		}
+	}
+	opterr = 1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+		const char *key = NULL;
+
+		switch (c) {
+		case 'l': key = "listen"; break;
+		case 'D': key = "db"; break;
+		case 'n': key = "cse-rn"; break;
+		case 'i': key = "cse-ri"; break;
+		case 's': key = "csi"; break;
+		case 'a': key = "admin"; break;
+		case 'm': key = "max-body"; break;
+		case 'C': key = "tls-cert"; break;
+		case 'K': key = "tls-key"; break;
+		case 'A': key = "tls-ca"; break;
+		case 't': key = "threads"; break;
+		case 'P': s.allow_plain = true; break;
+		case 'c':
+		case 'd':
+			break;
+		case 'h':
+			usage(stdout);
+			settings_free(&s);
+			return EXIT_SUCCESS;
+		case 'V':
+			puts("hcsed " ATREST_VERSION);
+			settings_free(&s);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			settings_free(&s);
+			return EXIT_FAILURE;
+		}
+		if (key && apply(&s, key, optarg) < 0) {
+			log_error("bad value for --%s: \"%s\"", key, optarg);
+			settings_free(&s);
+			return EXIT_FAILURE;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		settings_free(&s);
+		return EXIT_FAILURE;
+	}
+	if (!!s.tls_cert != !!s.tls_key || (s.tls_ca && !s.tls_cert)) {
+		log_error("--tls-cert and --tls-key go together (and --tls-ca needs them)");
+		settings_free(&s);
+		return EXIT_FAILURE;
+	}
+	if (!s.tls_cert && !s.allow_plain && !is_loopback(s.listen)) {
+		log_error("plain HTTP on \"%s\" is not loopback: use --tls-* or --allow-plain",
+			  s.listen);
+		settings_free(&s);
+		return EXIT_FAILURE;
+	}
+	if (!s.foreground) {
+		if (daemon(0, 0) < 0) {
+			log_error_errno(errno, "cannot daemonise");
+			settings_free(&s);
+			return EXIT_FAILURE;
+		}
+		log_open("hcsed", LOG_TARGET_SYSLOG);
+	}
+
+	/* signals are taken synchronously by the main thread below */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	hc = (struct hcse_config){
+		.db_path = s.db,
+		.cse_rn = s.cse_rn,
+		.cse_ri = s.cse_ri,
+		.csi = s.csi,
+		.admin = s.admin,
+		.max_depth = (unsigned)s.max_depth,
+		.max_resources = s.max_resources,
+		.max_labels = (unsigned)s.max_labels,
+		.max_label_len = (unsigned)s.max_label_len,
+		.notify = s.notify,
+	};
+	r = hcse_new(&hc, &cse);
+	if (r < 0) {
+		log_error_errno(r, "cannot open the CSE database \"%s\"", s.db);
+		goto out;
+	}
+	http = (struct httpd_config){
+		.listen = s.listen,
+		.tls_cert = s.tls_cert,
+		.tls_key = s.tls_key,
+		.tls_ca = s.tls_ca,
+		.max_body = s.max_body,
+		.threads = (unsigned)s.threads,
+		.timeout_sec = (unsigned)s.timeout,
+		.max_connections = (unsigned)s.max_connections,
+	};
+	r = httpd_start(&http, http_handle, cse, &h);
+	if (r < 0) {
+		log_error_errno(r, "cannot listen on \"%s\"", s.listen);
+		goto out;
+	}
+	if (pthread_create(&sweep, NULL, sweeper, cse) != 0) {
+		r = log_error_errno(EAGAIN, "cannot start the expiry sweeper");
+		goto out;
+	}
+	log_info("serving %s (CSE-ID \"%s\", CSEBase \"%s\") on %s://%s", s.db, s.csi, s.cse_rn,
+		 s.tls_cert ? "https" : "http", s.listen);
+
+	for (;;) {
+		if (sigwait(&mask, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+	}
+	log_info("stopping on signal %d", sig);
+	stopping = 1;
+	h = httpd_stop(h);
+	pthread_join(sweep, NULL);
+out:
+	httpd_stop(h);
+	hcse_free(cse);
+	curl_global_cleanup();
+	settings_free(&s);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
