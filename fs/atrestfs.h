@@ -190,7 +190,6 @@ int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct 
 int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 		  struct seal_key **ret_key, uint64_t *ret_min_version);
 int keys_set_targets(struct fs *fs, const struct caller *c, struct node *n, const char *targets);
-int keys_get_info(struct fs *fs, const struct node *n, char **ret_targets, int64_t *ret_expires);
 int keys_set_expires(struct fs *fs, const struct caller *c, struct node *n, int64_t when);
 int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, uint64_t version);
 void keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "atrest/cleanup.h"
+#include "atrest/hcse_client.h"
 #include "atrest/log.h"
 #include "atrestfs.h"
 #include "cache.h"
