@@ -974,20 +974,20 @@ void cache_evict(struct cache *c)
 
 int cache_sync(struct cache *c, uint64_t ino)
 {
-	char dir[PATH_MAX];
-	_cleanup_close_ int fd = -1;
-	int r;
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -1, wal = -1;
 
-	seg_dir(c, ino, dir);
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	seg_dir(c, ino, path);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0) {
-		/* segment files were renamed into place: syncing the data of each is
-		 * done by syncfs below, the directory entries by this */
-		fsync(fd);
-		syncfs(fd);
+		/* segment data (syncfs covers the renamed files), then their names */
+		if (syncfs(fd) < 0 || fsync(fd) < 0)
+			return -errno;
 	}
-	pthread_mutex_lock(&c->lock);
-	r = exec(c, "PRAGMA wal_checkpoint(FULL)");
-	pthread_mutex_unlock(&c->lock);
-	return r;
+	/* committed transactions sit in the WAL: synced, they survive a power loss */
+	snprintf(path, sizeof(path), "%s/index.db-wal", c->dir);
+	wal = open(path, O_RDONLY | O_CLOEXEC);
+	if (wal >= 0 && fdatasync(wal) < 0)
+		return -errno;
+	return 0;
 }
