@@ -552,7 +552,8 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 		n->n_csegs = 0;
 		return -ENOMEM;
 	}
-	memcpy(n->csegs, n->wsegs, n_segs * sizeof(struct seg));
+	if (n_segs)
+		memcpy(n->csegs, n->wsegs, n_segs * sizeof(struct seg));
 	n->n_csegs = n_segs;
 	n->n_wsegs = n_segs;
 	n->content_dirty = false;

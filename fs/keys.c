@@ -1,15 +1,56 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Keys through tefd, always on behalf of the FUSE caller (DESIGN.md 2): register, retrieve, update, de-register. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
 #include "atrest/tef_api.h"
 #include "atrestfs.h"
+
+/*
+ * Supplementary groups of the calling thread from /proc, as
+ * fuse_req_getgroups() does, but NUL-terminating what it reads (libfuse's
+ * own reader runs strstr() past its buffer). Returns the count or -errno.
+ */
+static int proc_groups(pid_t pid, gid_t *out, size_t cap)
+{
+	char path[64], buf[4096], *g, *end;
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+	size_t k = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	g = strstr(buf, "\nGroups:");
+	if (!g)
+		return -EIO;
+	g += 8;
+	while (k < cap) {
+		unsigned long v = strtoul(g, &end, 10);
+		if (end == g)
+			break;
+		out[k++] = (gid_t)v;
+		g = end;
+	}
+	return (int)k;
+}
 
 void caller_from_req(fuse_req_t req, struct caller *ret)
 {
@@ -18,13 +59,9 @@ void caller_from_req(fuse_req_t req, struct caller *ret)
 
 	ret->uid = ctx->uid;
 	ret->gid = ctx->gid;
-	n = fuse_req_getgroups(req, (int)ELEMENTSOF(ret->groups), ret->groups);
-	/* no /proc, or more groups than we carry: act with what we have */
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > ELEMENTSOF(ret->groups))
-		n = (int)ELEMENTSOF(ret->groups);
-	ret->n_groups = (size_t)n;
+	n = proc_groups(ctx->pid, ret->groups, ELEMENTSOF(ret->groups));
+	/* a caller gone already, or no /proc: act with uid and gid alone */
+	ret->n_groups = n > 0 ? (size_t)n : 0;
 }
 
 static void identity_of(const struct caller *c, struct tef_identity *id)
