@@ -24,8 +24,8 @@ make_pki() {
 	return 0
 }
 
-# start_tefd [tls]: tefd on $T/tef.sock (any local uid may connect), plus a
-# mutual-TLS TCP listener with "tls"; sets TEF_SOCK and TEF_URL.
+# start_tefd [tls] [TEFD-ARGS...]: tefd on $T/tef.sock (any local uid may
+# connect), plus a mutual-TLS TCP listener with "tls"; sets TEF_SOCK and TEF_URL.
 start_tefd() {
 	local extra=()
 	TEF_SOCK=$T/tef.sock
@@ -38,7 +38,9 @@ start_tefd() {
 		TEF_URL=https://127.0.0.1:$TEF_PORT
 		extra=(--listen "127.0.0.1:$TEF_PORT" --tls-cert "$PKI/tefd.crt"
 			--tls-key "$PKI/tefd.key" --tls-ca "$PKI/ca.crt")
+		shift
 	fi
+	extra+=("$@")
 	"$TEFD" --socket "$TEF_SOCK" --socket-mode 0666 --db "$T/tef.db" \
 		--master-key "$T/master.key" --fqdn tef.atrest.test -d "${extra[@]}" \
 		2>>"$T/tefd.log" &
