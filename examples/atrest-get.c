@@ -85,6 +85,7 @@ static void usage(FILE *f)
 	      "  -o, --output FILE   write the plaintext there (default stdout)\n"
 	      "  -l, --list          list the directory container PATH\n"
 	      "  -v, --verbose       report each step of the contribution on stderr\n"
+	      "  -h, --help          this text;  --version  the version\n"
 	      "exit: 0 ok, 1 error, 2 usage, 3 HCSE denied, 4 not found, 5 TEF denied,\n"
 	      "      6 key expired, 7 verification failed, 8 unreachable\n",
 	      f);
@@ -194,6 +195,15 @@ static const char *seal_reason(int r)
 	default:
 		return strerror(-r);
 	}
+}
+
+/* True for the codes opening a sealed object returns when it does not verify. */
+static bool is_seal_error(int r)
+{
+	return r == SEAL_E_MALFORMED || r == SEAL_E_AUTH || r == SEAL_E_KID ||
+	       r == SEAL_E_OTHER_FILE || r == SEAL_E_REORDERED || r == SEAL_E_GENERATION ||
+	       r == SEAL_E_TRUNCATED || r == SEAL_E_ROLLBACK || r == SEAL_E_KIND ||
+	       r == -EMSGSIZE || r == -ERANGE || r == -ENOBUFS;
 }
 
 static int fail_seal(int r, const char *what, const char *path)
@@ -569,10 +579,11 @@ static int get_file(struct hcse_client *hcse, const char *path, json_t *cnt)
 		if (asprintf(&sp, "%s/%s", path, src.failed) < 0)
 			sp = NULL;
 		rc = fail_hcse(src.error, src.rsc, "retrieval of", sp ? sp : path);
-	} else if (r == -EPIPE || r == -ENOSPC || r == -EIO)
-		rc = (say("cannot write the output: %s", strerror(-r)), EXIT_ERROR);
-	else if (r < 0)
+	} else if (is_seal_error(r))
 		rc = fail_seal(r, "file", path);
+	else if (r < 0)
+		rc = r == -ENOMEM ? (say("out of memory"), EXIT_ERROR)
+				  : (say("cannot write the output: %s", strerror(-r)), EXIT_ERROR);
 	else
 		step(19, "every segment verified%s in order: %" PRIu64 " bytes written to %s",
 		     p.protection == SEAL_CONFIDENTIALITY ? " and decrypted" : "", m->length,
@@ -764,6 +775,10 @@ static int parse_args(int argc, char **argv)
 	opt.path = argv[optind];
 	if (strncmp(opt.hcse_url, "http://", 7) != 0 && strncmp(opt.hcse_url, "https://", 8) != 0) {
 		say("the HCSE URL must start with http:// or https://");
+		return EXIT_USAGE;
+	}
+	if (strncmp(opt.tef, "http://", 7) == 0) {
+		say("tefd's TCP listener speaks TLS only: use https://HOST:PORT or a socket path");
 		return EXIT_USAGE;
 	}
 	if (!!opt.cert != !!opt.key || !!opt.tef_cert != !!opt.tef_key) {
