@@ -195,6 +195,8 @@ get_as Creader "$(field resource "$T/put3.out")" >"$T/out3" || fail "ESData: $(c
 cmp "$T/plain3" "$T/out3" || fail "ESData content differs"
 get_as Creader writer/sensor >"$T/out3b" || fail "container/la: $(cat "$T/get.log")"
 cmp "$T/plain3" "$T/out3b" || fail "the container's latest ESData differs"
+get_as Creader --list writer/sensor >"$T/list" || fail "--list: $(cat "$T/get.log")"
+grep -q "^esdata	[0-9]*	writer/sensor/reading1	reading1$" "$T/list" || fail "--list: $(cat "$T/list")"
 ok "a standalone ESData contentInstance (and its container's latest) is read the same way"
 
 put_as_owner -a writer -i 9 -n short-lived -t ae:Creader --ttl 2 <"$T/plain2" >"$T/put4.out"
