@@ -15,6 +15,7 @@ packages=(
 	libfuse3-dev fuse3 libsodium-dev libcurl4-openssl-dev libsqlite3-dev sqlite3
 	libcmocka-dev libmicrohttpd-dev libjansson-dev libgnutls28-dev
 	python3 python3-jwcrypto attr util-linux procps psmisc curl openssl gnutls-bin
+	jq
 )
 "$src/tests/install-deps.sh" "${packages[@]}" || exit 1
 # examples/node (tests/integration/node_reader.sh): node and npm. NodeSource's
