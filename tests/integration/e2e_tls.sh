@@ -9,37 +9,17 @@
 # (libatrest directly: the key registered at tefd by uid A over the Unix
 # socket, the file sealed and laid out as atrestfs lays it out). Either way
 # the data reaches hcsed as Cwriter over mutual TLS.
-ATRESTFS=${ATRESTFS:-$ATREST_BUILD/fs/atrestfs}
 
 make_pki Cwriter Creader Cother
 start_tefd tls --delegate 0
 start_hcsed tls
 
 head -c 307217 /dev/urandom >"$T/plain"
-if [ -x "$ATRESTFS" ] && [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
+if can_mount; then
 	owner=atrestfs
-	mkdir -p "$T/mnt" "$T/cache"
-	"$ATRESTFS" "$HCSE_URL" "$T/mnt" -f -o "tef=$TEF_SOCK,cache=$T/cache,ae=writer,hcse_cert=$PKI/Cwriter.crt,hcse_key=$PKI/Cwriter.key,hcse_ca=$PKI/ca.crt,allow_other,default_permissions,segment_size=65536" \
-		2>>"$T/atrestfs.log" &
-	fs_pid=$!
-	at_exit "fusermount3 -u '$T/mnt' || umount -l '$T/mnt'; kill $fs_pid; wait $fs_pid"
-	for _ in $(seq 100); do mountpoint -q "$T/mnt" && break; sleep 0.1; done
-	mountpoint -q "$T/mnt" || fail "atrestfs did not mount"
-	mkdir "$T/mnt/a"
-	chown "$OWNER_UID:$OWNER_GID" "$T/mnt/a"
 	# uid A writes a 300 KiB file in 64 KiB segments, readable by ae:Creader
-	as_user "$OWNER_UID" "$OWNER_GID" cp "$T/plain" "$T/mnt/a/report.bin"
-	as_user "$OWNER_UID" "$OWNER_GID" setfattr -n user.onem2m.targets -v ae:Creader "$T/mnt/a/report.bin"
-	for _ in $(seq 200); do
-		[ "$(getfattr --absolute-names --only-values -n user.onem2m.state "$T/mnt/a/report.bin")" = synced ] && break
-		sleep 0.1
-	done
-	[ "$(getfattr --absolute-names --only-values -n user.onem2m.state "$T/mnt/a/report.bin")" = synced ] ||
-		fail "atrestfs did not upload report.bin within 20 s"
-	cred=$(getfattr --absolute-names --only-values -n user.onem2m.credential-id "$T/mnt/a/report.bin")
-	res=$(getfattr --absolute-names --only-values -n user.onem2m.resource "$T/mnt/a/report.bin")
-	res=${res#/cse-in/}
-	listdir=$(getfattr --absolute-names --only-values -n user.onem2m.resource "$T/mnt/a")
+	fs_write_as_owner "$T/plain" report.bin ae:Creader 65536
+	cred=$CRED res=$RES listdir=$LISTDIR
 else
 	owner=atrest-put
 	put_as_owner -a writer -i 5 -n report.bin -s 65536 -t ae:Creader <"$T/plain" >"$T/put.out" ||
@@ -53,8 +33,7 @@ grant_retrieve Cwriter writer Creader
 ok "uid $OWNER_UID ($owner) registered $cred at tefd and hosted $res on hcsed over TLS"
 
 # What hcsed holds is ciphertext only.
-hcse_as Cwriter "$HCSE_URL/$res?fu=1&ty=4&lvl=1" | grep -o '"[^"]*"' | tr -d '"' |
-	sed 's|.*/||' >"$T/cins"
+cin_names "$res" >"$T/cins"
 man=$(grep '^m[0-9]*$' "$T/cins" | sort -t m -k2 -n | tail -1)
 seg1=$(grep '^s1g' "$T/cins")
 seg2=$(grep '^s2g' "$T/cins")
