@@ -152,8 +152,8 @@ static bool tef_is_unreachable(int r)
 static int fail_tef(int r, int rsc, const char *kid)
 {
 	if (tef_is_unreachable(r)) {
-		say("TEF %s unreachable, or it refused the TLS handshake: %s", opt.tef,
-		    strerror(-r));
+		say("TEF %s unreachable%s: %s", opt.tef,
+		    opt.tef[0] == '/' ? "" : ", or it refused the TLS handshake", strerror(-r));
 		return EXIT_UNREACHABLE;
 	}
 	if (r == -EKEYEXPIRED) {
@@ -794,6 +794,12 @@ static int parse_args(int argc, char **argv)
 	}
 	if (strncmp(opt.tef, "http://", 7) == 0) {
 		say("tefd's TCP listener speaks TLS only: use https://HOST:PORT or a socket path");
+		return EXIT_USAGE;
+	}
+	if (strncmp(opt.tef, "https://", 8) == 0 && !opt.list &&
+	    (!(opt.tef_cert ?: opt.cert) || !(opt.tef_ca ?: opt.ca))) {
+		say("tefd over TLS needs a client certificate and a CA: --cert/--key/--ca "
+		    "(or --tef-cert/--tef-key/--tef-ca)");
 		return EXIT_USAGE;
 	}
 	if (!!opt.cert != !!opt.key || !!opt.tef_cert != !!opt.tef_key) {

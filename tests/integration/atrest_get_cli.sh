@@ -19,6 +19,7 @@ expect_usage "two PATHs" a b
 expect_usage "an unknown option" --frobnicate x
 expect_usage "--cert without --key" --cert /dev/null x
 expect_usage "an http:// TEF" -T http://127.0.0.1:1 x
+expect_usage "a TLS TEF without a client certificate" -T https://127.0.0.1:1 --ca /dev/null x
 expect_usage "a bad HCSE URL" -H ftp://x/cse-in x
 expect_usage "a bad timeout" -t 0 x
 expect_usage "--list with -o" --list -o f x
