@@ -52,6 +52,15 @@ cmp "$T/plain" "$T/out2" || fail "-o wrote different bytes"
 [ "$(stat -c %a "$T/out2")" = 600 ] || fail "-o output is not 0600"
 ok "atrest-get -o FILE writes the same bytes, mode 0600"
 
+# The owner itself, on the gateway: tefd on its Unix socket knows uid A by SO_PEERCRED.
+if [ "$(id -u)" = 0 ]; then
+	as_user "$OWNER_UID" "$OWNER_GID" "$GET" -H "$HCSE_URL" -O Cwriter -T "$TEF_SOCK" --ca "$PKI/ca.crt" \
+		--cert "$PKI/Cwriter.crt" --key "$PKI/Cwriter.key" "$res" >"$T/out-owner" 2>>"$T/get-all.log" ||
+		fail "the owner could not read its own file through the Unix socket"
+	cmp "$T/plain" "$T/out-owner" || fail "the owner read different bytes"
+	ok "uid $OWNER_UID reads its own file with the key from tefd's Unix socket"
+fi
+
 get_as Creader --list "$listdir" >"$T/list" || fail "--list: $(cat "$T/get.log")"
 grep -q "^file	307217	$res	report.bin$" "$T/list" || fail "--list $listdir: $(cat "$T/list")"
 ok "atrest-get --list shows report.bin with its size"
