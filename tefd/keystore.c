@@ -36,37 +36,37 @@ enum {
 };
 
 static const char *const stmt_sql[_STMT_MAX] = {
-	[STMT_GET] = "SELECT owner, suid, created, expires, version, labels, targets, nonce, wrapped"
-		     " FROM keys WHERE id = ?1",
-	[STMT_INSERT] = "INSERT INTO keys (id, owner, suid, created, expires, version, labels,"
-			" targets, nonce, wrapped) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
-	[STMT_DELETE] = "DELETE FROM keys WHERE id = ?1",
-	[STMT_RETIRE] = "INSERT OR IGNORE INTO retired (id) VALUES (?1)",
-	[STMT_IS_RETIRED] = "SELECT 1 FROM retired WHERE id = ?1",
-	[STMT_COUNT_OWNER] = "SELECT count(*) FROM keys WHERE owner = ?1 AND expires > ?2",
-	[STMT_SET_HWM] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('hwm', ?1)",
-	[STMT_UPDATE] = "UPDATE keys SET expires = ?2, labels = ?3, targets = ?4, version = ?5"
-			" WHERE id = ?1",
+    [STMT_GET] = "SELECT owner, suid, created, expires, version, labels, targets, nonce, wrapped"
+		 " FROM keys WHERE id = ?1",
+    [STMT_INSERT] = "INSERT INTO keys (id, owner, suid, created, expires, version, labels,"
+		    " targets, nonce, wrapped) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
+    [STMT_DELETE] = "DELETE FROM keys WHERE id = ?1",
+    [STMT_RETIRE] = "INSERT OR IGNORE INTO retired (id) VALUES (?1)",
+    [STMT_IS_RETIRED] = "SELECT 1 FROM retired WHERE id = ?1",
+    [STMT_COUNT_OWNER] = "SELECT count(*) FROM keys WHERE owner = ?1 AND expires > ?2",
+    [STMT_SET_HWM] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('hwm', ?1)",
+    [STMT_UPDATE] = "UPDATE keys SET expires = ?2, labels = ?3, targets = ?4, version = ?5"
+		    " WHERE id = ?1",
 };
 
 static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value ANY);"
-	"CREATE TABLE IF NOT EXISTS keys ("
-	" id BLOB PRIMARY KEY NOT NULL, owner TEXT NOT NULL, suid INTEGER NOT NULL,"
-	" created INTEGER NOT NULL, expires INTEGER NOT NULL, version INTEGER NOT NULL,"
-	" labels TEXT NOT NULL, targets TEXT NOT NULL, nonce BLOB NOT NULL,"
-	" wrapped BLOB NOT NULL) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS keys_owner ON keys (owner);"
-	"CREATE INDEX IF NOT EXISTS keys_expires ON keys (expires);"
-	/* ids are never reused (DESIGN.md 3): deleted ones stay here */
-	"CREATE TABLE IF NOT EXISTS retired (id BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID;";
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value ANY);"
+    "CREATE TABLE IF NOT EXISTS keys ("
+    " id BLOB PRIMARY KEY NOT NULL, owner TEXT NOT NULL, suid INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " labels TEXT NOT NULL, targets TEXT NOT NULL, nonce BLOB NOT NULL,"
+    " wrapped BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS keys_owner ON keys (owner);"
+    "CREATE INDEX IF NOT EXISTS keys_expires ON keys (expires);"
+    /* ids are never reused (DESIGN.md 3): deleted ones stay here */
+    "CREATE TABLE IF NOT EXISTS retired (id BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID;";
 
 struct keystore {
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	const uint8_t *master;
 	uint8_t *audit_key; /* sodium_malloc'd */
-	int64_t hwm;        /* highest time observed; guarded by __atomic */
+	int64_t hwm;	    /* highest time observed; guarded by __atomic */
 	sqlite3_stmt *stmt[_STMT_MAX];
 };
 
@@ -286,8 +286,8 @@ static int check_master_key_readonly(struct keystore *ks)
 	uint8_t blob[NONCE_BYTES + 32 + TAG_BYTES], out[32];
 	int rc;
 
-	rc = sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'check'", -1, &s,
-				NULL);
+	rc =
+	    sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'check'", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return rc == SQLITE_ERROR ? -EBADMSG : errno_from_sqlite(rc);
 	rc = sqlite3_step(s);
@@ -298,10 +298,9 @@ static int check_master_key_readonly(struct keystore *ks)
 	if (sqlite3_column_bytes(s, 0) != (int)sizeof(blob) || !sqlite3_column_blob(s, 0))
 		return -EKEYREJECTED;
 	memcpy(blob, sqlite3_column_blob(s, 0), sizeof(blob));
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + NONCE_BYTES,
-						       sizeof(blob) - NONCE_BYTES,
-						       (const uint8_t *)CHECK_AD, sizeof(CHECK_AD),
-						       blob, ks->master) != 0)
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		out, NULL, NULL, blob + NONCE_BYTES, sizeof(blob) - NONCE_BYTES,
+		(const uint8_t *)CHECK_AD, sizeof(CHECK_AD), blob, ks->master) != 0)
 		return -EKEYREJECTED;
 	sodium_memzero(out, sizeof(out));
 	return 0;
@@ -312,7 +311,7 @@ static int check_master_key(struct keystore *ks)
 {
 	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
 	uint8_t blob[NONCE_BYTES + 32 + TAG_BYTES];
-	uint8_t zero[32] = { 0 };
+	uint8_t zero[32] = {0};
 	int r = check_master_key_readonly(ks), rc;
 
 	if (r != -ENOENT)
@@ -336,8 +335,8 @@ static int check_all_rows(struct keystore *ks)
 	unsigned bad = 0, total = 0;
 	int rc;
 
-	rc = sqlite3_prepare_v2(ks->db, "SELECT id, owner, suid, nonce, wrapped FROM keys", -1,
-				&s, NULL);
+	rc = sqlite3_prepare_v2(ks->db, "SELECT id, owner, suid, nonce, wrapped FROM keys", -1, &s,
+				NULL);
 	if (rc != SQLITE_OK)
 		return errno_from_sqlite(rc);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -366,8 +365,8 @@ static int check_all_rows(struct keystore *ks)
 static int load_hwm(struct keystore *ks)
 {
 	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'hwm'", -1, &s,
-				    NULL);
+	int rc =
+	    sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'hwm'", -1, &s, NULL);
 
 	if (rc != SQLITE_OK)
 		return errno_from_sqlite(rc);
@@ -375,8 +374,9 @@ static int load_hwm(struct keystore *ks)
 	if (rc == SQLITE_ROW) {
 		ks->hwm = sqlite3_column_int64(s, 0);
 		if ((int64_t)time(NULL) < ks->hwm)
-			log_warning("the clock is behind the latest time tefd has seen: expiry uses "
-				    "the latter");
+			log_warning(
+			    "the clock is behind the latest time tefd has seen: expiry uses "
+			    "the latter");
 	} else if (rc != SQLITE_DONE) {
 		return errno_from_sqlite(rc);
 	}
@@ -423,7 +423,7 @@ int keystore_open(const char *path, const uint8_t *master_key, struct keystore *
 		return -EIO;
 	/* symlinked (or otherwise odd) database, WAL or shm paths are refused */
 	for (int i = 0; i < 3; i++) {
-		r = refuse_symlink(path, (const char *[]){ "", "-wal", "-shm" }[i]);
+		r = refuse_symlink(path, (const char *[]){"", "-wal", "-shm"}[i]);
 		if (r < 0)
 			return r;
 	}
@@ -437,7 +437,7 @@ int keystore_open(const char *path, const uint8_t *master_key, struct keystore *
 	old = umask(077);
 	rc = sqlite3_open_v2(path, &ks->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-				     SQLITE_OPEN_NOFOLLOW,
+				 SQLITE_OPEN_NOFOLLOW,
 			     NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_busy_timeout(ks->db, 5000);
@@ -643,8 +643,8 @@ static int insert_locked(struct keystore *ks, struct key_record *rec, unsigned m
 	if (!ad || !wrapped || !labels || !targets)
 		return -ENOMEM;
 	randombytes_buf(nonce, sizeof(nonce));
-	crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, NULL, rec->key, rec->key_len, ad,
-						   adlen, NULL, nonce, ks->master);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, NULL, rec->key, rec->key_len, ad, adlen,
+						   NULL, nonce, ks->master);
 
 	rec->created = now;
 	s = stmt_get(ks, STMT_INSERT);
@@ -854,12 +854,12 @@ int keystore_list(struct keystore *ks, const struct keystore_filter *f,
 	int rc, r = 0;
 
 	rc = sqlite3_prepare_v2(
-		ks->db,
-		"SELECT id, owner, suid, created, expires, version, labels, targets FROM keys"
-		" WHERE expires > ?1 AND (?2 IS NULL OR owner = ?2)"
-		" AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(keys.labels) WHERE value = ?3))"
-		" AND (?4 = 0 OR expires < ?4) ORDER BY expires, id",
-		-1, &s, NULL);
+	    ks->db,
+	    "SELECT id, owner, suid, created, expires, version, labels, targets FROM keys"
+	    " WHERE expires > ?1 AND (?2 IS NULL OR owner = ?2)"
+	    " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(keys.labels) WHERE value = ?3))"
+	    " AND (?4 = 0 OR expires < ?4) ORDER BY expires, id",
+	    -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return errno_from_sqlite(rc);
 	sqlite3_bind_int64(s, 1, f->now);
@@ -909,8 +909,8 @@ int keystore_sweep(struct keystore *ks, int64_t now)
 	n = 0;
 	if (r == 0) {
 		_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-		int rc = sqlite3_prepare_v2(ks->db, "DELETE FROM keys WHERE expires <= ?1", -1,
-					    &s, NULL);
+		int rc = sqlite3_prepare_v2(ks->db, "DELETE FROM keys WHERE expires <= ?1", -1, &s,
+					    NULL);
 		if (rc == SQLITE_OK) {
 			sqlite3_bind_int64(s, 1, now);
 			rc = sqlite3_step(s);
@@ -952,7 +952,7 @@ int keystore_snapshot(struct keystore *ks, uint8_t **ret, size_t *ret_len)
 
 int keystore_verify_file(const char *path, const uint8_t *master_key)
 {
-	struct keystore ks = { .master = master_key };
+	struct keystore ks = {.master = master_key};
 	int rc, r;
 
 	rc = sqlite3_open_v2(path, &ks.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);

@@ -123,10 +123,10 @@ int keystore_update(struct keystore *ks, const char *id_hex, const struct key_up
 int keystore_delete(struct keystore *ks, const char *id_hex);
 
 struct keystore_filter {
-	const char *owner;      /* NULL: any */
-	const char *label;      /* NULL: any */
+	const char *owner;	/* NULL: any */
+	const char *label;	/* NULL: any */
 	int64_t expires_before; /* 0: any */
-	int64_t now;            /* rows that expired at or before now are skipped */
+	int64_t now;		/* rows that expired at or before now are skipped */
 };
 
 /* Calls fn for each matching record (no keys), ordered by expiry; fn may stop with non-zero. */
