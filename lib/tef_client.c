@@ -310,9 +310,13 @@ static int exchange(struct tef_client *c, const struct tef_identity *onbehalf, c
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
+	/* never follow the URL anywhere else: tefd does not redirect */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	if (c->unix_path) {
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
 	} else {
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
 		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
 		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);

@@ -115,13 +115,13 @@ static void wipe_body(const struct httpd_request *req)
 static int effective_expiration(const struct api *a, bool has, int64_t asked, int64_t now,
 				int64_t *ret)
 {
-	if (!has) {
-		*ret = now + (a->default_ttl < a->max_ttl ? a->default_ttl : a->max_ttl);
-		return 0;
-	}
-	if (asked <= now)
+	int64_t ttl = a->default_ttl < a->max_ttl ? a->default_ttl : a->max_ttl, t;
+
+	if (has && asked <= now)
 		return -EINVAL;
-	*ret = asked - now > a->max_ttl ? now + a->max_ttl : asked;
+	t = has ? (asked - now > a->max_ttl ? now + a->max_ttl : asked) : now + ttl;
+	/* always a time the wire format can say */
+	*ret = t > TEF_TIMESTAMP_MAX ? TEF_TIMESTAMP_MAX : t;
 	return 0;
 }
 
