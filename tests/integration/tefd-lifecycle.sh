@@ -121,3 +121,24 @@ echo "colour = red" >>"$T/tefd.conf"
 "$TEFD" -c "$T/tefd.conf" -d 2>"$T/refuse.log" && fail "an unknown setting was accepted"
 grep -q "unknown setting" "$T/refuse.log" || fail "no reason for an unknown setting"
 ok "failed starts are reported; symlinks, unknown options and settings refused"
+
+# 6. Unprivileged tefd: not dumpable, so its /proc files belong to root and
+#    processes of its own uid cannot ptrace it or read its memory.
+mkdir -m 0700 "$T/u" && chown 1500:1500 "$T/u"
+as_user 1500 1500 "$TEFD" --init --master-key "$T/u/master.key"
+as_user 1500 1500 "$TEFD" --socket "$T/u/tef.sock" --db "$T/u/tef.db" \
+	--master-key "$T/u/master.key" --pidfile "$T/u/tefd.pid" -d 2>>"$T/tefd-u.log" &
+wrapper=$!
+at_exit "kill $wrapper"
+for ((i = 0; i < 100; i++)); do [ -s "$T/u/tefd.pid" ] && break; sleep 0.1; done
+upid=$(cat "$T/u/tefd.pid" 2>/dev/null) || fail "unprivileged tefd did not start"
+at_exit "kill $upid"
+[ "$(readlink "/proc/$upid/exe")" = "$(readlink -f "$TEFD")" ] || fail "pid file does not name tefd"
+[ "$(stat -c %u "/proc/$upid/mem")" = 0 ] || fail "tefd is dumpable (PR_SET_DUMPABLE not 0)"
+as_user 1500 1500 cat "/proc/$upid/environ" >/dev/null 2>&1 &&
+	fail "a process of tefd's own uid read its /proc/PID/environ"
+grep -q "^Max core file size *0 *0" "/proc/$upid/limits" || fail "core dumps not disabled"
+kill -TERM "$upid"
+wait "$wrapper" || fail "unprivileged tefd did not stop cleanly"
+check_sanitizer_logs "$T/tefd-u.log"
+ok "tefd is not dumpable and has no core dumps, also unprivileged"
