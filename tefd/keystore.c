@@ -886,7 +886,44 @@ int keystore_list(struct keystore *ks, const struct keystore_filter *f,
 	return errno_from_sqlite(rc);
 }
 
-int keystore_sweep(struct keystore *ks, int64_t now)
+/* Deletes the expired rows, retiring their ids and reporting each to fn. */
+static int sweep_locked(struct keystore *ks, int64_t now, void (*fn)(const char *, void *),
+			void *userdata)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
+	sqlite3_stmt *retire;
+	int rc, r, n = 0;
+
+	rc = sqlite3_prepare_v2(ks->db, "DELETE FROM keys WHERE expires <= ?1 RETURNING id", -1, &s,
+				NULL);
+	if (rc != SQLITE_OK)
+		return errno_from_sqlite(rc);
+	sqlite3_bind_int64(s, 1, now);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char hex[TEF_RELATIVE_KEY_ID_HEX + 1];
+
+		if (sqlite3_column_bytes(s, 0) != TEF_RELATIVE_KEY_ID_BYTES)
+			continue;
+		retire = stmt_get(ks, STMT_RETIRE);
+		sqlite3_bind_blob(retire, 1, sqlite3_column_blob(s, 0), TEF_RELATIVE_KEY_ID_BYTES,
+				  SQLITE_TRANSIENT);
+		r = errno_from_sqlite(sqlite3_step(retire));
+		sqlite3_reset(retire);
+		if (r < 0)
+			return r;
+		id_to_hex(sqlite3_column_blob(s, 0), hex);
+		if (fn)
+			fn(hex, userdata);
+		n++;
+	}
+	r = errno_from_sqlite(rc);
+	if (r == 0)
+		r = store_hwm(ks, keystore_now(ks));
+	return r < 0 ? r : n;
+}
+
+int keystore_sweep(struct keystore *ks, int64_t now, void (*fn)(const char *id_hex, void *),
+		   void *userdata)
 {
 	_cleanup_unlock_ pthread_mutex_t *l = lock(ks);
 	int r, n;
@@ -894,33 +931,8 @@ int keystore_sweep(struct keystore *ks, int64_t now)
 	r = exec_sql(ks->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	{
-		_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-		int rc = sqlite3_prepare_v2(ks->db,
-					    "INSERT OR IGNORE INTO retired (id)"
-					    " SELECT id FROM keys WHERE expires <= ?1",
-					    -1, &s, NULL);
-		if (rc == SQLITE_OK) {
-			sqlite3_bind_int64(s, 1, now);
-			rc = sqlite3_step(s);
-		}
-		r = errno_from_sqlite(rc);
-	}
-	n = 0;
-	if (r == 0) {
-		_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-		int rc = sqlite3_prepare_v2(ks->db, "DELETE FROM keys WHERE expires <= ?1", -1, &s,
-					    NULL);
-		if (rc == SQLITE_OK) {
-			sqlite3_bind_int64(s, 1, now);
-			rc = sqlite3_step(s);
-		}
-		r = errno_from_sqlite(rc);
-		n = sqlite3_changes(ks->db);
-	}
-	if (r == 0)
-		r = store_hwm(ks, keystore_now(ks));
-	r = end_tx(ks, r);
+	n = sweep_locked(ks, now, fn, userdata);
+	r = end_tx(ks, n < 0 ? n : 0);
 	if (r < 0)
 		return r;
 	if (n > 0)

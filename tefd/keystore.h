@@ -133,8 +133,13 @@ struct keystore_filter {
 int keystore_list(struct keystore *ks, const struct keystore_filter *f,
 		  int (*fn)(const struct key_record *r, void *userdata), void *userdata);
 
-/* Purges registrations expired at `now`; returns how many, or -errno. */
-int keystore_sweep(struct keystore *ks, int64_t now);
+/*
+ * Purges registrations expired at `now` (crypto-shredded like a delete),
+ * calling fn (may be NULL) with each purged id before the commit. Returns
+ * how many, or -errno (then nothing was purged).
+ */
+int keystore_sweep(struct keystore *ks, int64_t now, void (*fn)(const char *id_hex, void *),
+		   void *userdata);
 
 /*
  * A consistent snapshot of the whole database as bytes (keys stay wrapped):

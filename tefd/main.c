@@ -395,6 +395,18 @@ static int check_settings(struct settings *s)
 	return 0;
 }
 
+/* One audit line per registration the sweeper purges. */
+static void audit_purged(const char *id_hex, void *userdata)
+{
+	struct audit_entry e = {.op = "sweep",
+				.rsc = RSC_DELETED,
+				.caller = "tefd",
+				.id_hex = id_hex,
+				.reason = "expired"};
+
+	audit_log(userdata, &e);
+}
+
 /* Waits for a stop signal; every sweep-interval purges expired registrations. */
 static void run(struct api *a, const struct settings *s, const sigset_t *stop)
 {
@@ -417,20 +429,12 @@ static void run(struct api *a, const struct settings *s, const sigset_t *stop)
 			return;
 		}
 		if (sig < 0 && errno == EAGAIN) {
-			int n = keystore_sweep(a->ks, keystore_now(a->ks));
+			int n = keystore_sweep(a->ks, keystore_now(a->ks), audit_purged, a->audit);
 
-			if (n < 0) {
+			if (n < 0)
 				log_error_errno(n, "sweeper failed");
-			} else if (n > 0) {
-				struct audit_entry e = {.op = "sweep",
-							.rsc = RSC_DELETED,
-							.caller = "tefd",
-							.reason = "expired"};
-
+			else if (n > 0)
 				log_info("purged %d expired registrations", n);
-				for (int i = 0; i < n; i++)
-					audit_log(a->audit, &e);
-			}
 		}
 	}
 }

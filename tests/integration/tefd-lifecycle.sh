@@ -96,7 +96,8 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.2
 done
 [ "$n" = 0 ] || fail "the sweeper did not purge an expired registration"
-grep -q "op=sweep" "$T/tef.db-audit.log" || fail "sweeping not audited"
+grep -Eq "op=sweep rsc=2002 .* cred=[0-9a-f]{32} reason=expired" "$T/tef.db-audit.log" ||
+	fail "sweeping not audited per registration"
 treq 1001:1001 GET "/keys/$gone"
 expect_answer 404 4004 "a purged registration"
 ok "the sweeper purges expired registrations"

@@ -244,6 +244,14 @@ static int count_cb(const struct key_record *r, void *userdata)
 	return 0;
 }
 
+static void swept(const char *id_hex, void *userdata)
+{
+	struct count *c = userdata;
+
+	c->n++;
+	strcpy(c->last, id_hex);
+}
+
 static void test_list_sweep_quota(void **state)
 {
 	struct fixture *f = *state;
@@ -276,9 +284,14 @@ static void test_list_sweep_quota(void **state)
 	assert_int_equal(n.n, 1);
 	assert_string_equal(n.last, a.id_hex);
 
-	assert_int_equal(keystore_sweep(f->ks, now), 1);
+	n = (struct count){0};
+	assert_int_equal(keystore_sweep(f->ks, now, swept, &n), 1);
+	assert_int_equal(n.n, 1);
+	assert_string_equal(n.last, c.id_hex);
 	assert_int_equal(keystore_get(f->ks, c.id_hex, &got), -ENOENT);
-	assert_int_equal(keystore_sweep(f->ks, now), 0);
+	assert_int_equal(keystore_sweep(f->ks, now, NULL, NULL), 0);
+	/* a purged id is retired: never handed out again, never found */
+	assert_int_equal(keystore_delete(f->ks, c.id_hex), -ENOENT);
 
 	/* at most two live registrations for uid:1 */
 	rec.owner = "uid:1";
