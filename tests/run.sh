@@ -18,6 +18,13 @@ packages=(
 	jq
 )
 "$src/tests/install-deps.sh" "${packages[@]}" || exit 1
+# examples/node (tests/integration/node_reader.sh): node and npm. NodeSource's
+# nodejs ships npm itself; Debian's nodejs needs its npm package.
+command -v npm >/dev/null || "$src/tests/install-deps.sh" nodejs npm || exit 1
+# ... and its one dependency, jose, pinned by package-lock.json, from the npm
+# registry. Unreachable registry: node_reader fails (it never skips for that).
+(cd "$src/examples/node" && npm ci --no-audit --no-fund --loglevel=error) ||
+	echo "run.sh: 'npm ci' in examples/node failed (npm registry unreachable?): node_reader will fail" >&2
 
 summary=()
 total_pass=0
