@@ -61,9 +61,24 @@ static const char schema_sql[] =
     /* ids are never reused (DESIGN.md 3): deleted ones stay here */
     "CREATE TABLE IF NOT EXISTS retired (id BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID;";
 
-struct keystore {
+/*
+ * A read-only connection of one thread: retrievals run without the store
+ * lock (WAL readers do not block each other nor the writer).
+ */
+struct reader {
 	sqlite3 *db;
+	sqlite3_stmt *get;
+	struct reader *next;
+};
+
+struct keystore {
+	sqlite3 *db; /* the writer; also reads when a reader cannot be had */
 	pthread_mutex_t lock;
+	char *path;
+	pthread_key_t reader_key;
+	bool has_reader_key;
+	pthread_mutex_t readers_lock;
+	struct reader *readers;
 	const uint8_t *master;
 	uint8_t *audit_key; /* sodium_malloc'd */
 	int64_t hwm;	    /* highest time observed; guarded by __atomic */
@@ -388,6 +403,19 @@ struct keystore *keystore_close(struct keystore *ks)
 {
 	if (!ks)
 		return NULL;
+	/* the threads that used the readers are gone (httpd stopped first) */
+	while (ks->readers) {
+		struct reader *r = ks->readers;
+
+		ks->readers = r->next;
+		sqlite3_finalize(r->get);
+		sqlite3_close(r->db);
+		free(r);
+	}
+	if (ks->has_reader_key)
+		pthread_key_delete(ks->reader_key);
+	pthread_mutex_destroy(&ks->readers_lock);
+	free(ks->path);
 	for (int i = 0; i < _STMT_MAX; i++)
 		sqlite3_finalize(ks->stmt[i]);
 	if (ks->db) {
@@ -431,7 +459,10 @@ int keystore_open(const char *path, const uint8_t *master_key, struct keystore *
 	if (!ks)
 		return -ENOMEM;
 	pthread_mutex_init(&ks->lock, NULL);
+	pthread_mutex_init(&ks->readers_lock, NULL);
 	ks->master = master_key;
+	ks->path = strdup(path);
+	ks->has_reader_key = ks->path && pthread_key_create(&ks->reader_key, NULL) == 0;
 
 	/* no window where the files exist with looser modes */
 	old = umask(077);
@@ -678,11 +709,14 @@ int keystore_insert(struct keystore *ks, struct key_record *rec, unsigned max_pe
 	return end_tx(ks, insert_locked(ks, rec, max_per_owner));
 }
 
-static int get_locked(struct keystore *ks, const uint8_t *id, struct key_record **ret)
+/* Runs a GET-shaped statement for id; the statement is reset before returning. */
+static int get_row(sqlite3_stmt *s, const uint8_t *id, struct key_record **ret)
 {
 	struct key_record *rec = NULL;
-	sqlite3_stmt *s = stmt_get(ks, STMT_GET);
 	int rc, r;
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
 
 	sqlite3_bind_blob(s, 1, id, TEF_RELATIVE_KEY_ID_BYTES, SQLITE_STATIC);
 	rc = sqlite3_step(s);
@@ -717,13 +751,55 @@ static int get_locked(struct keystore *ks, const uint8_t *id, struct key_record 
 	return 0;
 }
 
+static int get_locked(struct keystore *ks, const uint8_t *id, struct key_record **ret)
+{
+	return get_row(ks->stmt[STMT_GET], id, ret);
+}
+
+/* This thread's reader, opened on first use; NULL when none can be had. */
+static struct reader *reader_get(struct keystore *ks)
+{
+	struct reader *r;
+
+	if (!ks->has_reader_key)
+		return NULL;
+	r = pthread_getspecific(ks->reader_key);
+	if (r)
+		return r;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	if (sqlite3_open_v2(ks->path, &r->db,
+			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(r->db, 5000) != SQLITE_OK ||
+	    sqlite3_prepare_v3(r->db, stmt_sql[STMT_GET], -1, SQLITE_PREPARE_PERSISTENT, &r->get,
+			       NULL) != SQLITE_OK ||
+	    pthread_setspecific(ks->reader_key, r) != 0) {
+		log_debug("no reader connection: retrievals take the store lock");
+		sqlite3_finalize(r->get);
+		sqlite3_close(r->db);
+		free(r);
+		return NULL;
+	}
+	pthread_mutex_lock(&ks->readers_lock);
+	r->next = ks->readers;
+	ks->readers = r;
+	pthread_mutex_unlock(&ks->readers_lock);
+	return r;
+}
+
 int keystore_get(struct keystore *ks, const char *id_hex, struct key_record **ret)
 {
 	uint8_t id[TEF_RELATIVE_KEY_ID_BYTES];
 	_cleanup_unlock_ pthread_mutex_t *l = NULL;
+	struct reader *rd;
 
 	if (id_from_hex(id_hex, id) < 0)
 		return -ENOENT;
+	rd = reader_get(ks);
+	if (rd)
+		return get_row(rd->get, id, ret);
 	l = lock(ks);
 	return get_locked(ks, id, ret);
 }
