@@ -52,6 +52,7 @@ struct settings {
 	uint64_t max_failed_retrievals;
 	uint64_t failure_window;
 	uint64_t sweep_interval;
+	uint64_t threads;
 	uid_t delegates[MAX_UIDS];
 	size_t n_delegates;
 	uid_t admins[MAX_UIDS];
@@ -80,7 +81,7 @@ static void usage(FILE *f)
 	      "            [--audit-log FILE] [--audit-append-only yes|no] [--pidfile FILE]\n"
 	      "            [--max-registrations N]\n"
 	      "            [--max-failed-retrievals N] [--failure-window SECONDS]\n"
-	      "            [--sweep-interval SECONDS] [-c CONFIG] [-d] [-v]\n",
+	      "            [--sweep-interval SECONDS] [--threads N] [-c CONFIG] [-d] [-v]\n",
 	      f);
 }
 
@@ -159,6 +160,8 @@ static int apply(struct settings *s, const char *key, const char *value)
 		return conf_parse_u64(value, 1, 86400, &s->failure_window);
 	if (strcmp(key, "sweep-interval") == 0)
 		return conf_parse_u64(value, 1, 86400, &s->sweep_interval);
+	if (strcmp(key, "threads") == 0)
+		return conf_parse_u64(value, 1, 256, &s->threads);
 	if (strcmp(key, "verbose") == 0)
 		return conf_parse_bool(value, &s->verbose);
 	if (strcmp(key, "audit-append-only") == 0)
@@ -196,6 +199,7 @@ static const struct option options[] = {{"init", no_argument, NULL, 'I'},
 					{"max-failed-retrievals", required_argument, NULL, 1},
 					{"failure-window", required_argument, NULL, 1},
 					{"sweep-interval", required_argument, NULL, 1},
+					{"threads", required_argument, NULL, 1},
 					{}};
 
 /*
@@ -537,6 +541,7 @@ int main(int argc, char **argv)
 		    .unix_path = s.socket,
 		    .unix_mode = s.socket_mode,
 		    .max_body = TEF_MAX_BODY,
+		    .threads = (unsigned)s.threads,
 		};
 
 		r = httpd_start(&hc, api_handle, &api, &unix_httpd);
@@ -552,6 +557,7 @@ int main(int argc, char **argv)
 		    .tls_key = s.tls_key,
 		    .tls_ca = s.tls_ca,
 		    .max_body = TEF_MAX_BODY,
+		    .threads = (unsigned)s.threads,
 		};
 
 		r = httpd_start(&hc, api_handle, &api, &tcp_httpd);
