@@ -21,6 +21,7 @@ max-registrations = 3
 max-failed-retrievals = 5
 failure-window = 60
 sweep-interval = 1
+threads = 2
 CONF
 # a service manager's notification socket, read by a helper
 "$PY" - "$T/notify.sock" >"$T/notify.out" <<'PYEOF' &
