@@ -223,12 +223,12 @@ static uint8_t *wrap_ad(const uint8_t *id, const char *owner, int suid, size_t *
 	return ad;
 }
 
-static int unwrap(const struct keystore *ks, const uint8_t *id, const char *owner, int suid,
-		  const void *nonce, int nonce_len, const void *wrapped, int wrapped_len,
-		  uint8_t **ret, size_t *ret_len)
+/* Unwraps into `out` (secure memory of at least 32 bytes). Returns 0 or -EBADMSG. */
+static int unwrap_into(const struct keystore *ks, const uint8_t *id, const char *owner, int suid,
+		       const void *nonce, int nonce_len, const void *wrapped, int wrapped_len,
+		       uint8_t *out, size_t *ret_len)
 {
 	_cleanup_free_ uint8_t *ad = NULL;
-	_cleanup_sodium_free_ uint8_t *key = NULL;
 	unsigned long long klen;
 	size_t adlen;
 
@@ -238,14 +238,26 @@ static int unwrap(const struct keystore *ks, const uint8_t *id, const char *owne
 	ad = wrap_ad(id, owner, suid, &adlen);
 	if (!ad)
 		return -ENOMEM;
-	key = sodium_malloc((size_t)wrapped_len - TAG_BYTES);
-	if (!key)
-		return -ENOMEM;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(key, &klen, NULL, wrapped,
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &klen, NULL, wrapped,
 						       (unsigned long long)wrapped_len, ad, adlen,
 						       nonce, ks->master) != 0)
 		return -EBADMSG;
 	*ret_len = (size_t)klen;
+	return 0;
+}
+
+static int unwrap(const struct keystore *ks, const uint8_t *id, const char *owner, int suid,
+		  const void *nonce, int nonce_len, const void *wrapped, int wrapped_len,
+		  uint8_t **ret, size_t *ret_len)
+{
+	_cleanup_sodium_free_ uint8_t *key = sodium_malloc(32);
+	int r;
+
+	if (!key)
+		return -ENOMEM;
+	r = unwrap_into(ks, id, owner, suid, nonce, nonce_len, wrapped, wrapped_len, key, ret_len);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(key);
 	return 0;
 }
@@ -347,6 +359,7 @@ static int check_master_key(struct keystore *ks)
 static int check_all_rows(struct keystore *ks)
 {
 	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
+	_cleanup_sodium_free_ uint8_t *key = NULL;
 	unsigned bad = 0, total = 0;
 	int rc;
 
@@ -354,17 +367,20 @@ static int check_all_rows(struct keystore *ks)
 				NULL);
 	if (rc != SQLITE_OK)
 		return errno_from_sqlite(rc);
+	/* one secure buffer for all rows: start-up stays fast with many keys */
+	key = sodium_malloc(32);
+	if (!key)
+		return -ENOMEM;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		_cleanup_sodium_free_ uint8_t *key = NULL;
 		const void *id = sqlite3_column_blob(s, 0);
 		const char *owner = (const char *)sqlite3_column_text(s, 1);
 		size_t klen;
 
 		total++;
 		if (sqlite3_column_bytes(s, 0) != TEF_RELATIVE_KEY_ID_BYTES || !owner ||
-		    unwrap(ks, id, owner, sqlite3_column_int(s, 2), sqlite3_column_blob(s, 3),
-			   sqlite3_column_bytes(s, 3), sqlite3_column_blob(s, 4),
-			   sqlite3_column_bytes(s, 4), &key, &klen) < 0)
+		    unwrap_into(ks, id, owner, sqlite3_column_int(s, 2), sqlite3_column_blob(s, 3),
+				sqlite3_column_bytes(s, 3), sqlite3_column_blob(s, 4),
+				sqlite3_column_bytes(s, 4), key, &klen) < 0)
 			bad++;
 	}
 	if (rc != SQLITE_DONE)
@@ -515,6 +531,7 @@ int keystore_open(const char *path, const uint8_t *master_key, struct keystore *
 	}
 	crypto_kdf_derive_from_key(ks->audit_key, KEYSTORE_AUDIT_KEY_BYTES, 1, "tefdaudt",
 				   ks->master);
+	(void)sodium_mprotect_readonly(ks->audit_key);
 	*ret = ks;
 	return 0;
 fail:
