@@ -144,3 +144,23 @@ kill -TERM "$upid"
 wait "$wrapper" || fail "unprivileged tefd did not stop cleanly"
 check_sanitizer_logs "$T/tefd-u.log"
 ok "tefd is not dumpable and has no core dumps, also unprivileged"
+
+# 7. --audit-append-only sets the inode's append-only attribute where the filesystem has one.
+touch "$T/probe"
+if command -v lsattr >/dev/null && chattr +a "$T/probe" 2>/dev/null; then
+	chattr -a "$T/probe"
+	at_exit "chattr -a '$T/ao-audit.log'"
+	"$TEFD" --socket "$T/ao.sock" --db "$T/ao.db" --master-key "$T/master.key" \
+		--audit-log "$T/ao-audit.log" --audit-append-only yes --pidfile "$T/ao.pid" -d \
+		2>>"$T/tefd-ao.log" &
+	ao=$!
+	at_exit "kill $ao"
+	wait_for_path "$T/ao.pid" || fail "tefd with --audit-append-only did not start"
+	lsattr "$T/ao-audit.log" | awk '{print $1}' | grep -q a || fail "audit log is not append-only"
+	: >"$T/ao-audit.log" 2>/dev/null && fail "an append-only audit log was truncated"
+	kill -TERM "$ao"
+	wait "$ao" || fail "tefd with --audit-append-only did not stop cleanly"
+	ok "--audit-append-only makes the audit log append-only (chattr +a)"
+else
+	echo "# --audit-append-only not checked: no append-only attribute on this filesystem"
+fi
