@@ -904,7 +904,7 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		if (r == 0) {
 			cnt.cni = cnt.cni > 0 ? cnt.cni - 1 : 0;
 			cnt.cbs = cnt.cbs > res->cs ? cnt.cbs - res->cs : 0;
-			r = store_update(ctx->t, &cnt);
+			r = store_update_counters(ctx->t, &cnt);
 		}
 		store_res_clear(&cnt);
 		if (r < 0 && r != -ENOENT)
@@ -947,7 +947,7 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 	return r < 0 ? r : 0;
 }
 
-int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt)
+int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters)
 {
 	json_t *mni = json_object_get(cnt->attrs, "mni"), *mbs = json_object_get(cnt->attrs, "mbs");
 
@@ -972,7 +972,7 @@ int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt)
 		if (r < 0)
 			return r;
 	}
-	return store_update(ctx->t, cnt);
+	return only_counters ? store_update_counters(ctx->t, cnt) : store_update(ctx->t, cnt);
 }
 
 /* ---- the operations ------------------------------------------------------ */
@@ -1142,7 +1142,7 @@ static int op_create(struct store_txn *t, void *userdata)
 		/* TS-0004 7.4.7.2.1: cni/cbs/st of the container, then eviction */
 		parent.cni++;
 		parent.cbs += res.cs;
-		r = resource_cnt_evict(ctx, &parent);
+		r = resource_cnt_evict(ctx, &parent, true);
 		if (r < 0)
 			return r;
 	}
@@ -1274,7 +1274,7 @@ static int op_update(struct store_txn *t, void *userdata)
 	}
 	if (res.ty == TY_CNT) {
 		res.st++; /* stateTag: every modification (TS-0004 7.4.6.1) */
-		r = resource_cnt_evict(ctx, &res); /* also stores res */
+		r = resource_cnt_evict(ctx, &res, false); /* also stores res */
 	} else
 		r = store_update(t, &res);
 	if (r < 0)

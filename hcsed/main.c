@@ -48,7 +48,7 @@ static void usage(FILE *f)
 	fputs("usage: hcsed [--listen HOST:PORT] [--db FILE] [--cse-rn NAME] [--cse-ri ID]\n"
 	      "             [--csi /ID] [--admin ORIGINATOR] [--max-body BYTES]\n"
 	      "             [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--threads N]\n"
-	      "             [--allow-plain] [-c CONFIG] [-d]\n",
+	      "             [--allow-plain] [-c CONFIG] [-d] [-v]\n",
 	      f);
 }
 
@@ -189,13 +189,15 @@ int main(int argc, char **argv)
 		{"tls-ca", required_argument, NULL, 'A'},
 		{"threads", required_argument, NULL, 't'},
 		{"allow-plain", no_argument, NULL, 'P'},
+		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct settings s = {
 		.max_body = 64 * 1024 * 1024, /* issue 4: default 64 MiB */
-		.threads = 4,
+		/* requests mostly wait on fsync: more threads, bigger group commits */
+		.threads = 16,
 		.notify = true,
 	};
 	const char *config = NULL;
@@ -212,7 +214,7 @@ int main(int argc, char **argv)
 	/* first pass: -c and -d only; the config is read before the options
 	 * so that the command line wins */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dhv", opts, NULL)) != -1) {
 		if (c == 'c')
 			config = optarg;
 		else if (c == 'd')
@@ -232,7 +234,7 @@ int main(int argc, char **argv)
 	}
 	opterr = 1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dhv", opts, NULL)) != -1) {
 		const char *key = NULL;
 
 		switch (c) {
@@ -248,6 +250,7 @@ int main(int argc, char **argv)
 		case 'A': key = "tls-ca"; break;
 		case 't': key = "threads"; break;
 		case 'P': s.allow_plain = true; break;
+		case 'v': log_set_max_level(LOG_DEBUG); break;
 		case 'c':
 		case 'd':
 			break;

@@ -93,8 +93,9 @@ json_t *resource_to_json(const struct hcse *cse, const struct store_res *res);
  * asks for (container counters, subscription notifications). */
 int resource_delete(struct hcse_ctx *ctx, struct store_res *res);
 
-/* Container eviction (TS-0004 7.4.6/7.4.7: mni, mbs); called after a change. */
-int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt);
+/* Container eviction (TS-0004 7.4.6/7.4.7: mni, mbs); called after a change,
+ * then stores cnt (all of it, or only its counters when only_counters). */
+int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters);
 
 /* Queues notifications for the subscriptions under `subject` (TS-0004
  * 7.5.1.2.x): net is the notificationEventType, rep the representation. */
