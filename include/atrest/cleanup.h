@@ -74,7 +74,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all)
 #endif
 
 #ifdef JANSSON_H
+/* jansson >= 2.9 defines json_decrefp itself (for json_auto_t) */
+#ifndef json_auto_t
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref)
+#endif
 #define _cleanup_json_ _cleanup_(json_decrefp)
 #endif
 

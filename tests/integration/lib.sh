@@ -73,3 +73,96 @@ as_user() {
 	[ "$gids" != "$gid" ] && groups="--groups=${gids#*,}"
 	setpriv --reuid="$uid" --regid="$gid" $groups -- "$@"
 }
+
+# ---- atrest daemons (atrestfs's tests; reusable by any) ----
+# start_tefd: tefd on $T/tef.sock with root as delegate and admin; sets TEF_SOCK, TEFD_PID.
+start_tefd() {
+	TEF_SOCK=$T/tef.sock
+	# tefd makes its audit log append-only (chattr +a): lift it so $T can go
+	at_exit "chattr -a '$T/tef.db-audit.log'"
+	[ -f "$T/master.key" ] || "$ATREST_BUILD/tefd/tefd" --init --master-key "$T/master.key" >/dev/null
+	"$ATREST_BUILD/tefd/tefd" --socket "$TEF_SOCK" --db "$T/tef.db" --master-key "$T/master.key" \
+		--delegate 0 --admin 0 --max-failed-retrievals 100000 -d "$@" 2>>"$T/tefd.log" &
+	TEFD_PID=$!
+	at_exit "kill $TEFD_PID"
+	wait_for_path "$TEF_SOCK" 10 || fail "tefd did not start"
+}
+
+# start_hcsed: hcsed on a free 127.0.0.1 port with its DB in $T/hcse.db (kept across
+# restarts); sets HCSE_URL, HCSE_PORT, HCSE_DB, HCSED_PID.
+start_hcsed() {
+	HCSE_DB=$T/hcse.db
+	: "${HCSE_PORT:=$((20000 + RANDOM % 20000))}"
+	"$ATREST_BUILD/hcsed/hcsed" --listen "127.0.0.1:$HCSE_PORT" --db "$HCSE_DB" -d "$@" \
+		2>>"$T/hcsed.log" &
+	HCSED_PID=$!
+	at_exit "kill $HCSED_PID"
+	HCSE_URL=http://127.0.0.1:$HCSE_PORT/cse-in
+	local i
+	for ((i = 0; i < 100; i++)); do
+		curl -sf -o /dev/null -H 'X-M2M-Origin: CAdmin' -H 'X-M2M-RI: t' -H 'X-M2M-RVI: 3' \
+			"$HCSE_URL" && return 0
+		kill -0 "$HCSED_PID" 2>/dev/null || fail "hcsed exited (port $HCSE_PORT taken?)"
+		sleep 0.1
+	done
+	fail "hcsed did not answer on $HCSE_URL"
+}
+
+# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL.
+stop_pid() {
+	local i
+	kill "$1" 2>/dev/null || return 0
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$1" 2>/dev/null || { wait "$1" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# hcse_get PATH [QUERY]: GET $HCSE_URL/PATH as the admin originator.
+hcse_get() {
+	curl -s -H 'X-M2M-Origin: CAdmin' -H 'X-M2M-RI: t' -H 'X-M2M-RVI: 3' \
+		"$HCSE_URL/$1${2:+?$2}"
+}
+
+# mount_atrestfs MNT CACHE [EXTRA-OPTS]: mounts in the foreground process
+# group with logs in $T/atrestfs.log; sets ATRESTFS_PID.
+mount_atrestfs() {
+	local mnt=$1 cache=$2 extra=${3:-}
+	mkdir -p "$mnt"
+	"$ATREST_BUILD/fs/atrestfs" "$HCSE_URL" "$mnt" -f \
+		-o "tef=$TEF_SOCK,cache=$cache,allow_other${extra:+,$extra}" 2>>"$T/atrestfs.log" &
+	ATRESTFS_PID=$!
+	at_exit "fusermount3 -uz $mnt"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		mountpoint -q "$mnt" && return 0
+		kill -0 "$ATRESTFS_PID" 2>/dev/null || fail "atrestfs exited before mounting"
+		sleep 0.1
+	done
+	fail "atrestfs did not mount $mnt"
+}
+
+# umount_atrestfs MNT: unmounts and waits for atrestfs to exit.
+umount_atrestfs() {
+	fusermount3 -u "$1" || umount "$1"
+	local i
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$ATRESTFS_PID" 2>/dev/null || { wait "$ATRESTFS_PID" 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	fail "atrestfs did not exit after unmounting $1"
+}
+
+# wait_synced FILE... : waits up to 30 s until user.onem2m.state is synced on each.
+wait_synced() {
+	local f i
+	for f in "$@"; do
+		for ((i = 0; i < 300; i++)); do
+			[ "$(getfattr --only-values -n user.onem2m.state "$f" 2>/dev/null)" = synced ] && break
+			sleep 0.1
+		done
+		[ $i -lt 300 ] || fail "$f did not reach state synced"
+	done
+}

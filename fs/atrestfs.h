@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* atrestfs internals shared by the operation families, the namespace, the cache and the uploader. */
+#pragma once
+
+#define FUSE_USE_VERSION 312
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <fuse_lowlevel.h>
+
+#include "atrest/seal.h"
+#include "atrest/tef_client.h"
+
+struct hcse_client;
+struct cache;
+struct uploader;
+
+enum share_mode {
+	SHARE_OWNER,
+	SHARE_GROUP,
+	SHARE_ALL,
+};
+
+struct fs_options {
+	char *hcse_url;
+	char *mountpoint;
+	char *tef;   /* tefd Unix socket */
+	char *cache; /* cache directory */
+	char *ae;    /* AE resource name, default "atrestfs" */
+	uint64_t segment_size;
+	enum seal_protection protection;
+	enum share_mode share;
+	uint64_t key_ttl;    /* seconds, 0: tefd's default */
+	uint64_t cache_size; /* bytes the cache may hold */
+	char *hcse_cert, *hcse_key, *hcse_ca;
+	unsigned hcse_timeout_ms;
+	bool allow_other;
+	bool foreground;
+	bool debug;
+};
+
+/* What the kernel told us about the caller of one request (DESIGN.md 2). */
+struct caller {
+	uid_t uid;
+	gid_t gid;
+	size_t n_groups;
+	gid_t groups[64];
+};
+
+/* One committed or working segment: absent when gen == 0. */
+struct seg {
+	uint64_t gen;
+	uint32_t len;
+	bool uploaded;
+};
+
+/* A segment being written, plaintext in memory until sealed. */
+struct dseg {
+	uint64_t idx;
+	uint8_t *buf; /* segment_size bytes, zero beyond len; wiped on free */
+	uint32_t len;
+	uint64_t touched;
+};
+
+#define NODE_MAX_DIRTY 8
+
+/* An inode: a directory, a file or a symlink; every field under fs->lock
+ * unless marked "data": those are under node->data_lock. */
+struct node {
+	uint64_t ino;
+	uint64_t parent;
+	char *name;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint64_t size;
+	struct timespec atime, mtime, ctime;
+	char *symlink;
+
+	/* regular files: the sealing identity (DESIGN.md 4) */
+	char file_id[33];
+	char *cred_id;
+	char *rkid;
+	enum seal_protection protection;
+	uint32_t seg_size;
+	uint64_t version;        /* last committed (0: none yet) */
+	uint64_t remote_version; /* last acknowledged by hcsed */
+	uint64_t remote_size;    /* the length of that version */
+	uint64_t meta_seq;       /* bumps when labels must be pushed again */
+	int64_t expires;         /* owner-set expiry (unix s) or 0 */
+	int64_t key_expires;     /* the registration's expiry as tefd last said (unix s) */
+	char *targets;           /* the registration's targetIDs, comma-separated */
+	bool meta_dirty;         /* labels must be pushed */
+	bool remote_created;
+	bool segs_known;         /* the committed segment list is loaded */
+
+	/* data */
+	pthread_mutex_t data_lock;
+	struct seg *csegs; /* committed, indexed by segment */
+	size_t n_csegs;
+	struct seg *wsegs; /* working copy (flushed but uncommitted entries have gen == version + 1) */
+	size_t n_wsegs;
+	struct dseg dirty[NODE_MAX_DIRTY];
+	size_t n_dirty;
+	bool content_dirty; /* a commit is due */
+	uint64_t content_seq; /* bumps on every change: read caches compare it */
+	uint64_t touch_clock;
+
+	/* kernel and open references */
+	uint64_t nlookup;
+	unsigned n_open;
+	bool unlinked;
+
+	/* hash chains and the directory tree */
+	struct node *h_ino_next;
+	struct node *h_name_next;
+	struct node *first_child, *next_sibling, *prev_sibling;
+};
+
+struct fs {
+	struct fs_options opt;
+	pthread_mutex_t lock;
+	struct hcse_client *hcse;
+	struct tef_client *tef;
+	struct cache *cache;
+	struct uploader *up;
+	char *ae_path; /* the AE's path relative to the CSE: "atrestfs" */
+	char *cse_rn;  /* "cse-in", for user.onem2m.resource */
+	uint64_t next_ino;
+	/* namespace hash tables */
+	struct node **by_ino;
+	struct node **by_name;
+	size_t n_buckets;
+	size_t n_nodes;
+};
+
+extern struct fs *the_fs;
+
+/* An open file: the key released to this caller only (never shared), and a
+ * plaintext read cache of one segment. */
+struct handle {
+	struct node *node;
+	struct seal_key *key;
+	int flags;
+	uint64_t rc_idx, rc_gen_seq;
+	uint8_t *rc_buf; /* segment_size, or NULL */
+	uint32_t rc_len;
+	bool rc_valid;
+	bool wrote;
+};
+
+/* ---- ns.c: the namespace (every call under fs->lock) ---- */
+int ns_init(struct fs *fs);
+void ns_done(struct fs *fs);
+struct node *ns_get(struct fs *fs, uint64_t ino);
+struct node *ns_lookup(struct fs *fs, uint64_t parent, const char *name);
+/* New node with fresh inode number, not yet linked. Caller links or frees. */
+struct node *ns_node_new(struct fs *fs, uint64_t ino);
+void ns_node_free(struct node *n);
+void ns_insert(struct fs *fs, struct node *n);  /* by ino, and into its parent if it has a name */
+void ns_unlink_name(struct fs *fs, struct node *n); /* removes the (parent, name) entry */
+void ns_link_name(struct fs *fs, struct node *n, uint64_t parent, const char *name_owned);
+void ns_remove(struct fs *fs, struct node *n); /* by ino too; does not free */
+bool ns_dir_is_empty(struct node *dir);
+void node_fill_stat(const struct node *n, struct stat *st);
+void node_touch(struct node *n, bool mtime, bool ctime, bool atime);
+bool node_is_pending(const struct node *n);
+
+/* Encodes a file name into something a oneM2M label/rn can carry; reversible. */
+char *name_encode(const char *name);
+char *name_decode(const char *enc);
+/* The oneM2M resource name of a node's container: "i<ino>". */
+void node_rn(const struct node *n, char buf[32]);
+/* Labels describing a node (DESIGN.md 5); free with labels_free. */
+int node_labels(const struct node *n, uint64_t size, uint64_t version, char ***ret, size_t *ret_n);
+void labels_free(char **l, size_t n);
+/* Fills a node from the labels of its container; -EBADMSG if not ours. */
+int node_from_labels(struct node *n, const char *const *labels, size_t n_labels);
+
+/* ---- keys.c: tefd on behalf of callers ---- */
+void caller_from_req(fuse_req_t req, struct caller *ret);
+/* Registers a new key for a file owned by `c`, filling cred_id/rkid/protection. */
+int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret_key);
+/* The file's key for this caller only: -EACCES, -EKEYEXPIRED, -EIO. *ret_min_version gets tefd's recorded version. */
+int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
+		  struct seal_key **ret_key, uint64_t *ret_min_version);
+int keys_set_targets(struct fs *fs, const struct caller *c, struct node *n, const char *targets);
+int keys_set_expires(struct fs *fs, const struct caller *c, struct node *n, int64_t when);
+int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, uint64_t version);
+void keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);
+
+/* The caller's own key for n, with the file's segment table loaded (file.c). */
+int fs_open_key(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret);
+
+/* ---- data.c: segments, dirty buffers, commits (under node->data_lock) ---- */
+int data_prepare(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t min_version);
+int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off, size_t *ret_len);
+int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off_t off);
+int data_truncate(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t size);
+int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool durable);
+void data_drop(struct node *n);
+void data_params(const struct node *n, const struct seal_key *key, struct seal_params *p);
+
+/* ---- remote.c: the tree under the AE on hcsed ---- */
+int remote_setup(struct fs *fs, bool rebuild);
+/* Registers the mount's AE (an existing one is fine). */
+int remote_ensure_ae(struct fs *fs);
+char *remote_node_path(const struct fs *fs, const struct node *n); /* "ae/i5" */
+int remote_fetch_segment(struct fs *fs, const struct node *n, uint64_t idx, uint64_t gen, char **ret,
+			 size_t *ret_len);
+int remote_fetch_manifest(struct fs *fs, const struct node *n, uint64_t version, char **ret,
+			  size_t *ret_len);
+
+/* ---- uploader.c ---- */
+int uploader_start(struct fs *fs, struct uploader **ret);
+void uploader_kick(struct uploader *u);
+/* Stops the thread after one last pass of at most `grace_ms`. */
+struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms);
+
+/* ---- the operation families (attr.c, dir.c, file.c, xattr.c) ---- */
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		   struct fuse_file_info *fi);
+void fs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		  const char *newname, unsigned int flags);
+void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void fs_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi);
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		     struct fuse_file_info *fi);
+void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		    size_t size, int flags);
+void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* Replies with the entry for n (bumps its lookup count; under fs->lock). */
+void fs_fill_entry(struct node *n, struct fuse_entry_param *e);
+/* Drops a node for good when nothing references it any more (fs->lock held). */
+void fs_maybe_reap(struct fs *fs, struct node *n);
+/* Persists a node's metadata (fs->lock held); marks labels for upload. */
+int fs_node_save(struct fs *fs, struct node *n, bool push_labels);
+
+/* contentInstance names under a file's container (DESIGN.md 5) */
+#define SEG_RN_FMT "s%" PRIu64 "g%" PRIu64
+#define MAN_RN_FMT "m%" PRIu64
+
+#define ENTRY_TIMEOUT 1.0
+#define ATTR_TIMEOUT 1.0

@@ -1,0 +1,993 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The local cache: sealed segment files plus the SQLite index (the only atrestfs file that includes sqlite3.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "atrest/cleanup.h"
+#include "atrest/log.h"
+#include "atrestfs.h"
+#include "cache.h"
+
+struct cache {
+	char *dir;
+	uint64_t max_bytes;
+	pthread_mutex_t lock; /* one connection, one transaction at a time */
+	sqlite3 *db;
+};
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=NORMAL;"
+	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS nodes(ino INTEGER PRIMARY KEY, parent INTEGER NOT NULL,"
+	" name BLOB, mode INTEGER, uid INTEGER, gid INTEGER, size INTEGER,"
+	" atime INTEGER, mtime INTEGER, ctime INTEGER, symlink BLOB, file_id TEXT,"
+	" cred_id TEXT, rkid TEXT, protection INTEGER, seg_size INTEGER, version INTEGER,"
+	" remote_version INTEGER, expires INTEGER, meta_dirty INTEGER, remote_created INTEGER,"
+	" segs_known INTEGER, remote_size INTEGER, targets TEXT, key_expires INTEGER);"
+	"CREATE TABLE IF NOT EXISTS segs(ino INTEGER NOT NULL, idx INTEGER NOT NULL,"
+	" gen INTEGER NOT NULL, len INTEGER NOT NULL, uploaded INTEGER NOT NULL,"
+	" cached INTEGER NOT NULL, last_use INTEGER NOT NULL, PRIMARY KEY(ino, idx));"
+	"CREATE INDEX IF NOT EXISTS segs_lru ON segs(uploaded, last_use);"
+	"CREATE TABLE IF NOT EXISTS manifests(ino INTEGER PRIMARY KEY, version INTEGER NOT NULL,"
+	" length INTEGER NOT NULL, compact TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS gc(id INTEGER PRIMARY KEY AUTOINCREMENT, ino INTEGER NOT NULL,"
+	" after_version INTEGER NOT NULL, path TEXT NOT NULL);";
+
+/* SQLite result codes, translated once. */
+static int errno_from_sqlite(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EROFS;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static int exec(struct cache *c, const char *sql)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, &err);
+
+	if (rc != SQLITE_OK) {
+		log_error("cache index: %s", err ? err : sqlite3_errstr(rc));
+		sqlite3_free(err);
+		return errno_from_sqlite(rc);
+	}
+	return 0;
+}
+
+static int prepare(struct cache *c, const char *sql, sqlite3_stmt **ret)
+{
+	int rc = sqlite3_prepare_v2(c->db, sql, -1, ret, NULL);
+
+	if (rc != SQLITE_OK) {
+		log_error("cache index: cannot prepare statement: %s", sqlite3_errmsg(c->db));
+		return errno_from_sqlite(rc);
+	}
+	return 0;
+}
+
+/* Steps a statement that returns no rows. */
+static int step_done(struct cache *c, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE) {
+		log_error("cache index: %s", sqlite3_errmsg(c->db));
+		return errno_from_sqlite(rc);
+	}
+	return 0;
+}
+
+static void seg_dir(const struct cache *c, uint64_t ino, char buf[PATH_MAX])
+{
+	snprintf(buf, PATH_MAX, "%s/seg/%" PRIu64, c->dir, ino);
+}
+
+static void seg_path(const struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen,
+		     char buf[PATH_MAX])
+{
+	snprintf(buf, PATH_MAX, "%s/seg/%" PRIu64 "/%" PRIu64 ".%" PRIu64, c->dir, ino, idx, gen);
+}
+
+/* Removes segment files that no committed row references: left by a crash
+ * before a commit (sealed, so harmless, but they take space). */
+static void cache_sweep(struct cache *c)
+{
+	_cleanup_free_ char *root = NULL;
+	DIR *d, *sd;
+	struct dirent *de, *fe;
+
+	if (asprintf(&root, "%s/seg", c->dir) < 0) {
+		root = NULL;
+		return;
+	}
+	d = opendir(root);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char dpath[PATH_MAX];
+		uint64_t ino;
+
+		if (de->d_name[0] == '.' || sscanf(de->d_name, "%" SCNu64, &ino) != 1)
+			continue;
+		seg_dir(c, ino, dpath);
+		sd = opendir(dpath);
+		if (!sd)
+			continue;
+		while ((fe = readdir(sd))) {
+			_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+			uint64_t idx, gen;
+			bool keep = false;
+
+			if (fe->d_name[0] == '.')
+				continue;
+			if (sscanf(fe->d_name, "%" SCNu64 ".%" SCNu64, &idx, &gen) == 2 &&
+			    prepare(c, "SELECT 1 FROM segs WHERE ino=? AND idx=? AND gen=?", &st) == 0) {
+				sqlite3_bind_int64(st, 1, (int64_t)ino);
+				sqlite3_bind_int64(st, 2, (int64_t)idx);
+				sqlite3_bind_int64(st, 3, (int64_t)gen);
+				keep = sqlite3_step(st) == SQLITE_ROW;
+			}
+			if (!keep)
+				unlinkat(dirfd(sd), fe->d_name, 0);
+		}
+		closedir(sd);
+	}
+	closedir(d);
+}
+
+int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret_fresh)
+{
+	_cleanup_free_ char *dbpath = NULL, *segs = NULL;
+	struct cache *c;
+	struct stat st;
+	int rc, r, fresh;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, "cannot create cache directory '%s'", dir);
+	if (stat(dir, &st) < 0)
+		return log_error_errno(-errno, "cannot stat cache directory '%s'", dir);
+	if (!S_ISDIR(st.st_mode))
+		return log_error_errno(-ENOTDIR, "cache '%s' is not a directory", dir);
+	/* DESIGN.md 6: only atrestfs may read the sealed cache and its index */
+	if ((st.st_mode & 07777) != 0700 && chmod(dir, 0700) < 0)
+		return log_error_errno(-errno, "cannot make '%s' mode 0700", dir);
+	if (asprintf(&dbpath, "%s/index.db", dir) < 0 || asprintf(&segs, "%s/seg", dir) < 0)
+		return -ENOMEM;
+	if (mkdir(segs, 0700) < 0 && errno != EEXIST)
+		return log_error_errno(-errno, "cannot create '%s'", segs);
+	fresh = access(dbpath, F_OK) < 0;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	c->max_bytes = max_bytes;
+	c->dir = strdup(dir);
+	if (!c->dir) {
+		cache_close(c);
+		return -ENOMEM;
+	}
+	rc = sqlite3_open_v2(dbpath, &c->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		r = log_error_errno(errno_from_sqlite(rc), "cannot open cache index '%s'", dbpath);
+		cache_close(c);
+		return r;
+	}
+	chmod(dbpath, 0600);
+	sqlite3_busy_timeout(c->db, 5000);
+	r = exec(c, schema);
+	if (r < 0) {
+		cache_close(c);
+		return r;
+	}
+	if (!fresh) {
+		_cleanup_sqlite_stmt_ sqlite3_stmt *q = NULL;
+		/* an index without a root node never finished its first mount */
+		if (prepare(c, "SELECT 1 FROM nodes WHERE ino=1", &q) == 0)
+			fresh = sqlite3_step(q) != SQLITE_ROW;
+	}
+	cache_sweep(c);
+	*ret = c;
+	*ret_fresh = fresh;
+	return 0;
+}
+
+struct cache *cache_close(struct cache *c)
+{
+	if (!c)
+		return NULL;
+	if (c->db)
+		sqlite3_close_v2(c->db);
+	pthread_mutex_destroy(&c->lock);
+	free(c->dir);
+	free(c);
+	return NULL;
+}
+
+int cache_meta_get(struct cache *c, const char *key, char **ret)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT v FROM meta WHERE k=?", &st);
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*ret = strdup((const char *)sqlite3_column_text(st, 0));
+			r = *ret ? 0 : -ENOMEM;
+		} else
+			r = -ENOENT;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int cache_meta_set(struct cache *c, const char *key, const char *value)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "INSERT OR REPLACE INTO meta(k, v) VALUES(?, ?)", &st);
+	if (r == 0) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+		r = step_done(c, st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static struct timespec ns_ts(int64_t ns)
+{
+	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int node_save_locked(struct cache *c, const struct node *n)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	r = prepare(c,
+		    "INSERT OR REPLACE INTO nodes(ino, parent, name, mode, uid, gid, size, atime,"
+		    " mtime, ctime, symlink, file_id, cred_id, rkid, protection, seg_size, version,"
+		    " remote_version, expires, meta_dirty, remote_created, segs_known, remote_size,"
+		    " targets, key_expires) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		    &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (int64_t)n->ino);
+	sqlite3_bind_int64(st, 2, (int64_t)n->parent);
+	bind_text_or_null(st, 3, n->name);
+	sqlite3_bind_int64(st, 4, n->mode);
+	sqlite3_bind_int64(st, 5, n->uid);
+	sqlite3_bind_int64(st, 6, n->gid);
+	sqlite3_bind_int64(st, 7, (int64_t)n->size);
+	sqlite3_bind_int64(st, 8, ts_ns(&n->atime));
+	sqlite3_bind_int64(st, 9, ts_ns(&n->mtime));
+	sqlite3_bind_int64(st, 10, ts_ns(&n->ctime));
+	bind_text_or_null(st, 11, n->symlink);
+	bind_text_or_null(st, 12, n->file_id[0] ? n->file_id : NULL);
+	bind_text_or_null(st, 13, n->cred_id);
+	bind_text_or_null(st, 14, n->rkid);
+	sqlite3_bind_int64(st, 15, n->protection);
+	sqlite3_bind_int64(st, 16, n->seg_size);
+	sqlite3_bind_int64(st, 17, (int64_t)n->version);
+	sqlite3_bind_int64(st, 18, (int64_t)n->remote_version);
+	sqlite3_bind_int64(st, 19, n->expires);
+	sqlite3_bind_int64(st, 20, n->meta_dirty);
+	sqlite3_bind_int64(st, 21, n->remote_created);
+	sqlite3_bind_int64(st, 22, n->segs_known);
+	sqlite3_bind_int64(st, 23, (int64_t)n->remote_size);
+	bind_text_or_null(st, 24, n->targets);
+	sqlite3_bind_int64(st, 25, n->key_expires);
+	return step_done(c, st);
+}
+
+int cache_node_save(struct cache *c, const struct node *n)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = node_save_locked(c, n);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static void rm_seg_dir(struct cache *c, uint64_t ino)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *de;
+
+	seg_dir(c, ino, path);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+	rmdir(path);
+}
+
+int cache_node_delete(struct cache *c, uint64_t ino)
+{
+	static const char *const sql[] = {
+		"DELETE FROM nodes WHERE ino=?",
+		"DELETE FROM segs WHERE ino=?",
+		"DELETE FROM manifests WHERE ino=?",
+	};
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	exec(c, "BEGIN");
+	for (size_t i = 0; i < ELEMENTSOF(sql) && r == 0; i++) {
+		_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+
+		r = prepare(c, sql[i], &st);
+		if (r == 0) {
+			sqlite3_bind_int64(st, 1, (int64_t)ino);
+			r = step_done(c, st);
+		}
+	}
+	exec(c, r == 0 ? "COMMIT" : "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	if (r == 0)
+		rm_seg_dir(c, ino);
+	return r;
+}
+
+static char *column_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+int cache_nodes_load(struct cache *c, struct node *(*alloc)(void *ud, uint64_t ino), void *userdata)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c,
+		    "SELECT n.ino, parent, name, mode, uid, gid, size, atime, mtime, ctime, symlink,"
+		    " file_id, cred_id, rkid, protection, seg_size, n.version, remote_version,"
+		    " expires, meta_dirty, remote_created, segs_known, remote_size, m.length,"
+		    " targets, key_expires"
+		    " FROM nodes n LEFT JOIN manifests m ON m.ino = n.ino ORDER BY n.ino",
+		    &st);
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct node *n = alloc(userdata, (uint64_t)sqlite3_column_int64(st, 0));
+		const char *fid;
+
+		if (!n) {
+			r = -ENOMEM;
+			break;
+		}
+		n->parent = (uint64_t)sqlite3_column_int64(st, 1);
+		n->name = column_strdup(st, 2);
+		n->mode = (mode_t)sqlite3_column_int64(st, 3);
+		n->uid = (uid_t)sqlite3_column_int64(st, 4);
+		n->gid = (gid_t)sqlite3_column_int64(st, 5);
+		n->size = (uint64_t)sqlite3_column_int64(st, 6);
+		n->atime = ns_ts(sqlite3_column_int64(st, 7));
+		n->mtime = ns_ts(sqlite3_column_int64(st, 8));
+		n->ctime = ns_ts(sqlite3_column_int64(st, 9));
+		n->symlink = column_strdup(st, 10);
+		fid = (const char *)sqlite3_column_text(st, 11);
+		if (fid)
+			snprintf(n->file_id, sizeof(n->file_id), "%s", fid);
+		n->cred_id = column_strdup(st, 12);
+		n->rkid = column_strdup(st, 13);
+		n->protection = (enum seal_protection)sqlite3_column_int64(st, 14);
+		n->seg_size = (uint32_t)sqlite3_column_int64(st, 15);
+		n->version = (uint64_t)sqlite3_column_int64(st, 16);
+		n->remote_version = (uint64_t)sqlite3_column_int64(st, 17);
+		n->expires = sqlite3_column_int64(st, 18);
+		n->meta_dirty = sqlite3_column_int64(st, 19) != 0;
+		n->remote_created = sqlite3_column_int64(st, 20) != 0;
+		n->segs_known = sqlite3_column_int64(st, 21) != 0;
+		n->remote_size = (uint64_t)sqlite3_column_int64(st, 22);
+		/* a crash may have left the size of writes never committed: the
+		 * committed manifest has the truth */
+		if (sqlite3_column_type(st, 23) != SQLITE_NULL)
+			n->size = (uint64_t)sqlite3_column_int64(st, 23);
+		else if (S_ISREG(n->mode) && n->version == 0)
+			n->size = 0;
+		n->targets = column_strdup(st, 24);
+		n->key_expires = sqlite3_column_int64(st, 25);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int cache_segs_load(struct cache *c, uint64_t ino, struct seg **ret, size_t *ret_n)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	struct seg *segs = NULL;
+	size_t n = 0;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT idx, gen, len, uploaded FROM segs WHERE ino=? ORDER BY idx", &st);
+	if (r == 0)
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t idx = (uint64_t)sqlite3_column_int64(st, 0);
+
+		if (idx >= n) {
+			struct seg *p = realloc(segs, (idx + 1) * sizeof(*segs));
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			memset(p + n, 0, (idx + 1 - n) * sizeof(*p));
+			segs = p;
+			n = idx + 1;
+		}
+		segs[idx].gen = (uint64_t)sqlite3_column_int64(st, 1);
+		segs[idx].len = (uint32_t)sqlite3_column_int64(st, 2);
+		segs[idx].uploaded = sqlite3_column_int64(st, 3) != 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0) {
+		free(segs);
+		return r;
+	}
+	*ret = segs;
+	*ret_n = n;
+	return 0;
+}
+
+/* Replaces the segment rows of ino by segs (keeping upload state of unchanged ones). */
+static int segs_replace_locked(struct cache *c, uint64_t ino, const struct seg *segs, size_t n,
+			       bool uploaded_default)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
+	int r;
+
+	r = prepare(c, "DELETE FROM segs WHERE ino=?1 AND (idx >= ?2 OR idx NOT IN"
+		       " (SELECT value FROM json_each(?3)))",
+		    &del);
+	if (r < 0)
+		return r;
+	/* json_each keeps this one statement whatever the number of segments */
+	{
+		size_t cap = 2 + n * 21;
+		_cleanup_free_ char *list = malloc(cap);
+		size_t off = 0;
+		bool first = true;
+
+		if (!list)
+			return -ENOMEM;
+		off += (size_t)snprintf(list + off, cap - off, "[");
+		for (size_t i = 0; i < n; i++) {
+			if (!segs[i].gen)
+				continue;
+			off += (size_t)snprintf(list + off, cap - off, "%s%zu", first ? "" : ",", i);
+			first = false;
+		}
+		snprintf(list + off, cap - off, "]");
+		sqlite3_bind_int64(del, 1, (int64_t)ino);
+		sqlite3_bind_int64(del, 2, (int64_t)n);
+		sqlite3_bind_text(del, 3, list, -1, SQLITE_TRANSIENT);
+		r = step_done(c, del);
+		if (r < 0)
+			return r;
+	}
+	/* a changed generation resets the upload state; an unchanged one keeps it */
+	r = prepare(c,
+		    "INSERT INTO segs(ino, idx, gen, len, uploaded, cached, last_use)"
+		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(ino, idx) DO UPDATE SET"
+		    " uploaded = CASE WHEN gen = excluded.gen THEN uploaded ELSE excluded.uploaded END,"
+		    " cached = CASE WHEN gen = excluded.gen THEN cached ELSE excluded.cached END,"
+		    " len = excluded.len, gen = excluded.gen",
+		    &ins);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (!segs[i].gen)
+			continue;
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, (int64_t)ino);
+		sqlite3_bind_int64(ins, 2, (int64_t)i);
+		sqlite3_bind_int64(ins, 3, (int64_t)segs[i].gen);
+		sqlite3_bind_int64(ins, 4, segs[i].len);
+		sqlite3_bind_int64(ins, 5, uploaded_default);
+		sqlite3_bind_int64(ins, 6, uploaded_default ? 0 : (int64_t)segs[i].len * 4 / 3 + 256);
+		sqlite3_bind_int64(ins, 7, now_s());
+		r = step_done(c, ins);
+	}
+	return r;
+}
+
+static int manifest_put_locked(struct cache *c, uint64_t ino, uint64_t version, uint64_t length,
+			       const char *m, size_t len)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	r = prepare(c, "INSERT OR REPLACE INTO manifests(ino, version, length, compact)"
+		       " VALUES(?, ?, ?, ?)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)version);
+	sqlite3_bind_int64(st, 3, (int64_t)length);
+	sqlite3_bind_text(st, 4, m, (int)len, SQLITE_STATIC);
+	return step_done(c, st);
+}
+
+static int gc_add_locked(struct cache *c, uint64_t ino, uint64_t after, const char *path)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	r = prepare(c, "INSERT INTO gc(ino, after_version, path) VALUES(?, ?, ?)", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)after);
+	sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
+	return step_done(c, st);
+}
+
+int cache_commit(struct cache *c, const struct node *n, const struct seg *segs, size_t n_segs,
+		 const char *manifest, size_t manifest_len, char *const *gc_paths, size_t n_gc)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	if (r == 0)
+		r = node_save_locked(c, n);
+	if (r == 0)
+		r = segs_replace_locked(c, n->ino, segs, n_segs, false);
+	if (r == 0)
+		r = manifest_put_locked(c, n->ino, n->version, n->size, manifest, manifest_len);
+	for (size_t i = 0; i < n_gc && r == 0; i++)
+		r = gc_add_locked(c, n->ino, n->version, gc_paths[i]);
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int cache_manifest_put(struct cache *c, uint64_t ino, uint64_t version, uint64_t length,
+		       const char *compact, size_t len, const struct seg *segs, size_t n_segs)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = exec(c, "BEGIN IMMEDIATE");
+	if (r == 0)
+		r = segs_replace_locked(c, ino, segs, n_segs, true);
+	if (r == 0)
+		r = manifest_put_locked(c, ino, version, length, compact, len);
+	if (r == 0)
+		r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int cache_manifest_get(struct cache *c, uint64_t ino, uint64_t *ret_version,
+		       uint64_t *ret_length, char **ret, size_t *ret_len)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT version, compact, length FROM manifests WHERE ino=?", &st);
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const char *s = (const char *)sqlite3_column_text(st, 1);
+			size_t len = (size_t)sqlite3_column_bytes(st, 1);
+
+			*ret = strndup(s ? s : "", len);
+			if (!*ret)
+				r = -ENOMEM;
+			else {
+				*ret_len = len;
+				*ret_version = (uint64_t)sqlite3_column_int64(st, 0);
+				*ret_length = (uint64_t)sqlite3_column_int64(st, 2);
+			}
+		} else
+			r = -ENOENT;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
+		    size_t len)
+{
+	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + 8];
+	_cleanup_close_ int fd = -1;
+	size_t off = 0;
+
+	seg_dir(c, ino, dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	seg_path(c, ino, idx, gen, path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			unlink(tmp);
+			return e;
+		}
+		off += (size_t)w;
+	}
+	/* rename makes a half-written segment impossible after a crash */
+	if (rename(tmp, path) < 0) {
+		int e = -errno;
+		unlink(tmp);
+		return e;
+	}
+	return 0;
+}
+
+int cache_seg_read(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, char **ret,
+		   size_t *ret_len)
+{
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	size_t off = 0;
+
+	seg_path(c, ino, idx, gen, path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	buf[off] = '\0';
+	*ret_len = off;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+void cache_seg_unlink(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
+{
+	char path[PATH_MAX];
+
+	seg_path(c, ino, idx, gen, path);
+	unlink(path);
+}
+
+static void seg_update(struct cache *c, const char *sql, uint64_t ino, uint64_t idx, uint64_t gen,
+		       int64_t value)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (prepare(c, sql, &st) == 0) {
+		sqlite3_bind_int64(st, 1, value);
+		sqlite3_bind_int64(st, 2, (int64_t)ino);
+		sqlite3_bind_int64(st, 3, (int64_t)idx);
+		sqlite3_bind_int64(st, 4, (int64_t)gen);
+		step_done(c, st);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cache_seg_cached(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, size_t bytes)
+{
+	seg_update(c, "UPDATE segs SET cached=?1, last_use=strftime('%s') WHERE ino=?2 AND idx=?3 AND gen=?4",
+		   ino, idx, gen, (int64_t)bytes);
+}
+
+void cache_seg_touch(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
+{
+	seg_update(c, "UPDATE segs SET last_use=?1 WHERE ino=?2 AND idx=?3 AND gen=?4", ino, idx,
+		   gen, now_s());
+}
+
+int cache_segs_pending(struct cache *c, uint64_t ino, uint64_t **ret_idx, uint64_t **ret_gen,
+		       size_t *ret_n)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ uint64_t *ids = NULL, *gens = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "SELECT idx, gen FROM segs WHERE ino=? AND uploaded=0 ORDER BY idx", &st);
+	if (r == 0)
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *a = realloc(ids, cap * sizeof(*a));
+			if (a)
+				ids = a;
+			uint64_t *b = realloc(gens, cap * sizeof(*b));
+			if (b)
+				gens = b;
+			if (!a || !b) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		ids[n] = (uint64_t)sqlite3_column_int64(st, 0);
+		gens[n] = (uint64_t)sqlite3_column_int64(st, 1);
+		n++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0)
+		return r;
+	*ret_idx = TAKE_PTR(ids);
+	*ret_gen = TAKE_PTR(gens);
+	*ret_n = n;
+	return 0;
+}
+
+int cache_seg_uploaded(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "UPDATE segs SET uploaded=1 WHERE ino=? AND idx=? AND gen=?", &st);
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		sqlite3_bind_int64(st, 2, (int64_t)idx);
+		sqlite3_bind_int64(st, 3, (int64_t)gen);
+		r = step_done(c, st);
+		if (r == 0)
+			r = sqlite3_changes(c->db) > 0 ? 1 : 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+bool cache_node_has_pending_segs(struct cache *c, uint64_t ino)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	bool pending = false;
+
+	pthread_mutex_lock(&c->lock);
+	if (prepare(c, "SELECT 1 FROM segs WHERE ino=? AND uploaded=0 LIMIT 1", &st) == 0) {
+		sqlite3_bind_int64(st, 1, (int64_t)ino);
+		pending = sqlite3_step(st) == SQLITE_ROW;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return pending;
+}
+
+int cache_dirty_nodes(struct cache *c, uint64_t **ret, size_t *ret_n)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_free_ uint64_t *a = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c,
+		    "SELECT ino FROM nodes WHERE meta_dirty != 0 OR remote_created = 0"
+		    " OR remote_version < version"
+		    " UNION SELECT DISTINCT ino FROM segs WHERE uploaded = 0 ORDER BY 1",
+		    &st);
+	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			uint64_t *p = realloc(a, cap * sizeof(*p));
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			a = p;
+		}
+		a[n++] = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(a);
+	*ret_n = n;
+	return 0;
+}
+
+int cache_gc_add(struct cache *c, uint64_t ino, uint64_t after_version, const char *path)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = gc_add_locked(c, ino, after_version, path);
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int cache_gc_next(struct cache *c, uint64_t after_id, int64_t *ret_id, char **ret_path)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	/* due once the version that superseded it was acknowledged, or its node is gone */
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c,
+		    "SELECT g.id, g.path FROM gc g LEFT JOIN nodes n ON n.ino = g.ino"
+		    " WHERE g.id > ? AND (n.ino IS NULL OR n.remote_version >= g.after_version)"
+		    " ORDER BY g.id LIMIT 1",
+		    &st);
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, (int64_t)after_id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*ret_id = sqlite3_column_int64(st, 0);
+			*ret_path = column_strdup(st, 1);
+			r = *ret_path ? 0 : -ENOMEM;
+		} else
+			r = -ENOENT;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int cache_gc_done(struct cache *c, int64_t id)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	r = prepare(c, "DELETE FROM gc WHERE id=?", &st);
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, id);
+		r = step_done(c, st);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static uint64_t sum_locked(struct cache *c, const char *sql)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	uint64_t v = 0;
+
+	if (prepare(c, sql, &st) == 0 && sqlite3_step(st) == SQLITE_ROW)
+		v = (uint64_t)sqlite3_column_int64(st, 0);
+	return v;
+}
+
+uint64_t cache_pending_bytes(struct cache *c)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&c->lock);
+	v = sum_locked(c, "SELECT COALESCE(SUM(cached), 0) FROM segs WHERE uploaded=0");
+	pthread_mutex_unlock(&c->lock);
+	return v;
+}
+
+void cache_evict(struct cache *c)
+{
+	uint64_t total;
+
+	pthread_mutex_lock(&c->lock);
+	total = sum_locked(c, "SELECT COALESCE(SUM(cached), 0) FROM segs");
+	while (total > c->max_bytes) {
+		_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL, *up = NULL;
+		bool any = false;
+
+		/* never a pending segment: it exists nowhere else (issue 5) */
+		if (prepare(c, "SELECT ino, idx, gen, cached FROM segs WHERE uploaded=1 AND cached>0"
+			       " ORDER BY last_use LIMIT 64", &st) < 0 ||
+		    prepare(c, "UPDATE segs SET cached=0 WHERE ino=? AND idx=? AND gen=?", &up) < 0)
+			break;
+		while (total > c->max_bytes && sqlite3_step(st) == SQLITE_ROW) {
+			uint64_t ino = (uint64_t)sqlite3_column_int64(st, 0);
+			uint64_t idx = (uint64_t)sqlite3_column_int64(st, 1);
+			uint64_t gen = (uint64_t)sqlite3_column_int64(st, 2);
+			uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 3);
+
+			cache_seg_unlink(c, ino, idx, gen);
+			sqlite3_reset(up);
+			sqlite3_bind_int64(up, 1, (int64_t)ino);
+			sqlite3_bind_int64(up, 2, (int64_t)idx);
+			sqlite3_bind_int64(up, 3, (int64_t)gen);
+			step_done(c, up);
+			total = total > bytes ? total - bytes : 0;
+			any = true;
+		}
+		if (!any)
+			break;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+int cache_sync(struct cache *c, uint64_t ino)
+{
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -1, wal = -1;
+
+	seg_dir(c, ino, path);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		/* segment data (syncfs covers the renamed files), then their names */
+		if (syncfs(fd) < 0 || fsync(fd) < 0)
+			return -errno;
+	}
+	/* committed transactions sit in the WAL: synced, they survive a power loss */
+	snprintf(path, sizeof(path), "%s/index.db-wal", c->dir);
+	wal = open(path, O_RDONLY | O_CLOEXEC);
+	if (wal >= 0 && fdatasync(wal) < 0)
+		return -errno;
+	return 0;
+}

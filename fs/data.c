@@ -1,0 +1,567 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* File contents: plaintext segments in memory while written, sealed segments in the cache, committed versions. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "atrest/cleanup.h"
+#include "atrest/hcse_client.h"
+#include "atrest/log.h"
+#include "atrestfs.h"
+#include "cache.h"
+
+void data_params(const struct node *n, const struct seal_key *key, struct seal_params *p)
+{
+	*p = (struct seal_params){
+		.key = key,
+		.kid = n->cred_id,
+		.file_id = n->file_id,
+		.protection = n->protection,
+		.enc = SEAL_ENC_AUTO,
+	};
+}
+
+static void dseg_release(struct dseg *d, uint32_t seg_size)
+{
+	if (d->buf) {
+		sodium_memzero(d->buf, seg_size);
+		free(d->buf);
+	}
+	d->buf = NULL;
+}
+
+void data_drop(struct node *n)
+{
+	for (size_t i = 0; i < n->n_dirty; i++)
+		dseg_release(&n->dirty[i], n->seg_size);
+	n->n_dirty = 0;
+	free(n->csegs);
+	free(n->wsegs);
+	n->csegs = n->wsegs = NULL;
+	n->n_csegs = n->n_wsegs = 0;
+}
+
+static int segs_resize(struct seg **a, size_t *n, size_t want)
+{
+	struct seg *p;
+
+	if (want <= *n)
+		return 0;
+	p = realloc(*a, want * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	memset(p + *n, 0, (want - *n) * sizeof(*p));
+	*a = p;
+	*n = want;
+	return 0;
+}
+
+/* Logs a failed verification naming the resource (DESIGN.md 8) and returns -EIO. */
+static int integrity_error(struct fs *fs, const struct node *n, const char *what, uint64_t idx,
+			   int r)
+{
+	_cleanup_free_ char *path = remote_node_path(fs, n);
+
+	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of '/%s/%s' (file id %s)",
+			what, idx, fs->cse_rn, path ? path : "?", n->file_id);
+	return -EIO;
+}
+
+/*
+ * Loads the committed segment table: from the index when this cache
+ * committed or fetched it, otherwise by fetching and verifying the latest
+ * manifest from the HCSE (DESIGN.md 4: rollback checked against tefd's
+ * version and the highest we saw).
+ */
+int data_prepare(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t min_version)
+{
+	_cleanup_free_ char *compact = NULL;
+	struct seal_manifest *m = NULL;
+	struct seal_params p;
+	struct seg *segs = NULL;
+	size_t len, n_segs = 0;
+	int r;
+
+	if (n->wsegs || n->csegs)
+		return 0;
+	if (n->segs_known || n->version == 0) {
+		r = cache_segs_load(fs->cache, n->ino, &segs, &n_segs);
+		if (r < 0)
+			return r;
+		goto done;
+	}
+
+	r = remote_fetch_manifest(fs, n, n->version, &compact, &len);
+	if (r < 0) {
+		if (hcse_is_unreachable(r)) {
+			log_error_errno(r, "cannot fetch the manifest of inode %" PRIu64
+					": hcsed unreachable", n->ino);
+			return -EIO;
+		}
+		return integrity_error(fs, n, "manifest", n->version, r);
+	}
+	data_params(n, key, &p);
+	if (min_version < n->version)
+		min_version = n->version;
+	r = seal_manifest_open(&p, compact, len, min_version, &m);
+	if (r < 0)
+		return integrity_error(fs, n, "manifest", n->version, r);
+	if (m->segment_size != n->seg_size && n->seg_size) {
+		seal_manifest_free(m);
+		return integrity_error(fs, n, "manifest", n->version, -EBADMSG);
+	}
+	n_segs = m->n_segments;
+	segs = calloc(n_segs ? n_segs : 1, sizeof(*segs));
+	if (!segs) {
+		seal_manifest_free(m);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n_segs; i++) {
+		segs[i].gen = m->segments[i].generation;
+		segs[i].len = m->segments[i].length;
+		segs[i].uploaded = true;
+	}
+	/* the authenticated copy wins over the plain labels */
+	pthread_mutex_lock(&fs->lock);
+	n->size = m->length;
+	n->seg_size = m->segment_size;
+	n->version = m->version;
+	n->segs_known = true;
+	cache_node_save(fs->cache, n);
+	pthread_mutex_unlock(&fs->lock);
+	r = cache_manifest_put(fs->cache, n->ino, m->version, m->length, compact, len, segs, n_segs);
+	seal_manifest_free(m);
+	if (r < 0) {
+		free(segs);
+		return r;
+	}
+done:
+	n->csegs = segs;
+	n->n_csegs = n_segs;
+	n->wsegs = NULL;
+	n->n_wsegs = 0;
+	if (n_segs) {
+		n->wsegs = malloc(n_segs * sizeof(*segs));
+		if (!n->wsegs)
+			return -ENOMEM;
+		memcpy(n->wsegs, segs, n_segs * sizeof(*segs));
+		n->n_wsegs = n_segs;
+	}
+	return 0;
+}
+
+/* Reads and verifies one sealed segment (cache first, then the HCSE) into out. */
+static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t idx,
+		       uint64_t gen, uint32_t want_len, uint8_t *out)
+{
+	_cleanup_free_ char *compact = NULL;
+	struct seal_params p;
+	size_t len, plain_len;
+	bool fetched = false;
+	int r;
+
+	r = cache_seg_read(fs->cache, n->ino, idx, gen, &compact, &len);
+	if (r == -ENOENT) {
+		r = remote_fetch_segment(fs, n, idx, gen, &compact, &len);
+		if (r < 0) {
+			if (hcse_is_unreachable(r)) {
+				log_error_errno(r, "segment %" PRIu64 " of inode %" PRIu64
+						" is not cached and hcsed is unreachable", idx, n->ino);
+				return -EIO;
+			}
+			return integrity_error(fs, n, "segment", idx, r);
+		}
+		fetched = true;
+	} else if (r < 0) {
+		log_error_errno(r, "cannot read cached segment %" PRIu64 " of inode %" PRIu64, idx,
+				n->ino);
+		return -EIO;
+	}
+
+	data_params(n, key, &p);
+	r = seal_open_segment(&p, idx, gen, compact, len, out, n->seg_size, &plain_len);
+	if (r < 0)
+		return integrity_error(fs, n, "segment", idx, r);
+	if (plain_len != want_len)
+		return integrity_error(fs, n, "segment", idx, SEAL_E_TRUNCATED);
+	if (fetched) {
+		/* verified: worth keeping (clean, evictable) */
+		if (cache_seg_write(fs->cache, n->ino, idx, gen, compact, len) == 0)
+			cache_seg_cached(fs->cache, n->ino, idx, gen, len);
+	}
+	return 0;
+}
+
+static struct dseg *dirty_find(struct node *n, uint64_t idx)
+{
+	for (size_t i = 0; i < n->n_dirty; i++)
+		if (n->dirty[i].idx == idx)
+			return &n->dirty[i];
+	return NULL;
+}
+
+/* Seals a dirty segment into the cache as part of the version being built. */
+static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key, struct dseg *d)
+{
+	_cleanup_free_ char *compact = NULL;
+	struct seal_params p;
+	uint64_t gen = n->version + 1;
+	size_t len;
+	int r;
+
+	if (cache_pending_bytes(fs->cache) + n->seg_size > fs->opt.cache_size)
+		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
+					 fs->opt.cache_size);
+	data_params(n, key, &p);
+	r = seal_segment(&p, d->idx, gen, d->buf, d->len, &compact, &len);
+	if (r < 0)
+		return log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64, d->idx,
+				       n->ino);
+	r = cache_seg_write(fs->cache, n->ino, d->idx, gen, compact, len);
+	if (r < 0)
+		return log_error_errno(r, "cannot write segment %" PRIu64 " of inode %" PRIu64
+				       " to the cache", d->idx, n->ino);
+	r = segs_resize(&n->wsegs, &n->n_wsegs, d->idx + 1);
+	if (r < 0)
+		return r;
+	n->wsegs[d->idx] = (struct seg){ .gen = gen, .len = d->len };
+	dseg_release(d, n->seg_size);
+	*d = n->dirty[--n->n_dirty];
+	return 0;
+}
+
+/* The dirty buffer for segment idx, loading what is already there. */
+static int dirty_get(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t idx,
+		     bool whole, struct dseg **ret)
+{
+	struct dseg *d = dirty_find(n, idx);
+	uint8_t *buf;
+	int r;
+
+	if (d) {
+		d->touched = ++n->touch_clock;
+		*ret = d;
+		return 0;
+	}
+	if (n->n_dirty == NODE_MAX_DIRTY) {
+		/* bounded memory: seal the least recently written one */
+		struct dseg *old = &n->dirty[0];
+		for (size_t i = 1; i < n->n_dirty; i++)
+			if (n->dirty[i].touched < old->touched)
+				old = &n->dirty[i];
+		r = dirty_flush(fs, n, key, old);
+		if (r < 0)
+			return r;
+	}
+	buf = calloc(1, n->seg_size);
+	if (!buf)
+		return -ENOMEM;
+	uint32_t len = 0;
+	if (idx < n->n_wsegs && n->wsegs[idx].gen) {
+		len = n->wsegs[idx].len;
+		if (!whole) {
+			r = load_sealed(fs, n, key, idx, n->wsegs[idx].gen, len, buf);
+			if (r < 0) {
+				free(buf);
+				return r;
+			}
+		}
+	}
+	d = &n->dirty[n->n_dirty++];
+	*d = (struct dseg){ .idx = idx, .buf = buf, .len = len, .touched = ++n->touch_clock };
+	*ret = d;
+	return 0;
+}
+
+int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off_t off)
+{
+	struct node *n = h->node;
+	uint64_t pos = (uint64_t)off, end = pos + size;
+	size_t done = 0;
+	int r;
+
+	while (done < size) {
+		uint64_t idx = pos / n->seg_size;
+		uint32_t in_off = (uint32_t)(pos % n->seg_size);
+		size_t chunk = n->seg_size - in_off;
+		struct dseg *d;
+
+		if (chunk > size - done)
+			chunk = size - done;
+		/* a segment overwritten from its start to its end (or to EOF) needs no load */
+		bool whole = in_off == 0 &&
+			     (chunk == n->seg_size || pos + chunk >= n->size);
+		r = dirty_get(fs, n, h->key, idx, whole, &d);
+		if (r < 0)
+			return r;
+		if (whole && d->len > chunk && chunk != n->seg_size) {
+			/* cannot happen: whole implies the segment ends at or before EOF */
+			memset(d->buf + chunk, 0, d->len - chunk);
+		}
+		memcpy(d->buf + in_off, in + done, chunk);
+		if (in_off + chunk > d->len)
+			d->len = (uint32_t)(in_off + chunk);
+		done += chunk;
+		pos += chunk;
+		/* sequential writers fill a segment and move on: seal it now */
+		if (d->len == n->seg_size && in_off + chunk == n->seg_size) {
+			r = dirty_flush(fs, n, h->key, d);
+			if (r < 0)
+				return r;
+		}
+	}
+	pthread_mutex_lock(&fs->lock);
+	if (end > n->size)
+		n->size = end;
+	node_touch(n, true, true, false);
+	pthread_mutex_unlock(&fs->lock);
+	n->content_dirty = true;
+	n->content_seq++;
+	return 0;
+}
+
+/* Plaintext of segment idx into buf (seg_size bytes, zero beyond the data). */
+static int segment_plain(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t idx,
+			 uint8_t *buf, uint32_t *ret_len)
+{
+	struct dseg *d = dirty_find(n, idx);
+
+	if (d) {
+		memcpy(buf, d->buf, n->seg_size);
+		*ret_len = d->len;
+		return 0;
+	}
+	memset(buf, 0, n->seg_size);
+	if (idx >= n->n_wsegs || !n->wsegs[idx].gen) {
+		*ret_len = 0; /* a hole reads as zeros */
+		return 0;
+	}
+	*ret_len = n->wsegs[idx].len;
+	return load_sealed(fs, n, key, idx, n->wsegs[idx].gen, n->wsegs[idx].len, buf);
+}
+
+int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off, size_t *ret_len)
+{
+	struct node *n = h->node;
+	uint64_t pos = (uint64_t)off, fsize;
+	size_t done = 0;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	fsize = n->size;
+	pthread_mutex_unlock(&fs->lock);
+	if (pos >= fsize) {
+		*ret_len = 0;
+		return 0;
+	}
+	if (size > fsize - pos)
+		size = (size_t)(fsize - pos);
+	if (!h->rc_buf) {
+		h->rc_buf = malloc(n->seg_size);
+		if (!h->rc_buf)
+			return -ENOMEM;
+	}
+	while (done < size) {
+		uint64_t idx = pos / n->seg_size;
+		uint32_t in_off = (uint32_t)(pos % n->seg_size);
+		size_t chunk = n->seg_size - in_off;
+
+		if (chunk > size - done)
+			chunk = size - done;
+		if (!h->rc_valid || h->rc_idx != idx || h->rc_gen_seq != n->content_seq) {
+			h->rc_valid = false;
+			r = segment_plain(fs, n, h->key, idx, h->rc_buf, &h->rc_len);
+			if (r < 0)
+				return r;
+			h->rc_idx = idx;
+			h->rc_gen_seq = n->content_seq;
+			h->rc_valid = true;
+			if (idx < n->n_wsegs && n->wsegs[idx].gen && !dirty_find(n, idx))
+				cache_seg_touch(fs->cache, n->ino, idx, n->wsegs[idx].gen);
+		}
+		memcpy(out + done, h->rc_buf + in_off, chunk);
+		done += chunk;
+		pos += chunk;
+	}
+	*ret_len = done;
+	return 0;
+}
+
+int data_truncate(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t size)
+{
+	uint64_t old;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	old = n->size;
+	pthread_mutex_unlock(&fs->lock);
+	if (size < old) {
+		uint64_t keep = (size + n->seg_size - 1) / n->seg_size;
+
+		/* segments wholly past the end go; the last is cut in memory */
+		for (size_t i = 0; i < n->n_dirty;) {
+			if (n->dirty[i].idx >= keep) {
+				dseg_release(&n->dirty[i], n->seg_size);
+				n->dirty[i] = n->dirty[--n->n_dirty];
+			} else
+				i++;
+		}
+		for (uint64_t i = keep; i < n->n_wsegs; i++) {
+			if (n->wsegs[i].gen == n->version + 1)
+				cache_seg_unlink(fs->cache, n->ino, i, n->wsegs[i].gen);
+			n->wsegs[i] = (struct seg){ 0 };
+		}
+		if (size % n->seg_size) {
+			uint64_t idx = size / n->seg_size;
+			uint32_t cut = (uint32_t)(size % n->seg_size);
+			struct dseg *d;
+
+			r = dirty_get(fs, n, key, idx, false, &d);
+			if (r < 0)
+				return r;
+			if (d->len > cut) {
+				memset(d->buf + cut, 0, d->len - cut);
+				d->len = cut;
+			}
+		}
+	}
+	pthread_mutex_lock(&fs->lock);
+	n->size = size;
+	node_touch(n, true, true, false);
+	pthread_mutex_unlock(&fs->lock);
+	n->content_dirty = true;
+	n->content_seq++;
+	return 0;
+}
+
+int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool durable)
+{
+	_cleanup_free_ char *compact = NULL;
+	struct seal_manifest *m = NULL;
+	struct seal_params p;
+	char **gc = NULL;
+	size_t n_gc = 0, len, n_segs;
+	uint64_t size, newver = n->version + 1;
+	int r;
+
+	if (!n->content_dirty) {
+		if (durable)
+			return cache_sync(fs->cache, n->ino);
+		return 0;
+	}
+	pthread_mutex_lock(&fs->lock);
+	size = n->size;
+	pthread_mutex_unlock(&fs->lock);
+	n_segs = (size + n->seg_size - 1) / n->seg_size;
+
+	/* the manifest lists every segment at its exact length (seal.h):
+	 * materialise holes and short segments, then seal what is in memory */
+	for (uint64_t idx = 0; idx < n_segs; idx++) {
+		uint32_t want = (uint32_t)((idx + 1 < n_segs) ? n->seg_size : size - idx * n->seg_size);
+		struct dseg *d = dirty_find(n, idx);
+
+		if (!d && idx < n->n_wsegs && n->wsegs[idx].gen && n->wsegs[idx].len == want)
+			continue;
+		if (!d) {
+			bool hole = idx >= n->n_wsegs || !n->wsegs[idx].gen;
+			r = dirty_get(fs, n, key, idx, hole, &d);
+			if (r < 0)
+				return r;
+		}
+		d->len = want;
+		r = dirty_flush(fs, n, key, d);
+		if (r < 0)
+			return r;
+	}
+	while (n->n_dirty > 0) {
+		/* dirty segments past the end were dropped by truncate; any left is inside */
+		r = dirty_flush(fs, n, key, &n->dirty[0]);
+		if (r < 0)
+			return r;
+	}
+	r = segs_resize(&n->wsegs, &n->n_wsegs, n_segs);
+	if (r < 0)
+		return r;
+
+	r = seal_manifest_new(n_segs, &m);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&fs->lock);
+	m->version = newver;
+	m->length = size;
+	m->segment_size = n->seg_size;
+	m->mode = n->mode;
+	m->uid = n->uid;
+	m->gid = n->gid;
+	m->mtime_ns = (int64_t)n->mtime.tv_sec * 1000000000 + n->mtime.tv_nsec;
+	m->ctime_ns = (int64_t)n->ctime.tv_sec * 1000000000 + n->ctime.tv_nsec;
+	pthread_mutex_unlock(&fs->lock);
+	for (size_t i = 0; i < n_segs; i++) {
+		m->segments[i].generation = n->wsegs[i].gen;
+		m->segments[i].length = n->wsegs[i].len;
+	}
+	data_params(n, key, &p);
+	r = seal_manifest_seal(&p, m, &compact, &len);
+	seal_manifest_free(m);
+	if (r < 0)
+		return log_error_errno(r, "cannot seal the manifest of inode %" PRIu64, n->ino);
+
+	/* what the new version supersedes: remote copies go after it is acknowledged */
+	gc = calloc(n->n_csegs + 1, sizeof(char *));
+	if (!gc)
+		return -ENOMEM;
+	_cleanup_free_ char *base = remote_node_path(fs, n);
+	if (!base) {
+		free(gc);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n->n_csegs; i++) {
+		if (!n->csegs[i].gen || (i < n_segs && n->wsegs[i].gen == n->csegs[i].gen))
+			continue;
+		if (asprintf(&gc[n_gc], "%s/" SEG_RN_FMT, base, (uint64_t)i, n->csegs[i].gen) < 0)
+			break;
+		n_gc++;
+	}
+	if (n->version > 0 && asprintf(&gc[n_gc], "%s/" MAN_RN_FMT, base, n->version) >= 0)
+		n_gc++;
+
+	pthread_mutex_lock(&fs->lock);
+	n->version = newver;
+	n->size = size;
+	n->segs_known = true;
+	r = cache_commit(fs->cache, n, n->wsegs, n_segs, compact, len, gc, n_gc);
+	pthread_mutex_unlock(&fs->lock);
+	for (size_t i = 0; i < n_gc; i++)
+		free(gc[i]);
+	free(gc);
+	if (r < 0) {
+		n->version = newver - 1;
+		return log_error_errno(r, "cannot commit version %" PRIu64 " of inode %" PRIu64,
+				       newver, n->ino);
+	}
+	/* superseded files in the cache go now; their remote copies later */
+	for (size_t i = 0; i < n->n_csegs; i++)
+		if (n->csegs[i].gen && !(i < n_segs && n->wsegs[i].gen == n->csegs[i].gen))
+			cache_seg_unlink(fs->cache, n->ino, i, n->csegs[i].gen);
+	free(n->csegs);
+	n->csegs = malloc((n_segs ? n_segs : 1) * sizeof(struct seg));
+	if (!n->csegs) {
+		n->n_csegs = 0;
+		return -ENOMEM;
+	}
+	if (n_segs)
+		memcpy(n->csegs, n->wsegs, n_segs * sizeof(struct seg));
+	n->n_csegs = n_segs;
+	n->n_wsegs = n_segs;
+	n->content_dirty = false;
+	if (durable) {
+		r = cache_sync(fs->cache, n->ino);
+		if (r < 0)
+			return r;
+	}
+	uploader_kick(fs->up);
+	return 0;
+}

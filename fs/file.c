@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Regular file operations: create, open (a key per caller), read, write, flush, fsync, release. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "atrest/cleanup.h"
+#include "atrest/log.h"
+#include "atrestfs.h"
+#include "cache.h"
+
+static struct handle *handle_new(struct node *n, struct seal_key *key, int flags)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->node = n;
+	h->key = key;
+	h->flags = flags;
+	return h;
+}
+
+static void handle_free(struct handle *h)
+{
+	if (!h)
+		return;
+	seal_key_free(h->key);
+	if (h->rc_buf) {
+		sodium_memzero(h->rc_buf, h->node->seg_size);
+		free(h->rc_buf);
+	}
+	free(h);
+}
+
+/* Fresh random file id: binds every sealed object to this file (DESIGN.md 4). */
+static void new_file_id(char out[33])
+{
+	uint8_t raw[16];
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(out, 33, raw, sizeof(raw));
+}
+
+/*
+ * Makes a regular file under parent for the caller: the key is registered
+ * with tefd on the caller's behalf before anything is sealed (DESIGN.md 6).
+ * On success the node is linked and *ret_key is the caller's key.
+ */
+static int file_make(struct fs *fs, const struct caller *c, fuse_ino_t parent, const char *name,
+		     mode_t mode, struct node **ret, struct seal_key **ret_key)
+{
+	_cleanup_free_ char *dup = strdup(name);
+	struct seal_key *key = NULL;
+	struct node *p, *n;
+	int r;
+
+	if (!dup)
+		return -ENOMEM;
+	if (strlen(name) > 255)
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&fs->lock);
+	p = ns_get(fs, parent);
+	if (!p || p->unlinked) {
+		pthread_mutex_unlock(&fs->lock);
+		return -ENOENT;
+	}
+	if (!S_ISDIR(p->mode)) {
+		pthread_mutex_unlock(&fs->lock);
+		return -ENOTDIR;
+	}
+	if (ns_lookup(fs, parent, name)) {
+		pthread_mutex_unlock(&fs->lock);
+		return -EEXIST;
+	}
+	n = ns_node_new(fs, 0);
+	if (!n) {
+		pthread_mutex_unlock(&fs->lock);
+		return -ENOMEM;
+	}
+	n->mode = S_IFREG | (mode & 07777);
+	n->uid = c->uid;
+	n->gid = (p->mode & S_ISGID) ? p->gid : c->gid;
+	node_touch(n, true, true, true);
+	pthread_mutex_unlock(&fs->lock);
+
+	new_file_id(n->file_id);
+	r = keys_register(fs, c, n, &key);
+	if (r < 0) {
+		ns_node_free(n);
+		return r;
+	}
+
+	pthread_mutex_lock(&fs->lock);
+	if (ns_lookup(fs, parent, name) || !(p = ns_get(fs, parent))) {
+		pthread_mutex_unlock(&fs->lock);
+		keys_deregister(fs, c->uid, c->gid, n->rkid);
+		ns_node_free(n);
+		seal_key_free(key);
+		return -EEXIST;
+	}
+	n->segs_known = true;
+	n->content_dirty = true; /* version 1 is committed at close, even when empty */
+	ns_insert(fs, n);
+	ns_link_name(fs, n, parent, TAKE_PTR(dup));
+	node_touch(p, true, true, false);
+	fs_node_save(fs, p, false);
+	r = fs_node_save(fs, n, true);
+	pthread_mutex_unlock(&fs->lock);
+	*ret = n;
+	*ret_key = key;
+	return r;
+}
+
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		  struct fuse_file_info *fi)
+{
+	struct fs *fs = the_fs;
+	struct fuse_entry_param e;
+	struct seal_key *key = NULL;
+	struct caller c;
+	struct handle *h;
+	struct node *n;
+	int r;
+
+	caller_from_req(req, &c);
+	r = file_make(fs, &c, parent, name, mode, &n, &key);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	h = handle_new(n, key, fi->flags);
+	if (!h) {
+		seal_key_free(key);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	n->n_open++;
+	fs_fill_entry(n, &e);
+	pthread_mutex_unlock(&fs->lock);
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 0;
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		/* the open was interrupted: undo what the kernel will never release */
+		pthread_mutex_lock(&fs->lock);
+		n->n_open--;
+		n->nlookup--;
+		pthread_mutex_unlock(&fs->lock);
+		handle_free(h);
+	}
+}
+
+void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct fs *fs = the_fs;
+	struct fuse_entry_param e;
+	struct seal_key *key = NULL;
+	struct caller c;
+	struct node *n;
+	int r;
+
+	(void)rdev;
+	/* only regular files: devices and fifos have no place in oneM2M */
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	caller_from_req(req, &c);
+	r = file_make(fs, &c, parent, name, mode, &n, &key);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	pthread_mutex_lock(&n->data_lock);
+	r = data_commit(fs, n, key, false);
+	pthread_mutex_unlock(&n->data_lock);
+	seal_key_free(key);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	fs_fill_entry(n, &e);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_entry(req, &e);
+}
+
+/* The caller's own key for n, and the file's segment table ready to use. */
+int fs_open_key(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret)
+{
+	struct seal_key *key = NULL;
+	uint64_t min_version = 0;
+	int r;
+
+	r = keys_retrieve(fs, c, n, &key, &min_version);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&n->data_lock);
+	r = data_prepare(fs, n, key, min_version);
+	pthread_mutex_unlock(&n->data_lock);
+	if (r < 0) {
+		seal_key_free(key);
+		return r;
+	}
+	*ret = key;
+	return 0;
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = the_fs;
+	struct seal_key *key = NULL;
+	struct caller c;
+	struct handle *h;
+	struct node *n;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	if (n && !S_ISREG(n->mode)) {
+		pthread_mutex_unlock(&fs->lock);
+		fuse_reply_err(req, S_ISDIR(n->mode) ? EISDIR : EINVAL);
+		return;
+	}
+	if (n)
+		n->n_open++; /* keeps it alive while tefd answers */
+	pthread_mutex_unlock(&fs->lock);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+
+	/* DESIGN.md 8: tefd decides for this caller; nobody else's key is reused */
+	caller_from_req(req, &c);
+	r = fs_open_key(fs, &c, n, &key);
+	if (r == 0 && (fi->flags & O_TRUNC)) {
+		pthread_mutex_lock(&n->data_lock);
+		r = data_truncate(fs, n, key, 0);
+		pthread_mutex_unlock(&n->data_lock);
+	}
+	h = r == 0 ? handle_new(n, key, fi->flags) : NULL;
+	if (r == 0 && !h)
+		r = -ENOMEM;
+	if (r < 0) {
+		seal_key_free(key);
+		pthread_mutex_lock(&fs->lock);
+		n->n_open--;
+		fs_maybe_reap(fs, n);
+		pthread_mutex_unlock(&fs->lock);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 0;
+	if (fuse_reply_open(req, fi) != 0) {
+		handle_free(h);
+		pthread_mutex_lock(&fs->lock);
+		n->n_open--;
+		fs_maybe_reap(fs, n);
+		pthread_mutex_unlock(&fs->lock);
+	}
+}
+
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	_cleanup_free_ char *buf = malloc(size ? size : 1);
+	size_t got = 0;
+	int r;
+
+	(void)ino;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&h->node->data_lock);
+	r = data_read(the_fs, h, buf, size, off, &got);
+	pthread_mutex_unlock(&h->node->data_lock);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_reply_buf(req, buf, got);
+	sodium_memzero(buf, got);
+}
+
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		 struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int r;
+
+	(void)ino;
+	if (off < 0 || (uint64_t)off + size > (uint64_t)INT64_MAX) {
+		fuse_reply_err(req, EFBIG);
+		return;
+	}
+	pthread_mutex_lock(&h->node->data_lock);
+	r = data_write(the_fs, h, buf, size, off);
+	pthread_mutex_unlock(&h->node->data_lock);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	h->wrote = true;
+	fuse_reply_write(req, size);
+}
+
+static int commit_handle(struct handle *h, bool durable)
+{
+	int r;
+
+	pthread_mutex_lock(&h->node->data_lock);
+	r = data_commit(the_fs, h->node, h->key, durable);
+	pthread_mutex_unlock(&h->node->data_lock);
+	return r;
+}
+
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	/* close(): the new version is committed to the cache before it returns */
+	fuse_reply_err(req, -commit_handle(h, false));
+}
+
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	(void)datasync;
+	fuse_reply_err(req, -commit_handle(h, true));
+}
+
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct fs *fs = the_fs;
+	struct node *n = h->node;
+	int r;
+
+	(void)ino;
+	r = commit_handle(h, false);
+	if (r < 0)
+		log_error_errno(r, "inode %" PRIu64 ": changes lost at release", n->ino);
+	handle_free(h);
+	pthread_mutex_lock(&fs->lock);
+	n->n_open--;
+	fs_maybe_reap(fs, n);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, 0);
+}
+
+void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct node *n = h->node;
+	uint64_t end = (uint64_t)offset + (uint64_t)length;
+	int r = 0;
+
+	(void)ino;
+	if (mode != 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	pthread_mutex_lock(&n->data_lock);
+	if (end > n->size)
+		r = data_truncate(the_fs, n, h->key, end);
+	pthread_mutex_unlock(&n->data_lock);
+	fuse_reply_err(req, -r);
+}

@@ -1,0 +1,401 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The uploader: pushes committed versions to the HCSE (segments, manifest, labels, then deletions), resuming from the index. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "atrest/cleanup.h"
+#include "atrest/hcse_client.h"
+#include "atrest/log.h"
+#include "atrestfs.h"
+#include "cache.h"
+
+/* TS-0003 8.5: contentSecurity 1 says `con` is compact JOSE (DESIGN.md 4) */
+#define CNF_JOSE "application/octet-stream:0:1"
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 30000
+#define IDLE_MS 5000
+
+struct uploader {
+	struct fs *fs;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	bool kicked;
+	bool ae_ok;
+	unsigned backoff_ms;
+	unsigned grace_ms;
+};
+
+void uploader_kick(struct uploader *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->kicked = true;
+	pthread_cond_signal(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Pushes the labels of a node as they are now; clears meta_dirty if nothing changed meanwhile. */
+static int push_labels(struct fs *fs, uint64_t ino, bool create)
+{
+	char **labels = NULL;
+	size_t n_labels = 0;
+	_cleanup_free_ char *path = NULL;
+	char rn[32];
+	uint64_t seq;
+	struct node *n;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	if (!n || n->unlinked) {
+		pthread_mutex_unlock(&fs->lock);
+		return -ENOENT;
+	}
+	node_rn(n, rn);
+	path = remote_node_path(fs, n);
+	r = path ? node_labels(n, n->remote_size, n->remote_version, &labels, &n_labels) : -ENOMEM;
+	seq = n->meta_seq;
+	pthread_mutex_unlock(&fs->lock);
+	if (r < 0)
+		return r;
+
+	if (create) {
+		r = hcse_create_container(fs->hcse, fs->ae_path, rn, (const char *const *)labels,
+					  n_labels, NULL);
+		if (r == -EEXIST)
+			create = false;
+	}
+	if (!create)
+		r = hcse_update_labels(fs->hcse, path, 3, (const char *const *)labels, n_labels, NULL);
+	labels_free(labels, n_labels);
+	if (r < 0)
+		return r;
+
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	if (n) {
+		n->remote_created = true;
+		if (n->meta_seq == seq)
+			n->meta_dirty = false;
+		cache_node_save(fs->cache, n);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return 0;
+}
+
+/* Creates a contentInstance, replacing a stale one of the same name (left by a crash). */
+static int put_cin(struct fs *fs, const char *parent, const char *rn, const char *con, size_t len)
+{
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	r = hcse_create_cin(fs->hcse, parent, rn, CNF_JOSE, con, len, NULL, 0, NULL);
+	if (r != -EEXIST)
+		return r;
+	if (asprintf(&path, "%s/%s", parent, rn) < 0)
+		return -ENOMEM;
+	r = hcse_delete(fs->hcse, path, NULL);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	return hcse_create_cin(fs->hcse, parent, rn, CNF_JOSE, con, len, NULL, 0, NULL);
+}
+
+static int sync_node(struct fs *fs, uint64_t ino)
+{
+	_cleanup_free_ char *path = NULL, *manifest = NULL;
+	_cleanup_free_ uint64_t *idx = NULL, *gen = NULL;
+	uint64_t remote_version, mver = 0, mlen = 0;
+	size_t n_pending = 0, mlen_c = 0;
+	bool created, meta_dirty;
+	uid_t uid;
+	gid_t gid;
+	char rkid[128] = "";
+	struct node *n;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	if (!n || n->unlinked) {
+		pthread_mutex_unlock(&fs->lock);
+		return 0;
+	}
+	path = remote_node_path(fs, n);
+	created = n->remote_created;
+	remote_version = n->remote_version;
+	uid = n->uid;
+	gid = n->gid;
+	if (n->rkid)
+		snprintf(rkid, sizeof(rkid), "%s", n->rkid);
+	pthread_mutex_unlock(&fs->lock);
+	if (!path)
+		return -ENOMEM;
+
+	if (!created) {
+		r = push_labels(fs, ino, true);
+		if (r < 0)
+			return r == -ENOENT ? 0 : r;
+	}
+
+	r = cache_segs_pending(fs->cache, ino, &idx, &gen, &n_pending);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_pending; i++) {
+		_cleanup_free_ char *con = NULL, *cin_path = NULL;
+		char rn[64];
+		size_t len;
+
+		r = cache_seg_read(fs->cache, ino, idx[i], gen[i], &con, &len);
+		if (r == -ENOENT)
+			continue; /* superseded meanwhile */
+		if (r < 0)
+			return r;
+		snprintf(rn, sizeof(rn), SEG_RN_FMT, idx[i], gen[i]);
+		r = put_cin(fs, path, rn, con, len);
+		if (r < 0)
+			return log_debug_errno(r, "upload of '%s/%s'", path, rn);
+		r = cache_seg_uploaded(fs->cache, ino, idx[i], gen[i]);
+		if (r == 0 && asprintf(&cin_path, "%s/%s", path, rn) >= 0) {
+			/* superseded while it travelled: delete it after the newer version */
+			pthread_mutex_lock(&fs->lock);
+			n = ns_get(fs, ino);
+			uint64_t after = n ? n->version : 0;
+			pthread_mutex_unlock(&fs->lock);
+			cache_gc_add(fs->cache, ino, after, cin_path);
+		}
+	}
+
+	r = cache_manifest_get(fs->cache, ino, &mver, &mlen, &manifest, &mlen_c);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && mver > remote_version) {
+		char rn[64];
+
+		/* a commit that landed during this pass: its segments go first */
+		if (cache_node_has_pending_segs(fs->cache, ino)) {
+			uploader_kick(fs->up);
+			return 0;
+		}
+		snprintf(rn, sizeof(rn), MAN_RN_FMT, mver);
+		r = put_cin(fs, path, rn, manifest, mlen_c);
+		if (r < 0)
+			return log_debug_errno(r, "upload of '%s/%s'", path, rn);
+		pthread_mutex_lock(&fs->lock);
+		n = ns_get(fs, ino);
+		if (n) {
+			n->remote_version = mver;
+			n->remote_size = mlen;
+			n->meta_dirty = true;
+			cache_node_save(fs->cache, n);
+		}
+		pthread_mutex_unlock(&fs->lock);
+		/* DESIGN.md 4: tefd keeps the latest version so a fresh reader detects rollback */
+		if (rkid[0])
+			keys_record_version(fs, uid, gid, rkid, mver);
+	}
+
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	meta_dirty = n && n->meta_dirty;
+	pthread_mutex_unlock(&fs->lock);
+	if (meta_dirty) {
+		r = push_labels(fs, ino, false);
+		if (r == -ENOENT) {
+			/* the container vanished (deleted by someone else): recreate it */
+			r = push_labels(fs, ino, true);
+		}
+		if (r < 0)
+			return r == -ENOENT ? 0 : r;
+	}
+	return 0;
+}
+
+/* Remote deletions that are due: superseded objects, removed nodes, released keys. */
+static int run_gc(struct fs *fs)
+{
+	int64_t id = 0;
+	int r;
+
+	for (;;) {
+		_cleanup_free_ char *path = NULL;
+
+		r = cache_gc_next(fs->cache, (uint64_t)id, &id, &path);
+		if (r == -ENOENT)
+			return 0;
+		if (r < 0)
+			return r;
+		if (strncmp(path, "!tef/", 5) == 0) {
+			unsigned uid, gid;
+			char rkid[128];
+
+			if (sscanf(path + 5, "%u/%u/%127s", &uid, &gid, rkid) == 3)
+				keys_deregister(fs, uid, gid, rkid);
+			r = 0;
+		} else {
+			r = hcse_delete(fs->hcse, path, NULL);
+			if (r == -ENOENT)
+				r = 0;
+		}
+		if (hcse_is_unreachable(r))
+			return r;
+		if (r < 0)
+			log_warning_errno(r, "cannot delete '%s' from the HCSE; dropping it", path);
+		cache_gc_done(fs->cache, id);
+	}
+}
+
+static int pass(struct uploader *u)
+{
+	struct fs *fs = u->fs;
+	_cleanup_free_ uint64_t *inos = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!u->ae_ok) {
+		r = remote_ensure_ae(fs);
+		if (r < 0)
+			return r;
+		u->ae_ok = true;
+	}
+	r = cache_dirty_nodes(fs->cache, &inos, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		r = sync_node(fs, inos[i]);
+		if (hcse_is_unreachable(r))
+			return r;
+		if (r < 0)
+			log_warning_errno(r, "upload of inode %" PRIu64 " failed; will retry", inos[i]);
+	}
+	r = run_gc(fs);
+	if (r < 0)
+		return r;
+	cache_evict(fs->cache);
+	return 0;
+}
+
+static void wait_ms(struct uploader *u, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&u->lock);
+	while (!u->stop && !u->kicked)
+		if (pthread_cond_timedwait(&u->cond, &u->lock, &ts) != 0)
+			break;
+	u->kicked = false;
+	pthread_mutex_unlock(&u->lock);
+}
+
+static void *uploader_main(void *arg)
+{
+	struct uploader *u = arg;
+
+	for (;;) {
+		int r;
+
+		pthread_mutex_lock(&u->lock);
+		bool stop = u->stop;
+		u->kicked = false;
+		pthread_mutex_unlock(&u->lock);
+		if (stop)
+			break;
+		r = pass(u);
+		if (r < 0) {
+			/* retries with backoff; everything stays queued in the index */
+			u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : BACKOFF_MIN_MS;
+			if (u->backoff_ms > BACKOFF_MAX_MS)
+				u->backoff_ms = BACKOFF_MAX_MS;
+			if (u->backoff_ms == BACKOFF_MIN_MS || u->backoff_ms == BACKOFF_MAX_MS)
+				log_warning_errno(r, "uploads to the HCSE failing; retrying in %u ms",
+						  u->backoff_ms);
+			/* a kick does not shorten a backoff: sleep it out unless stopping */
+			struct timespec end, now;
+			clock_gettime(CLOCK_MONOTONIC, &end);
+			end.tv_sec += u->backoff_ms / 1000;
+			end.tv_nsec += (long)(u->backoff_ms % 1000) * 1000000;
+			do {
+				wait_ms(u, 100);
+				clock_gettime(CLOCK_MONOTONIC, &now);
+				pthread_mutex_lock(&u->lock);
+				stop = u->stop;
+				pthread_mutex_unlock(&u->lock);
+			} while (!stop && (now.tv_sec < end.tv_sec ||
+					   (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec)));
+			continue;
+		}
+		if (u->backoff_ms)
+			log_info("uploads to the HCSE resumed");
+		u->backoff_ms = 0;
+		wait_ms(u, IDLE_MS);
+	}
+	return NULL;
+}
+
+int uploader_start(struct fs *fs, struct uploader **ret)
+{
+	struct uploader *u = calloc(1, sizeof(*u));
+	int r;
+
+	if (!u)
+		return -ENOMEM;
+	u->fs = fs;
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_cond_init(&u->cond, NULL);
+	r = -pthread_create(&u->thread, NULL, uploader_main, u);
+	if (r < 0) {
+		free(u);
+		return r;
+	}
+	*ret = u;
+	return 0;
+}
+
+struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms)
+{
+	if (!u)
+		return NULL;
+	/* a last chance to flush what is queued; whatever remains stays in the index */
+	if (grace_ms && u->backoff_ms == 0) {
+		_cleanup_free_ uint64_t *inos = NULL;
+		size_t n = 0;
+		struct timespec start, now;
+
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		for (;;) {
+			uploader_kick(u);
+			if (cache_dirty_nodes(u->fs->cache, &inos, &n) < 0 || n == 0)
+				break;
+			free(inos);
+			inos = NULL;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if ((now.tv_sec - start.tv_sec) * 1000 +
+				    (now.tv_nsec - start.tv_nsec) / 1000000 > (long)grace_ms ||
+			    u->backoff_ms)
+				break;
+			struct timespec d = { 0, 50000000 };
+			nanosleep(&d, NULL);
+		}
+	}
+	pthread_mutex_lock(&u->lock);
+	u->stop = true;
+	pthread_cond_signal(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+	pthread_join(u->thread, NULL);
+	pthread_cond_destroy(&u->cond);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+	return NULL;
+}

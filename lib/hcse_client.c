@@ -1,0 +1,654 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* oneM2M HTTP binding client over libcurl: create, retrieve, update, delete, discovery. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+/* before jansson.h: jansson >= 2.14 defines json_decrefp itself */
+#include "atrest/cleanup.h"
+#include <jansson.h>
+#ifndef _cleanup_json_
+#define _cleanup_json_ _cleanup_(json_decrefp)
+#endif
+
+#include "atrest/hcse_client.h"
+#include "atrest/log.h"
+#include "atrest/rsc.h"
+
+#define HCSE_POOL_MAX 8
+#define HCSE_MAX_RESPONSE (64u * 1024 * 1024)
+
+struct hcse_client {
+	char *base; /* without trailing '/' */
+	char *cse_rn; /* last segment of base: strips SP-relative uril entries */
+	char *origin;
+	char *cert, *key, *ca;
+	unsigned timeout_ms;
+	pthread_mutex_t lock;
+	CURL *pool[HCSE_POOL_MAX];
+	size_t n_pool;
+	atomic_uint_fast64_t ri;
+};
+
+struct buf {
+	char *data;
+	size_t len;
+	bool too_large;
+};
+
+struct reply {
+	struct buf body;
+	int rsc;
+	long http;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int hcse_errno(int rsc)
+{
+	if (rsc == RSC_CONFLICT || rsc == RSC_ALREADY_EXISTS)
+		return -EEXIST;
+	return errno_from_rsc(rsc);
+}
+
+static char *strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int hcse_client_new(const char *base_url, const char *origin, const struct hcse_tls *tls,
+		    unsigned timeout_ms, struct hcse_client **ret)
+{
+	struct hcse_client *c;
+	size_t n;
+
+	if (!base_url || !origin)
+		return -EINVAL;
+	if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
+		return -EINVAL;
+	pthread_once(&curl_once, curl_init_once);
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	c->base = strdup(base_url);
+	c->origin = strdup(origin);
+	if (!c->base || !c->origin)
+		goto oom;
+	n = strlen(c->base);
+	while (n > 0 && c->base[n - 1] == '/')
+		c->base[--n] = '\0';
+	const char *slash = strrchr(c->base, '/');
+	/* "http://host:port" alone has no CSE name: slash is the one of "//" */
+	if (!slash || slash[-1] == '/' || slash[1] == '\0') {
+		hcse_client_free(c);
+		return -EINVAL;
+	}
+	c->cse_rn = strdup(slash + 1);
+	if (!c->cse_rn)
+		goto oom;
+	if (tls) {
+		c->cert = strdup_or_null(tls->cert);
+		c->key = strdup_or_null(tls->key);
+		c->ca = strdup_or_null(tls->ca);
+		if ((tls->cert && !c->cert) || (tls->key && !c->key) || (tls->ca && !c->ca))
+			goto oom;
+	}
+	c->timeout_ms = timeout_ms ? timeout_ms : 10000;
+	*ret = c;
+	return 0;
+oom:
+	hcse_client_free(c);
+	return -ENOMEM;
+}
+
+struct hcse_client *hcse_client_free(struct hcse_client *c)
+{
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < c->n_pool; i++)
+		curl_easy_cleanup(c->pool[i]);
+	pthread_mutex_destroy(&c->lock);
+	free(c->base);
+	free(c->cse_rn);
+	free(c->origin);
+	free(c->cert);
+	free(c->key);
+	free(c->ca);
+	free(c);
+	return NULL;
+}
+
+int hcse_client_set_origin(struct hcse_client *c, const char *origin)
+{
+	char *o = strdup(origin);
+
+	if (!o)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	free(c->origin);
+	c->origin = o;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static CURL *handle_get(struct hcse_client *c)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->n_pool > 0)
+		h = c->pool[--c->n_pool];
+	pthread_mutex_unlock(&c->lock);
+	if (h) {
+		curl_easy_reset(h);
+		return h;
+	}
+	return curl_easy_init();
+}
+
+static void handle_put(struct hcse_client *c, CURL *h)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->n_pool < HCSE_POOL_MAX) {
+		c->pool[c->n_pool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct buf *b = userdata;
+	size_t n = size * nmemb;
+	char *p;
+
+	if (b->len + n > HCSE_MAX_RESPONSE) {
+		b->too_large = true;
+		return 0;
+	}
+	p = realloc(b->data, b->len + n + 1);
+	if (!p)
+		return 0;
+	memcpy(p + b->len, ptr, n);
+	b->len += n;
+	p[b->len] = '\0';
+	b->data = p;
+	return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct reply *r = userdata;
+	size_t n = size * nmemb;
+	static const char name[] = "x-m2m-rsc:";
+
+	if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
+		char tmp[32];
+		size_t l = n - (sizeof(name) - 1);
+
+		if (l >= sizeof(tmp))
+			l = sizeof(tmp) - 1;
+		memcpy(tmp, ptr + sizeof(name) - 1, l);
+		tmp[l] = '\0';
+		r->rsc = (int)strtol(tmp, NULL, 10);
+	}
+	return n;
+}
+
+/* Transport failures, translated once (STYLE.md, Errors). */
+static int errno_from_curl(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+		return -ECONNRESET;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+		return -EACCES;
+	case CURLE_WRITE_ERROR:
+		return -EFBIG;
+	default:
+		return -EIO;
+	}
+}
+
+/* HTTP status -> errno when a response carried no X-M2M-RSC. */
+static int errno_from_http(long status)
+{
+	if (status >= 200 && status < 300)
+		return 0;
+	switch (status) {
+	case 400:
+		return -EINVAL;
+	case 403:
+		return -EACCES;
+	case 404:
+		return -ENOENT;
+	case 409:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+/*
+ * One request: method on base/path?query with an optional JSON body of
+ * resource type ty. Fills *r; returns 0 or -errno.
+ */
+static int request(struct hcse_client *c, const char *method, const char *path, const char *query,
+		   int ty, const char *body, struct reply *r)
+{
+	_cleanup_free_ char *url = NULL, *origin_hdr = NULL;
+	_cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
+	char ri_hdr[64], ct_hdr[64];
+	CURL *h;
+	CURLcode cc;
+	int n;
+
+	memset(r, 0, sizeof(*r));
+	n = asprintf(&url, "%s%s%s%s%s", c->base, *path ? "/" : "", path, query ? "?" : "",
+		     query ? query : "");
+	if (n < 0) {
+		url = NULL;
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&c->lock);
+	n = asprintf(&origin_hdr, "X-M2M-Origin: %s", c->origin);
+	pthread_mutex_unlock(&c->lock);
+	if (n < 0) {
+		origin_hdr = NULL;
+		return -ENOMEM;
+	}
+	snprintf(ri_hdr, sizeof(ri_hdr), "X-M2M-RI: atrest-%" PRIuFAST64,
+		 atomic_fetch_add(&c->ri, 1));
+	if (ty > 0)
+		snprintf(ct_hdr, sizeof(ct_hdr), "Content-Type: application/json;ty=%d", ty);
+	else
+		snprintf(ct_hdr, sizeof(ct_hdr), "Content-Type: application/json");
+
+	const char *lines[] = { origin_hdr, ri_hdr, "X-M2M-RVI: 3", "Accept: application/json",
+				ct_hdr, "Expect:" };
+	for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+		if (i == 4 && !body)
+			continue;
+		struct curl_slist *l = curl_slist_append(hdrs, lines[i]);
+		if (!l)
+			return -ENOMEM;
+		hdrs = l;
+	}
+
+	h = handle_get(c);
+	if (!h)
+		return -ENOMEM;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 3000 ? c->timeout_ms : 3000));
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (strcmp(method, "GET") == 0)
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	}
+	if (c->cert)
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+	if (c->key)
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+	if (c->ca)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->http);
+	/* the handle is reset before its next use, so the headers may go */
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
+		curl_easy_cleanup(h);
+		free(r->body.data);
+		r->body.data = NULL;
+		log_debug("hcse %s %s: %s", method, url, curl_easy_strerror(cc));
+		return errno_from_curl(cc);
+	}
+	handle_put(c, h);
+	if (cc == CURLE_WRITE_ERROR) {
+		free(r->body.data);
+		r->body.data = NULL;
+		return r->body.too_large ? -EFBIG : -ENOMEM;
+	}
+	return 0;
+}
+
+static void reply_done(struct reply *r)
+{
+	free(r->body.data);
+	r->body.data = NULL;
+}
+
+/* The errno a reply stands for: its RSC, else its HTTP status. */
+static int reply_errno(const struct reply *r, int *ret_rsc)
+{
+	if (ret_rsc)
+		*ret_rsc = r->rsc;
+	if (r->rsc)
+		return hcse_errno(r->rsc);
+	return errno_from_http(r->http);
+}
+
+/* Performs a request, returns the translated result; *ret_json gets the parsed body if asked. */
+static int call(struct hcse_client *c, const char *method, const char *path, const char *query,
+		int ty, json_t *body, json_t **ret_json, int *ret_rsc)
+{
+	_cleanup_free_ char *text = NULL;
+	struct reply r;
+	int e;
+
+	if (ret_rsc)
+		*ret_rsc = 0;
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT);
+		if (!text)
+			return -ENOMEM;
+	}
+	e = request(c, method, path, query, ty, text, &r);
+	if (e < 0)
+		return e;
+	e = reply_errno(&r, ret_rsc);
+	if (e == 0 && ret_json) {
+		json_error_t jerr;
+		json_t *j = r.body.data ? json_loadb(r.body.data, r.body.len, 0, &jerr) : NULL;
+
+		if (!j) {
+			reply_done(&r);
+			return -EBADMSG;
+		}
+		*ret_json = j;
+	}
+	reply_done(&r);
+	return e;
+}
+
+static json_t *labels_json(const char *const *labels, size_t n)
+{
+	json_t *a = json_array();
+
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_append_new(a, json_string(labels[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* Wraps `inner` (stolen) as {"m2m:<short>": inner}. */
+static json_t *wrap(const char *short_name, json_t *inner)
+{
+	char key[32];
+	json_t *o;
+
+	if (!inner)
+		return NULL;
+	snprintf(key, sizeof(key), "m2m:%s", short_name);
+	o = json_object();
+	if (!o || json_object_set_new(o, key, inner) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int hcse_create_ae(struct hcse_client *c, const char *rn, const char *api, char **ret_aei,
+		   int *ret_rsc)
+{
+	_cleanup_json_ json_t *body = NULL, *resp = NULL;
+	int r;
+
+	/* TS-0004 7.4.5.2.1: rn, api and rr are mandatory at AE creation */
+	body = wrap("ae", json_pack("{s:s, s:s, s:b, s:[s]}", "rn", rn, "api", api, "rr", 0,
+				    "srv", "3"));
+	if (!body)
+		return -ENOMEM;
+	r = call(c, "POST", "", NULL, 2, body, ret_aei ? &resp : NULL, ret_rsc);
+	if (r < 0)
+		return r;
+	if (ret_aei) {
+		json_t *ae = json_object_get(resp, "m2m:ae");
+		const char *aei = json_string_value(json_object_get(ae, "aei"));
+
+		*ret_aei = aei ? strdup(aei) : NULL;
+		if (aei && !*ret_aei)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int hcse_create_container(struct hcse_client *c, const char *parent, const char *rn,
+			  const char *const *labels, size_t n_labels, int *ret_rsc)
+{
+	_cleanup_json_ json_t *body = NULL;
+	json_t *inner;
+
+	inner = json_pack("{s:s}", "rn", rn);
+	if (inner && n_labels > 0 && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0) {
+		json_decref(inner);
+		return -ENOMEM;
+	}
+	body = wrap("cnt", inner);
+	if (!body)
+		return -ENOMEM;
+	return call(c, "POST", parent, NULL, 3, body, NULL, ret_rsc);
+}
+
+static const char *short_name_of(int ty)
+{
+	switch (ty) {
+	case 1:
+		return "acp";
+	case 2:
+		return "ae";
+	case 3:
+		return "cnt";
+	case 4:
+		return "cin";
+	default:
+		return NULL;
+	}
+}
+
+int hcse_update_labels(struct hcse_client *c, const char *path, int ty, const char *const *labels,
+		       size_t n_labels, int *ret_rsc)
+{
+	_cleanup_json_ json_t *body = NULL;
+	const char *sn = short_name_of(ty);
+	json_t *inner;
+
+	if (!sn)
+		return -EINVAL;
+	inner = json_object();
+	if (inner && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0) {
+		json_decref(inner);
+		return -ENOMEM;
+	}
+	body = wrap(sn, inner);
+	if (!body)
+		return -ENOMEM;
+	return call(c, "PUT", path, NULL, 0, body, NULL, ret_rsc);
+}
+
+int hcse_create_cin(struct hcse_client *c, const char *parent, const char *rn, const char *cnf,
+		    const char *con, size_t con_len, const char *const *labels, size_t n_labels,
+		    int *ret_rsc)
+{
+	_cleanup_json_ json_t *body = NULL;
+	json_t *inner;
+
+	inner = json_object();
+	if (!inner)
+		return -ENOMEM;
+	if ((rn && json_object_set_new(inner, "rn", json_string(rn)) < 0) ||
+	    (cnf && json_object_set_new(inner, "cnf", json_string(cnf)) < 0) ||
+	    json_object_set_new(inner, "con", json_stringn(con, con_len)) < 0 ||
+	    (n_labels > 0 && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0)) {
+		json_decref(inner);
+		return -ENOMEM;
+	}
+	body = wrap("cin", inner);
+	if (!body)
+		return -ENOMEM;
+	return call(c, "POST", parent, NULL, 4, body, NULL, ret_rsc);
+}
+
+int hcse_retrieve(struct hcse_client *c, const char *path, json_t **ret, int *ret_ty, int *ret_rsc)
+{
+	_cleanup_json_ json_t *resp = NULL;
+	const char *key;
+	json_t *value;
+	int r;
+
+	r = call(c, "GET", path, NULL, 0, NULL, &resp, ret_rsc);
+	if (r < 0)
+		return r;
+	if (!json_is_object(resp) || json_object_size(resp) != 1)
+		return -EBADMSG;
+	json_object_foreach(resp, key, value) {
+		if (strncmp(key, "m2m:", 4) != 0 || !json_is_object(value))
+			return -EBADMSG;
+		if (ret_ty) {
+			json_t *ty = json_object_get(value, "ty");
+			*ret_ty = json_is_integer(ty) ? (int)json_integer_value(ty) : 0;
+		}
+		*ret = json_incref(value);
+	}
+	return 0;
+}
+
+int hcse_retrieve_cin(struct hcse_client *c, const char *path, char **ret_con, size_t *ret_len,
+		      char **ret_cnf, int *ret_rsc)
+{
+	_cleanup_json_ json_t *cin = NULL;
+	_cleanup_free_ char *con = NULL, *cnf = NULL;
+	json_t *jcon, *jcnf;
+	int ty = 0, r;
+
+	r = hcse_retrieve(c, path, &cin, &ty, ret_rsc);
+	if (r < 0)
+		return r;
+	jcon = json_object_get(cin, "con");
+	if ((ty != 0 && ty != 4) || !json_is_string(jcon))
+		return -EBADMSG;
+	con = strndup(json_string_value(jcon), json_string_length(jcon));
+	if (!con)
+		return -ENOMEM;
+	jcnf = json_object_get(cin, "cnf");
+	if (ret_cnf && json_is_string(jcnf)) {
+		cnf = strdup(json_string_value(jcnf));
+		if (!cnf)
+			return -ENOMEM;
+	}
+	*ret_len = json_string_length(jcon);
+	*ret_con = TAKE_PTR(con);
+	if (ret_cnf)
+		*ret_cnf = TAKE_PTR(cnf);
+	return 0;
+}
+
+int hcse_delete(struct hcse_client *c, const char *path, int *ret_rsc)
+{
+	return call(c, "DELETE", path, NULL, 0, NULL, NULL, ret_rsc);
+}
+
+void hcse_names_free(char **names, size_t n)
+{
+	if (!names)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int hcse_list_children(struct hcse_client *c, const char *path, int ty, char ***ret_names,
+		       size_t *ret_n, int *ret_rsc)
+{
+	_cleanup_json_ json_t *resp = NULL;
+	char query[64];
+	json_t *uril, *v;
+	char **names;
+	size_t i, n = 0;
+	int r;
+
+	/* TS-0004 7.3.3.17.4 / TS-0009 6.2.2.2: fu=1 discovery, lvl=1 for direct children */
+	snprintf(query, sizeof(query), "fu=1&ty=%d&lvl=1", ty);
+	r = call(c, "GET", path, query, 0, NULL, &resp, ret_rsc);
+	if (r < 0)
+		return r;
+	uril = json_object_get(resp, "m2m:uril");
+	if (json_is_object(uril)) /* some CSEs nest the list one level deeper */
+		uril = json_object_get(uril, "m2m:uril");
+	if (!json_is_array(uril))
+		return -EBADMSG;
+	names = calloc(json_array_size(uril) + 1, sizeof(char *));
+	if (!names)
+		return -ENOMEM;
+	json_array_foreach(uril, i, v) {
+		const char *s = json_string_value(v), *last;
+
+		if (!s)
+			continue;
+		last = strrchr(s, '/');
+		last = last ? last + 1 : s;
+		/* the target itself is not one of its children */
+		if (*last == '\0' || strcmp(last, c->cse_rn) == 0)
+			continue;
+		if (*path) {
+			size_t sl = strlen(s), pl = strlen(path);
+			if (sl >= pl && strcmp(s + sl - pl, path) == 0 &&
+			    (sl == pl || s[sl - pl - 1] == '/'))
+				continue;
+		}
+		names[n] = strdup(last);
+		if (!names[n]) {
+			hcse_names_free(names, n);
+			return -ENOMEM;
+		}
+		n++;
+	}
+	*ret_names = names;
+	*ret_n = n;
+	return 0;
+}

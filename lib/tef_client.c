@@ -1,0 +1,781 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Client of tefd's MAF key procedures over HTTP/1.1 (libcurl), Unix socket or mutual TLS. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "atrest/cleanup.h"
+#include "atrest/log.h"
+#include "atrest/rsc.h"
+#include "atrest/tef_client.h"
+
+#define POOL_MAX 16
+#define RESPONSE_MAX (4 * 1024 * 1024)
+#define BACKUP_MAX (1024 * 1024 * 1024)
+
+struct tef_client {
+	char *unix_path; /* NULL for TLS */
+	char *base;      /* "http://tefd" or the https URL, without a trailing slash */
+	char *cert;
+	char *key;
+	char *ca;
+	pthread_mutex_t lock;
+	CURL *pool[POOL_MAX];
+	size_t n_pool;
+};
+
+/* A response body in secure memory: it may carry a key. */
+struct sbuf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max; /* 0: RESPONSE_MAX */
+	bool overflow;
+};
+
+static void sbuf_done(struct sbuf *b)
+{
+	sodium_free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+static bool sbuf_reserve(struct sbuf *b, size_t extra)
+{
+	size_t cap;
+	char *d;
+
+	if (b->len + extra + 1 <= b->cap)
+		return true;
+	if (b->len + extra + 1 > (b->max ? b->max : RESPONSE_MAX))
+		return false;
+	cap = b->cap ? b->cap : 1024;
+	while (cap < b->len + extra + 1)
+		cap *= 2;
+	d = sodium_malloc(cap);
+	if (!d)
+		return false;
+	if (b->data)
+		memcpy(d, b->data, b->len);
+	d[b->len] = '\0';
+	sodium_free(b->data);
+	b->data = d;
+	b->cap = cap;
+	return true;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct sbuf *b = userdata;
+	size_t n = size * nmemb;
+
+	if (!sbuf_reserve(b, n)) {
+		b->overflow = true;
+		return 0;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	size_t n = size * nmemb, name = strlen(TEF_HDR_RSC);
+	int *rsc = userdata;
+
+	if (n > name + 1 && strncasecmp(ptr, TEF_HDR_RSC, name) == 0 && ptr[name] == ':') {
+		char tmp[16] = "";
+		size_t len = n - name - 1 < sizeof(tmp) - 1 ? n - name - 1 : sizeof(tmp) - 1;
+
+		memcpy(tmp, ptr + name + 1, len);
+		*rsc = atoi(tmp);
+	}
+	return n;
+}
+
+static void global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (sodium_init() < 0)
+		abort();
+}
+
+static int client_new(struct tef_client **ret)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct tef_client *c;
+
+	pthread_once(&once, global_init);
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	*ret = c;
+	return 0;
+}
+
+int tef_client_new_unix(const char *path, struct tef_client **ret)
+{
+	struct tef_client *c;
+	int r;
+
+	if (!path || !*path)
+		return -EINVAL;
+	r = client_new(&c);
+	if (r < 0)
+		return r;
+	c->unix_path = strdup(path);
+	c->base = strdup("http://tefd");
+	if (!c->unix_path || !c->base) {
+		tef_client_free(c);
+		return -ENOMEM;
+	}
+	*ret = c;
+	return 0;
+}
+
+int tef_client_new_tls(const char *url, const char *cert, const char *key, const char *ca,
+		       struct tef_client **ret)
+{
+	struct tef_client *c;
+	size_t n;
+	int r;
+
+	if (!url || strncmp(url, "https://", 8) != 0 || !cert || !key || !ca)
+		return -EINVAL;
+	r = client_new(&c);
+	if (r < 0)
+		return r;
+	c->base = strdup(url);
+	c->cert = strdup(cert);
+	c->key = strdup(key);
+	c->ca = strdup(ca);
+	if (!c->base || !c->cert || !c->key || !c->ca) {
+		tef_client_free(c);
+		return -ENOMEM;
+	}
+	n = strlen(c->base);
+	while (n > 8 && c->base[n - 1] == '/')
+		c->base[--n] = '\0';
+	*ret = c;
+	return 0;
+}
+
+struct tef_client *tef_client_free(struct tef_client *c)
+{
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < c->n_pool; i++)
+		curl_easy_cleanup(c->pool[i]);
+	pthread_mutex_destroy(&c->lock);
+	free(c->unix_path);
+	free(c->base);
+	free(c->cert);
+	free(c->key);
+	free(c->ca);
+	free(c);
+	return NULL;
+}
+
+/* Borrows a handle (keeping its connection alive across calls) or makes one. */
+static CURL *handle_get(struct tef_client *c)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->n_pool > 0)
+		h = c->pool[--c->n_pool];
+	pthread_mutex_unlock(&c->lock);
+	if (h) {
+		curl_easy_reset(h);
+		return h;
+	}
+	return curl_easy_init();
+}
+
+static void handle_put(struct tef_client *c, CURL *h)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->n_pool < POOL_MAX) {
+		c->pool[c->n_pool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+static int errno_from_curl(const struct tef_client *c, CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_OPERATION_TIMEDOUT:
+		return c->unix_path ? -ECONNREFUSED : -EHOSTUNREACH;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		return -ECONNREFUSED;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_WRITE_ERROR:
+		return -EMSGSIZE;
+	default:
+		return -EIO;
+	}
+}
+
+struct answer {
+	long http;
+	int rsc;
+	struct sbuf body;
+};
+
+/* One HTTP exchange; `body` (may be NULL) is sent as JSON. */
+static int exchange(struct tef_client *c, const struct tef_identity *onbehalf, const char *method,
+		    const char *path, const char *body, struct answer *ans)
+{
+	_cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
+	_cleanup_free_ char *url = NULL;
+	char obo[64 + TEF_MAX_GROUPS * 11];
+	CURL *h;
+	CURLcode cc;
+	int r;
+
+	if (asprintf(&url, "%s%s", c->base, path) < 0)
+		return -ENOMEM;
+	if (onbehalf) {
+		size_t n = (size_t)snprintf(obo, sizeof(obo), "%s: uid=%u;gid=%u",
+					    TEF_HDR_ON_BEHALF_OF, (unsigned)onbehalf->uid,
+					    (unsigned)onbehalf->gid);
+		size_t ng = onbehalf->n_groups < TEF_MAX_GROUPS ? onbehalf->n_groups
+								: TEF_MAX_GROUPS;
+
+		for (size_t i = 0; i < ng && n < sizeof(obo); i++)
+			n += (size_t)snprintf(obo + n, sizeof(obo) - n, "%s%u",
+					      i == 0 ? ";groups=" : ",",
+					      (unsigned)onbehalf->groups[i]);
+		hdrs = curl_slist_append(hdrs, obo);
+		if (!hdrs)
+			return -ENOMEM;
+	}
+	{
+		struct curl_slist *t = curl_slist_append(hdrs, "Expect:");
+
+		if (!t)
+			return -ENOMEM;
+		hdrs = t;
+		if (body) {
+			t = curl_slist_append(hdrs, "Content-Type: application/json");
+			if (!t)
+				return -ENOMEM;
+			hdrs = t;
+		}
+	}
+	h = handle_get(c);
+	if (!h)
+		return -ENOMEM;
+	{
+		size_t max = ans->body.max;
+
+		memset(ans, 0, sizeof(*ans));
+		ans->body.max = max;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ans->body);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &ans->rsc);
+	if (strcmp(method, "GET") == 0)
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	if (c->unix_path) {
+		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+	} else {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	}
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ans->http);
+	else
+		log_debug("tef client: %s %s: %s", method, path, curl_easy_strerror(cc));
+	r = errno_from_curl(c, cc);
+	if (cc == CURLE_WRITE_ERROR && !ans->body.overflow)
+		r = -ENOMEM;
+	/* a handle whose transfer failed may hold a broken connection: drop it */
+	if (cc == CURLE_OK)
+		handle_put(c, h);
+	else
+		curl_easy_cleanup(h);
+	if (r < 0)
+		sbuf_done(&ans->body);
+	return r;
+}
+
+static json_t *answer_json(const struct answer *ans)
+{
+	if (!ans->body.data || ans->body.len == 0)
+		return NULL;
+	return json_loadb(ans->body.data, ans->body.len, 0, NULL);
+}
+
+/* The single translation of a tefd answer into an errno (tef_client.h). */
+static int answer_errno(const struct answer *ans, const json_t *o, bool is_retrieval)
+{
+	const char *reason = json_string_value(json_object_get(o, TEF_M_REASON));
+	const char *dbg = json_string_value(json_object_get(o, TEF_M_DBG));
+	int rsc = ans->rsc;
+
+	if (rsc == 0) {
+		/* no X-M2M-RSC: not tefd; judge by the HTTP status */
+		if (ans->http >= 200 && ans->http < 300)
+			return 0;
+		return ans->http == 404 ? -ENOENT : ans->http == 403 ? -EACCES : -EIO;
+	}
+	if (rsc_is_success(rsc))
+		return 0;
+	if (dbg)
+		log_debug("tefd: %d %s: %s", rsc, rsc_to_string(rsc), dbg);
+	if (reason && strcmp(reason, TEF_REASON_EXPIRED) == 0)
+		return -EKEYEXPIRED;
+	if (reason && strcmp(reason, TEF_REASON_RATE_LIMITED) == 0)
+		return -EAGAIN;
+	if (is_retrieval && (rsc == RSC_NOT_FOUND || rsc == RSC_ORIGINATOR_HAS_NO_PRIVILEGE))
+		return -EACCES;
+	return errno_from_rsc(rsc);
+}
+
+static char **strv_from_json(const json_t *a, size_t *ret_n)
+{
+	size_t n = json_array_size(a);
+	char **v = calloc(n ? n : 1, sizeof(char *));
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *s = json_string_value(json_array_get(a, i));
+
+		v[i] = strdup(s ? s : "");
+		if (!v[i]) {
+			while (i--)
+				free(v[i]);
+			free(v);
+			return NULL;
+		}
+	}
+	*ret_n = n;
+	return v;
+}
+
+struct tef_registration *tef_registration_free(struct tef_registration *r)
+{
+	if (!r)
+		return NULL;
+	free(r->credential_id);
+	free(r->relative_key_id);
+	free(r->owner);
+	for (size_t i = 0; i < r->n_labels; i++)
+		free(r->labels[i]);
+	free(r->labels);
+	for (size_t i = 0; i < r->n_targets; i++)
+		free(r->targets[i]);
+	free(r->targets);
+	sodium_free(r->key);
+	free(r);
+	return NULL;
+}
+
+struct tef_registration **tef_registration_list_free(struct tef_registration **list, size_t n)
+{
+	if (!list)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		tef_registration_free(list[i]);
+	free(list);
+	return NULL;
+}
+
+/* Decodes a registration object; a keyValue is moved to secure memory and wiped in o. */
+static int registration_from_json(json_t *o, struct tef_registration **ret)
+{
+	struct tef_registration *r;
+	const char *s;
+	json_t *k;
+
+	if (!json_is_object(o))
+		return -EBADMSG;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	s = json_string_value(json_object_get(o, TEF_M_CREDENTIAL_ID));
+	r->credential_id = strdup(s ? s : "");
+	s = json_string_value(json_object_get(o, TEF_M_RELATIVE_KEY_ID));
+	r->relative_key_id = strdup(s ? s : "");
+	s = json_string_value(json_object_get(o, TEF_M_OWNER));
+	r->owner = strdup(s ? s : "");
+	s = json_string_value(json_object_get(o, TEF_M_EXPIRATION_TIME));
+	if (!s || tef_timestamp_parse(s, &r->expiration) < 0)
+		r->expiration = 0;
+	r->suid = (int)json_integer_value(json_object_get(o, TEF_M_SUID));
+	r->version = (uint64_t)json_integer_value(json_object_get(o, TEF_M_ATREST_VERSION));
+	r->labels = strv_from_json(json_object_get(o, TEF_M_LABELS), &r->n_labels);
+	r->targets = strv_from_json(json_object_get(o, TEF_M_TARGET_IDS), &r->n_targets);
+	if (!r->credential_id || !r->relative_key_id || !r->owner || !r->labels || !r->targets) {
+		tef_registration_free(r);
+		return -ENOMEM;
+	}
+	k = json_object_get(o, TEF_M_KEY_VALUE);
+	if (json_is_string(k)) {
+		char *text = (char *)json_string_value(k);
+		size_t n = json_string_length(k), klen = 0;
+		int rc;
+
+		r->key = sodium_malloc(32);
+		rc = r->key ? sodium_base642bin(r->key, 32, text, n, NULL, &klen, NULL,
+						sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+			    : -1;
+		sodium_memzero(text, n);
+		if (rc != 0 || (klen != 16 && klen != 32)) {
+			int e = r->key ? -EBADMSG : -ENOMEM;
+
+			tef_registration_free(r);
+			return e;
+		}
+		r->key_len = klen;
+	}
+	*ret = r;
+	return 0;
+}
+
+/*
+ * Runs one call: exchange, map errors, decode a registration when asked.
+ * Any key in the answer lives only in secure memory and the wiped tree.
+ */
+static int call(struct tef_client *c, const struct tef_identity *onbehalf, const char *method,
+		const char *path, const char *body, bool is_retrieval, json_t **ret_json,
+		int *ret_rsc)
+{
+	struct answer ans = { 0 };
+	json_t *o;
+	int r;
+
+	if (ret_rsc)
+		*ret_rsc = 0;
+	r = exchange(c, onbehalf, method, path, body, &ans);
+	if (r < 0)
+		return r;
+	if (ret_rsc)
+		*ret_rsc = ans.rsc;
+	o = answer_json(&ans);
+	sbuf_done(&ans.body);
+	r = answer_errno(&ans, o, is_retrieval);
+	if (r < 0 || !ret_json) {
+		json_t *k = json_object_get(o, TEF_M_KEY_VALUE);
+
+		if (json_is_string(k))
+			sodium_memzero((char *)json_string_value(k), json_string_length(k));
+		json_decref(o);
+		return r;
+	}
+	if (!o) {
+		return -EBADMSG;
+	}
+	*ret_json = o;
+	return 0;
+}
+
+static int id_path(const char *id, char *buf, size_t size)
+{
+	char rel[TEF_RELATIVE_KEY_ID_HEX + 1];
+
+	if (tef_relative_key_id(id, rel) < 0)
+		return -EINVAL;
+	snprintf(buf, size, "%s%s", TEF_ROUTE_KEYS_PREFIX, rel);
+	return 0;
+}
+
+static json_t *strv_to_json(const char *const *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		if (!v[i] || json_array_append_new(a, json_string(v[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+/* Serialises o, with keyValue spliced in from secure memory; the result is sodium_malloc'd. */
+static char *body_with_key(const json_t *o, const uint8_t *key, size_t key_len)
+{
+	_cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
+	size_t b64_cap, n;
+	char *body;
+
+	if (!text)
+		return NULL;
+	b64_cap = key ? sodium_base64_ENCODED_LEN(key_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+		      : 1;
+	n = strlen(text) + b64_cap + 32;
+	body = sodium_malloc(n);
+	if (!body)
+		return NULL;
+	if (!key) {
+		memcpy(body, text, strlen(text) + 1);
+		return body;
+	}
+	/* text is "{...}" with at least the suid member */
+	n = (size_t)snprintf(body, n, "{\"%s\":\"", TEF_M_KEY_VALUE);
+	sodium_bin2base64(body + n, b64_cap, key, key_len,
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	n = strlen(body);
+	body[n++] = '"';
+	body[n++] = ',';
+	memcpy(body + n, text + 1, strlen(text + 1) + 1);
+	return body;
+}
+
+int tef_register(struct tef_client *c, const struct tef_identity *onbehalf,
+		 const struct tef_registration_req *req, struct tef_registration **ret,
+		 int *ret_rsc)
+{
+	_cleanup_json_ json_t *o = NULL, *answer = NULL;
+	_cleanup_sodium_free_ char *body = NULL;
+	struct tef_registration *reg = NULL;
+	int r;
+
+	if (!c || !req || !ret || (req->key && req->key_len != 16 && req->key_len != 32))
+		return -EINVAL;
+	o = json_pack("{s:i}", TEF_M_SUID, req->suid);
+	if (!o)
+		return -ENOMEM;
+	if (req->n_labels &&
+	    json_object_set_new(o, TEF_M_LABELS, strv_to_json(req->labels, req->n_labels)) < 0)
+		return -ENOMEM;
+	if (req->n_targets && json_object_set_new(o, TEF_M_TARGET_IDS,
+						  strv_to_json(req->targets, req->n_targets)) < 0)
+		return -ENOMEM;
+	if (req->expiration > 0) {
+		char when[TEF_TIMESTAMP_LEN + 1];
+
+		if (tef_timestamp_format(req->expiration, when) < 0)
+			return -ERANGE;
+		if (json_object_set_new(o, TEF_M_EXPIRATION_TIME, json_string(when)) < 0)
+			return -ENOMEM;
+	}
+	body = body_with_key(o, req->key, req->key_len);
+	if (!body)
+		return -ENOMEM;
+	r = call(c, onbehalf, "POST", TEF_ROUTE_KEYS, body, false, &answer, ret_rsc);
+	if (r < 0)
+		return r;
+	r = registration_from_json(answer, &reg);
+	if (r < 0)
+		return r;
+	*ret = reg;
+	return 0;
+}
+
+int tef_retrieve(struct tef_client *c, const struct tef_identity *onbehalf, const char *id,
+		 struct tef_registration **ret, int *ret_rsc)
+{
+	_cleanup_json_ json_t *answer = NULL;
+	struct tef_registration *reg = NULL;
+	char path[64];
+	int r;
+
+	if (!c || !ret || id_path(id, path, sizeof(path)) < 0)
+		return -EINVAL;
+	r = call(c, onbehalf, "GET", path, NULL, true, &answer, ret_rsc);
+	if (r < 0)
+		return r;
+	r = registration_from_json(answer, &reg);
+	if (r < 0)
+		return r;
+	if (!reg->key) {
+		tef_registration_free(reg);
+		return -EBADMSG;
+	}
+	*ret = reg;
+	return 0;
+}
+
+int tef_update(struct tef_client *c, const struct tef_identity *onbehalf, const char *id,
+	       const struct tef_update_req *u, struct tef_registration **ret, int *ret_rsc)
+{
+	_cleanup_json_ json_t *o = json_object(), *answer = NULL;
+	_cleanup_free_ char *body = NULL;
+	struct tef_registration *reg = NULL;
+	char path[64];
+	int r;
+
+	if (!c || !u || id_path(id, path, sizeof(path)) < 0)
+		return -EINVAL;
+	if (!o)
+		return -ENOMEM;
+	if (u->set_expiration) {
+		char when[TEF_TIMESTAMP_LEN + 1];
+
+		if (tef_timestamp_format(u->expiration, when) < 0)
+			return -ERANGE;
+		if (json_object_set_new(o, TEF_M_EXPIRATION_TIME, json_string(when)) < 0)
+			return -ENOMEM;
+	}
+	if (u->set_labels &&
+	    json_object_set_new(o, TEF_M_LABELS, strv_to_json(u->labels, u->n_labels)) < 0)
+		return -ENOMEM;
+	if (u->set_targets &&
+	    json_object_set_new(o, TEF_M_TARGET_IDS, strv_to_json(u->targets, u->n_targets)) < 0)
+		return -ENOMEM;
+	if (u->set_version && json_object_set_new(o, TEF_M_ATREST_VERSION,
+						  json_integer((json_int_t)u->version)) < 0)
+		return -ENOMEM;
+	body = json_dumps(o, JSON_COMPACT);
+	if (!body)
+		return -ENOMEM;
+	r = call(c, onbehalf, "PUT", path, body, false, ret ? &answer : NULL, ret_rsc);
+	if (r < 0 || !ret)
+		return r;
+	r = registration_from_json(answer, &reg);
+	if (r < 0)
+		return r;
+	*ret = reg;
+	return 0;
+}
+
+int tef_deregister(struct tef_client *c, const struct tef_identity *onbehalf, const char *id,
+		   int *ret_rsc)
+{
+	char path[64];
+
+	if (!c || id_path(id, path, sizeof(path)) < 0)
+		return -EINVAL;
+	return call(c, onbehalf, "DELETE", path, NULL, false, NULL, ret_rsc);
+}
+
+static int append_query(char **q, const char *name, const char *value)
+{
+	_cleanup_free_ char *old = *q;
+	char *esc = curl_easy_escape(NULL, value, 0);
+	int r;
+
+	if (!esc)
+		return -ENOMEM;
+	r = asprintf(q, "%s%s%s=%s", old ? old : "", old ? "&" : "?", name, esc);
+	curl_free(esc);
+	if (r < 0) {
+		*q = TAKE_PTR(old);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int tef_list(struct tef_client *c, const struct tef_identity *onbehalf,
+	     const struct tef_list_filter *filter, struct tef_registration ***ret, size_t *ret_n,
+	     int *ret_rsc)
+{
+	_cleanup_json_ json_t *answer = NULL;
+	_cleanup_free_ char *q = NULL, *path = NULL;
+	struct tef_registration **list;
+	json_t *keys;
+	size_t n;
+	int r = 0;
+
+	if (!c || !ret || !ret_n)
+		return -EINVAL;
+	if (filter && filter->owner)
+		r = append_query(&q, TEF_Q_OWNER, filter->owner);
+	if (r == 0 && filter && filter->label)
+		r = append_query(&q, TEF_Q_LABEL, filter->label);
+	if (r == 0 && filter && filter->expires_before > 0) {
+		char when[TEF_TIMESTAMP_LEN + 1];
+
+		r = tef_timestamp_format(filter->expires_before, when);
+		if (r == 0)
+			r = append_query(&q, TEF_Q_EXPIRES_BEFORE, when);
+	}
+	if (r < 0)
+		return r;
+	if (asprintf(&path, "%s%s", TEF_ROUTE_KEYS, q ? q : "") < 0)
+		return -ENOMEM;
+	r = call(c, onbehalf, "GET", path, NULL, false, &answer, ret_rsc);
+	if (r < 0)
+		return r;
+	keys = json_object_get(answer, TEF_M_KEYS);
+	if (!json_is_array(keys))
+		return -EBADMSG;
+	n = json_array_size(keys);
+	list = calloc(n ? n : 1, sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		r = registration_from_json(json_array_get(keys, i), &list[i]);
+		if (r < 0) {
+			tef_registration_list_free(list, i);
+			return r;
+		}
+	}
+	*ret = list;
+	*ret_n = n;
+	return 0;
+}
+
+int tef_backup(struct tef_client *c, uint8_t **ret, size_t *ret_len, int *ret_rsc)
+{
+	struct answer ans = { .body.max = BACKUP_MAX };
+	uint8_t *copy;
+	int r;
+
+	if (ret_rsc)
+		*ret_rsc = 0;
+	if (!c || !ret || !ret_len)
+		return -EINVAL;
+	r = exchange(c, NULL, "GET", TEF_ROUTE_BACKUP, NULL, &ans);
+	if (r < 0)
+		return r;
+	if (ret_rsc)
+		*ret_rsc = ans.rsc;
+	if (ans.http != 200 || ans.rsc != RSC_OK) {
+		_cleanup_json_ json_t *o = answer_json(&ans);
+
+		sbuf_done(&ans.body);
+		r = answer_errno(&ans, o, false);
+		return r < 0 ? r : -EBADMSG;
+	}
+	copy = malloc(ans.body.len ? ans.body.len : 1);
+	if (!copy) {
+		sbuf_done(&ans.body);
+		return -ENOMEM;
+	}
+	memcpy(copy, ans.body.data, ans.body.len);
+	*ret_len = ans.body.len;
+	*ret = copy;
+	sbuf_done(&ans.body);
+	return 0;
+}

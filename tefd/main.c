@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* tefd: options and config, start-up in order (key, store, audit, listeners), the sweeper loop, teardown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "atrest-config.h"
+#include "atrest/cleanup.h"
+#include "atrest/conf.h"
+#include "atrest/httpd.h"
+#include "atrest/log.h"
+#include "atrest/rsc.h"
+#include "api.h"
+
+#define MAX_UIDS 64
+
+struct settings {
+	bool init;
+	bool foreground;
+	bool verbose;
+	bool audit_append_only;
+	char *config;
+	char *socket;
+	mode_t socket_mode;
+	char *db;
+	char *master_key;
+	char *audit_log;
+	char *pidfile;
+	char *fqdn;
+	char *listen;
+	char *tls_cert;
+	char *tls_key;
+	char *tls_ca;
+	uint64_t default_ttl;
+	uint64_t max_ttl;
+	uint64_t max_registrations;
+	uint64_t max_failed_retrievals;
+	uint64_t failure_window;
+	uint64_t sweep_interval;
+	uid_t delegates[MAX_UIDS];
+	size_t n_delegates;
+	uid_t admins[MAX_UIDS];
+	size_t n_admins;
+};
+
+static void settings_free(struct settings *s)
+{
+	char **strs[] = { &s->config,  &s->socket,   &s->db,	  &s->master_key, &s->audit_log,
+			  &s->pidfile, &s->fqdn,     &s->listen, &s->tls_cert,	  &s->tls_key,
+			  &s->tls_ca };
+
+	for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: tefd --init --master-key FILE\n"
+	      "       tefd --socket PATH --db FILE --master-key FILE [--socket-mode MODE]\n"
+	      "            [--delegate UID]... [--admin UID]... [--fqdn NAME]\n"
+	      "            [--default-ttl SECONDS] [--max-ttl SECONDS]\n"
+	      "            [--listen HOST:PORT --tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
+	      "            [--audit-log FILE] [--audit-append-only yes|no] [--pidfile FILE]\n"
+	      "            [--max-registrations N]\n"
+	      "            [--max-failed-retrievals N] [--failure-window SECONDS]\n"
+	      "            [--sweep-interval SECONDS] [-c CONFIG] [-d] [-v]\n",
+	      f);
+}
+
+static int set_str(char **dst, const char *v)
+{
+	char *s = strdup(v);
+
+	if (!s)
+		return -ENOMEM;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int add_uid(uid_t *v, size_t *n, const char *s)
+{
+	uint64_t u;
+	int r = conf_parse_u64(s, 0, (uint64_t)UINT32_MAX - 1, &u);
+
+	if (r < 0)
+		return r;
+	if (*n == MAX_UIDS)
+		return -E2BIG;
+	v[(*n)++] = (uid_t)u;
+	return 0;
+}
+
+/* One setting, by the name it has both as --option and as a tefd.conf key. */
+static int apply(struct settings *s, const char *key, const char *value)
+{
+	uint64_t mode;
+
+	if (strcmp(key, "socket") == 0)
+		return set_str(&s->socket, value);
+	if (strcmp(key, "db") == 0)
+		return set_str(&s->db, value);
+	if (strcmp(key, "master-key") == 0)
+		return set_str(&s->master_key, value);
+	if (strcmp(key, "audit-log") == 0)
+		return set_str(&s->audit_log, value);
+	if (strcmp(key, "pidfile") == 0)
+		return set_str(&s->pidfile, value);
+	if (strcmp(key, "fqdn") == 0)
+		return set_str(&s->fqdn, value);
+	if (strcmp(key, "listen") == 0)
+		return set_str(&s->listen, value);
+	if (strcmp(key, "tls-cert") == 0)
+		return set_str(&s->tls_cert, value);
+	if (strcmp(key, "tls-key") == 0)
+		return set_str(&s->tls_key, value);
+	if (strcmp(key, "tls-ca") == 0)
+		return set_str(&s->tls_ca, value);
+	if (strcmp(key, "socket-mode") == 0) {
+		char *end;
+
+		errno = 0;
+		mode = strtoull(value, &end, 8);
+		if (errno || end == value || *end || mode > 0777)
+			return -EINVAL;
+		s->socket_mode = (mode_t)mode;
+		return 0;
+	}
+	if (strcmp(key, "delegate") == 0)
+		return add_uid(s->delegates, &s->n_delegates, value);
+	if (strcmp(key, "admin") == 0)
+		return add_uid(s->admins, &s->n_admins, value);
+	if (strcmp(key, "default-ttl") == 0)
+		return conf_parse_u64(value, 1, TEF_TIMESTAMP_MAX, &s->default_ttl);
+	if (strcmp(key, "max-ttl") == 0)
+		return conf_parse_u64(value, 1, TEF_TIMESTAMP_MAX, &s->max_ttl);
+	if (strcmp(key, "max-registrations") == 0)
+		return conf_parse_u64(value, 0, UINT32_MAX, &s->max_registrations);
+	if (strcmp(key, "max-failed-retrievals") == 0)
+		return conf_parse_u64(value, 0, UINT32_MAX, &s->max_failed_retrievals);
+	if (strcmp(key, "failure-window") == 0)
+		return conf_parse_u64(value, 1, 86400, &s->failure_window);
+	if (strcmp(key, "sweep-interval") == 0)
+		return conf_parse_u64(value, 1, 86400, &s->sweep_interval);
+	if (strcmp(key, "verbose") == 0)
+		return conf_parse_bool(value, &s->verbose);
+	if (strcmp(key, "audit-append-only") == 0)
+		return conf_parse_bool(value, &s->audit_append_only);
+	return -ENOKEY;
+}
+
+static int conf_item(const char *key, const char *value, void *userdata)
+{
+	return apply(userdata, key, value);
+}
+
+static const struct option options[] = {
+	{ "init", no_argument, NULL, 'I' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "socket", required_argument, NULL, 1 },
+	{ "db", required_argument, NULL, 1 },
+	{ "master-key", required_argument, NULL, 1 },
+	{ "socket-mode", required_argument, NULL, 1 },
+	{ "delegate", required_argument, NULL, 1 },
+	{ "admin", required_argument, NULL, 1 },
+	{ "fqdn", required_argument, NULL, 1 },
+	{ "default-ttl", required_argument, NULL, 1 },
+	{ "max-ttl", required_argument, NULL, 1 },
+	{ "listen", required_argument, NULL, 1 },
+	{ "tls-cert", required_argument, NULL, 1 },
+	{ "tls-key", required_argument, NULL, 1 },
+	{ "tls-ca", required_argument, NULL, 1 },
+	{ "audit-log", required_argument, NULL, 1 },
+	{ "audit-append-only", required_argument, NULL, 1 },
+	{ "pidfile", required_argument, NULL, 1 },
+	{ "max-registrations", required_argument, NULL, 1 },
+	{ "max-failed-retrievals", required_argument, NULL, 1 },
+	{ "failure-window", required_argument, NULL, 1 },
+	{ "sweep-interval", required_argument, NULL, 1 },
+	{}
+};
+
+/*
+ * Two passes: the first finds -c (and -d, --init), the config file is read,
+ * then the command line is applied on top of it.
+ */
+static int parse_args(int argc, char **argv, struct settings *s)
+{
+	unsigned line = 0;
+	int c, idx, r;
+
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "c:dvhV", options, &idx)) != -1) {
+		switch (c) {
+		case 'c':
+			if (set_str(&s->config, optarg) < 0)
+				return -ENOMEM;
+			break;
+		case 'd':
+			s->foreground = true;
+			break;
+		case 'I':
+			s->init = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EXIT_SUCCESS);
+		case 'V':
+			puts("tefd " ATREST_VERSION);
+			exit(EXIT_SUCCESS);
+		case '?':
+			usage(stderr);
+			return -EINVAL;
+		default:
+			break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tefd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (s->config) {
+		r = conf_parse_file(s->config, conf_item, s, &line);
+		if (r < 0) {
+			fprintf(stderr, "tefd: %s:%u: %s\n", s->config, line,
+				r == -ENOKEY ? "unknown setting" : strerror(-r));
+			return r;
+		}
+	}
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:dvhV", options, &idx)) != -1) {
+		if (c == 'v') {
+			s->verbose = true;
+		} else if (c == 1) {
+			r = apply(s, options[idx].name, optarg);
+			if (r < 0) {
+				fprintf(stderr, "tefd: bad value '%s' for --%s\n", optarg,
+					options[idx].name);
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
+/* sd_notify(3)'s wire protocol by hand: one datagram to $NOTIFY_SOCKET. */
+static void notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	size_t n;
+
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	n = strlen(path);
+	if (n >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract namespace */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		log_debug("cannot notify the service manager");
+}
+
+/*
+ * Without -d: fork, and let the parent exit only once the child reports
+ * that it is serving (or why it is not), so a caller never sees a
+ * half-started daemon. Returns the write end in the child.
+ */
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char status = 1;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &status, 1) != 1)
+			status = 1;
+		_exit(status == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		return -errno;
+	{
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+			close(null);
+		}
+	}
+	return p[1];
+}
+
+static void report_parent(int *fd, char status)
+{
+	if (*fd < 0)
+		return;
+	if (write(*fd, &status, 1) != 1)
+		log_debug("parent went away");
+	*fd = safe_close(*fd);
+}
+
+static int write_pidfile(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+				      0644);
+	char buf[32];
+	int n;
+
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n)
+		return -EIO;
+	return 0;
+}
+
+/* The keys must never reach a core file or a debugger of another process. */
+static int harden_process(void)
+{
+	struct rlimit no_core = { 0, 0 }, cur;
+
+	/* a service manager may have set it already (and may forbid setrlimit) */
+	if ((getrlimit(RLIMIT_CORE, &cur) < 0 || cur.rlim_cur != 0 || cur.rlim_max != 0) &&
+	    setrlimit(RLIMIT_CORE, &no_core) < 0)
+		return -errno;
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+static int check_settings(struct settings *s)
+{
+	if (!s->master_key) {
+		fprintf(stderr, "tefd: --master-key is required\n");
+		return -EINVAL;
+	}
+	if (s->init)
+		return 0;
+	if (!s->db || (!s->socket && !s->listen)) {
+		fprintf(stderr, "tefd: --db and --socket (or --listen) are required\n");
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (s->listen && (!s->tls_cert || !s->tls_key || !s->tls_ca)) {
+		fprintf(stderr, "tefd: --listen needs --tls-cert, --tls-key and --tls-ca: "
+				"mutual TLS is mandatory over TCP\n");
+		return -EINVAL;
+	}
+	if (s->default_ttl > s->max_ttl)
+		s->default_ttl = s->max_ttl;
+	if (!s->audit_log && asprintf(&s->audit_log, "%s-audit.log", s->db) < 0)
+		return -ENOMEM;
+	if (!s->fqdn) {
+		char host[HOST_NAME_MAX + 1] = "localhost";
+
+		(void)gethostname(host, sizeof(host));
+		host[HOST_NAME_MAX] = '\0';
+		if (set_str(&s->fqdn, host) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Waits for a stop signal; every sweep-interval purges expired registrations. */
+static void run(struct api *a, const struct settings *s, const sigset_t *stop)
+{
+	for (;;) {
+		struct timespec ts = { .tv_sec = (time_t)s->sweep_interval };
+		int sig = sigtimedwait(stop, NULL, &ts);
+
+		if (sig == SIGHUP) {
+			/* logrotate moved the audit log: start a new one */
+			int r = audit_reopen(a->audit);
+
+			if (r < 0)
+				log_error_errno(r, "cannot reopen the audit log");
+			else
+				log_info("reopened the audit log");
+			continue;
+		}
+		if (sig > 0) {
+			log_info("received signal %d, stopping", sig);
+			return;
+		}
+		if (sig < 0 && errno == EAGAIN) {
+			int n = keystore_sweep(a->ks, keystore_now(a->ks));
+
+			if (n < 0) {
+				log_error_errno(n, "sweeper failed");
+			} else if (n > 0) {
+				struct audit_entry e = { .op = "sweep", .rsc = RSC_DELETED,
+							 .caller = "tefd", .reason = "expired" };
+
+				log_info("purged %d expired registrations", n);
+				for (int i = 0; i < n; i++)
+					audit_log(a->audit, &e);
+			}
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct settings s = {
+		.socket_mode = 0666,
+		.default_ttl = 30 * 86400,
+		.max_ttl = 365 * 86400,
+		.max_registrations = 100000,
+		.max_failed_retrievals = 100,
+		.failure_window = 60,
+		.sweep_interval = 30,
+	};
+	_cleanup_sodium_free_ uint8_t *master = NULL;
+	struct keystore *ks = NULL;
+	struct audit *audit = NULL;
+	struct httpd *unix_httpd = NULL, *tcp_httpd = NULL;
+	static struct api api;
+	sigset_t stop;
+	int ready_fd = -1, r, rc = EXIT_FAILURE;
+
+	if (parse_args(argc, argv, &s) < 0 || check_settings(&s) < 0)
+		goto out;
+
+	if (s.init) {
+		r = keystore_master_key_create(s.master_key);
+		if (r < 0) {
+			fprintf(stderr, "tefd: cannot create master key '%s': %s\n", s.master_key,
+				r == -EEXIST ? "it already exists" : strerror(-r));
+			goto out;
+		}
+		rc = EXIT_SUCCESS;
+		goto out;
+	}
+
+	log_open("tefd", s.foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG);
+	if (s.verbose)
+		log_set_max_level(LOG_DEBUG);
+	r = harden_process();
+	if (r < 0) {
+		log_error_errno(r, "cannot disable core dumps and ptrace");
+		goto out;
+	}
+	if (!s.foreground) {
+		ready_fd = daemonize();
+		if (ready_fd < 0) {
+			log_error_errno(ready_fd, "cannot daemonize");
+			goto out;
+		}
+	}
+	/* signals are taken by sigtimedwait in the main thread only */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (sodium_init() < 0) {
+		log_error("cannot initialise libsodium");
+		goto out;
+	}
+	r = keystore_master_key_load(s.master_key, &master);
+	if (r < 0) {
+		log_error_errno(r, "refusing to start: master key '%s' %s", s.master_key,
+				r == -EPERM ? "is accessible by group or others (chmod 0600)"
+				: r == -EINVAL ? "is not a 32-byte regular file"
+					       : "cannot be read");
+		goto out;
+	}
+	r = keystore_open(s.db, master, &ks);
+	if (r < 0) {
+		log_error_errno(r, "refusing to start: database '%s' %s", s.db,
+				r == -EKEYREJECTED ? "holds keys this master key does not unwrap"
+				: r == -ELOOP	   ? "is a symlink"
+						   : "cannot be opened");
+		goto out;
+	}
+	r = audit_open(s.audit_log, s.audit_append_only, keystore_audit_key(ks), &audit);
+	if (r < 0) {
+		log_error_errno(r, "cannot open the audit log '%s'", s.audit_log);
+		goto out;
+	}
+
+	api.ks = ks;
+	api.audit = audit;
+	api.policy = (struct policy){ s.admins, s.n_admins, s.delegates, s.n_delegates };
+	api.fqdn = s.fqdn;
+	api.default_ttl = (int64_t)s.default_ttl;
+	api.max_ttl = (int64_t)s.max_ttl;
+	api.max_per_owner = (unsigned)s.max_registrations;
+	api.max_failed_retrievals = (unsigned)s.max_failed_retrievals;
+	api.failure_window = (unsigned)s.failure_window;
+	api_init(&api);
+
+	if (s.socket) {
+		struct httpd_config hc = {
+			.unix_path = s.socket,
+			.unix_mode = s.socket_mode,
+			.max_body = TEF_MAX_BODY,
+		};
+
+		r = httpd_start(&hc, api_handle, &api, &unix_httpd);
+		if (r < 0) {
+			log_error_errno(r, "cannot serve on '%s'", s.socket);
+			goto out;
+		}
+	}
+	if (s.listen) {
+		struct httpd_config hc = {
+			.listen = s.listen,
+			.tls_cert = s.tls_cert,
+			.tls_key = s.tls_key,
+			.tls_ca = s.tls_ca,
+			.max_body = TEF_MAX_BODY,
+		};
+
+		r = httpd_start(&hc, api_handle, &api, &tcp_httpd);
+		if (r < 0) {
+			log_error_errno(r, "cannot serve on '%s'", s.listen);
+			goto out;
+		}
+	}
+	if (s.pidfile) {
+		r = write_pidfile(s.pidfile);
+		if (r < 0) {
+			log_error_errno(r, "cannot write pid file '%s'", s.pidfile);
+			goto out;
+		}
+	}
+	/* ready: listening, database open, master key verified */
+	log_info("serving%s%s%s%s as '%s'", s.socket ? " on " : "", s.socket ? s.socket : "",
+		 s.listen ? " and " : "", s.listen ? s.listen : "", s.fqdn);
+	if (tcp_httpd)
+		log_info("TLS listener on port %u", httpd_port(tcp_httpd));
+	notify("READY=1");
+	report_parent(&ready_fd, 0);
+
+	run(&api, &s, &stop);
+	notify("STOPPING=1");
+	rc = EXIT_SUCCESS;
+out:
+	report_parent(&ready_fd, 1);
+	tcp_httpd = httpd_stop(tcp_httpd);
+	unix_httpd = httpd_stop(unix_httpd);
+	if (api.ks)
+		api_done(&api);
+	audit = audit_close(audit);
+	ks = keystore_close(ks);
+	if (s.pidfile && rc == EXIT_SUCCESS && !s.init)
+		(void)unlink(s.pidfile);
+	settings_free(&s);
+	return rc;
+}
