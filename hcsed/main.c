@@ -17,6 +17,7 @@
 #include "atrest/conf.h"
 #include "atrest/httpd.h"
 #include "atrest/log.h"
+#include "atrest/sd_notify.h"
 #include "hcse.h"
 #include "http.h"
 
@@ -345,6 +346,7 @@ int main(int argc, char **argv)
 	}
 	log_info("serving %s (CSE-ID \"%s\", CSEBase \"%s\") on %s://%s", s.db, s.csi, s.cse_rn,
 		 s.tls_cert ? "https" : "http", s.listen);
+	(void)sd_notify_send("READY=1");
 
 	for (;;) {
 		if (sigwait(&mask, &sig) != 0)
@@ -353,6 +355,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	log_info("stopping on signal %d", sig);
+	(void)sd_notify_send("STOPPING=1");
 	stopping = 1;
 	h = httpd_stop(h);
 	pthread_join(sweep, NULL);
