@@ -167,7 +167,7 @@ def parallel(d, n=1000):
         with lock:
             results.append(r)
     t0 = time.time()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n // 2 - 24)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n - len(idle))]
     for t in threads:
         t.start()
     for t in threads:
@@ -272,6 +272,27 @@ def notifications(d):
         rep = [g[1]["m2m:sgn"]["nev"]["rep"] for g in Receiver.got if g[1]["m2m:sgn"]["nev"]["net"] == 3][0]
         must(rep["m2m:cin"]["con"] == "hello", "the notification carries the created contentInstance")
         must(all(g[0].get("X-M2M-Origin") == "/id-in" for g in Receiver.got), "notifications come from the CSE-ID")
+        # default event type: update of the subscribed-to resource (net 1)
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+                           json.dumps({"m2m:sub": {"rn": "s3", "nu": ["Cwatcher"]}}))
+        must(h["x-m2m-rsc"] == "2001", "subscription with the default enc created")
+        time.sleep(0.3)
+        Receiver.got.clear()
+        request(d.port, "PUT", "/cse-in/app/c", dict(hdr("Capp"), **{"Content-Type": "application/json"}),
+                json.dumps({"m2m:cnt": {"lbl": ["changed"]}}))
+        deadline = time.time() + 5
+        while time.time() < deadline and not Receiver.got:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        nets = [g[1]["m2m:sgn"]["nev"]["net"] for g in Receiver.got]
+        must(nets == [1] and Receiver.got[0][1]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"]["lbl"] == ["changed"],
+             "update of the subscribed-to container notified once with net 1")
+        request(d.port, "DELETE", "/cse-in/app/c/s3", hdr("Capp"))
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") for g in Receiver.got):
+            time.sleep(0.05)
+        must(any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"] == "cse-in/app/c/s3" for g in Receiver.got),
+             "deleting a subscription sends sud")
     finally:
         srv.shutdown()
 
