@@ -573,6 +573,20 @@ static int check_acpi(struct hcse_ctx *ctx, json_t *acpi)
 	return 0;
 }
 
+/* Attributes, labels and acpi of a Create or Update content (TS-0004 7.3.3.x). */
+static int check_content(struct hcse_ctx *ctx, const struct resource_type *type, json_t *in,
+			 bool create)
+{
+	int r = validate_attrs(ctx, type, in, create);
+
+	if (r >= 0)
+		r = check_labels(ctx, json_object_get(in, "lbl"));
+	if (r >= 0)
+		/* acpi: null and [] remove it; unknown ACPs are refused (4000) */
+		r = check_acpi(ctx, json_object_get(in, "acpi"));
+	return r;
+}
+
 /* The single "m2m:xxx" member of a request Content, or a ctx_fail. */
 static int content_of(struct hcse_ctx *ctx, const struct resource_type *type, json_t **ret)
 {
@@ -1039,13 +1053,7 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r < 0)
 			return r;
 	}
-	r = validate_attrs(ctx, type, in, true);
-	if (r < 0)
-		return r;
-	r = check_labels(ctx, json_object_get(in, "lbl"));
-	if (r < 0)
-		return r;
-	r = check_acpi(ctx, json_object_get(in, "acpi"));
+	r = check_content(ctx, type, in, true);
 	if (r < 0)
 		return r;
 	if ((unsigned)parent.depth + 1 > conf->max_depth)
@@ -1242,14 +1250,7 @@ static int op_update(struct store_txn *t, void *userdata)
 	r = content_of(ctx, type, &in);
 	if (r < 0)
 		return r;
-	r = validate_attrs(ctx, type, in, false);
-	if (r < 0)
-		return r;
-	r = check_labels(ctx, json_object_get(in, "lbl"));
-	if (r < 0)
-		return r;
-	/* acpi: null and [] remove it; unknown ACPs are refused (4000) */
-	r = check_acpi(ctx, json_object_get(in, "acpi"));
+	r = check_content(ctx, type, in, false);
 	if (r < 0)
 		return r;
 	json_object_foreach(in, key, v) {
