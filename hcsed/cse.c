@@ -2,6 +2,7 @@
 /* The Hosting CSE engine: addressing, the generic CRUD procedures of TS-0004 7.3, result content. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -958,7 +959,10 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		store_res_clear(&parent);
 	}
 	r = store_delete_subtree(ctx->t, res->path);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	ctx->n_created -= r;
+	return 0;
 }
 
 int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters)
@@ -980,6 +984,8 @@ int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_co
 			return r;
 		}
 		r = store_delete_subtree(ctx->t, old.path);
+		if (r > 0)
+			ctx->n_created -= r;
 		cnt->cni = cnt->cni > 0 ? cnt->cni - 1 : 0;
 		cnt->cbs = cnt->cbs > old.cs ? cnt->cbs - old.cs : 0;
 		store_res_clear(&old);
@@ -1131,20 +1137,16 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r != -ENOENT)
 			return r;
 	}
-	if (conf->max_resources) {
-		int64_t n;
-
-		r = store_count(t, &n);
-		if (r < 0)
-			return r;
-		if ((uint64_t)n >= conf->max_resources)
-			return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource limit reached");
-	}
+	/* a counter, not count(*): concurrent creates may pass it by a few */
+	if (conf->max_resources &&
+	    (uint64_t)(atomic_load(&ctx->cse->n_resources) + ctx->n_created) >= conf->max_resources)
+		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource limit reached");
 	r = store_insert(t, &res);
 	if (r == -EEXIST)
 		return ctx_fail(ctx, RSC_CONFLICT, "resource exists");
 	if (r < 0)
 		return r;
+	ctx->n_created++;
 
 	if (type->ty == TY_CIN) {
 		/* TS-0004 7.4.7.2.1: cni/cbs/st of the container, then eviction */
@@ -1440,8 +1442,10 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 	} else if (r < 0) {
 		log_warning_errno(r, "request failed");
 		hcse_response_error(resp, RSC_INTERNAL_SERVER_ERROR, "internal error");
-	} else
+	} else {
+		atomic_fetch_add(&cse->n_resources, o.ctx.n_created);
 		flush_events(cse, o.ctx.events);
+	}
 	json_decref(o.ctx.events);
 }
 
@@ -1499,8 +1503,10 @@ int hcse_expire(struct hcse *cse, int64_t now)
 	e.ctx.events = json_array();
 	hcse_format_time(now, e.ctx.nowstr);
 	r = store_write(cse->store, expire_txn, &e);
-	if (r >= 0)
+	if (r >= 0) {
+		atomic_fetch_add(&cse->n_resources, e.ctx.n_created);
 		flush_events(cse, e.ctx.events);
+	}
 	json_decref(e.ctx.events);
 	json_decref(e.paths);
 	return r < 0 ? r : e.count;
@@ -1541,6 +1547,16 @@ static int ensure_cse_base(struct store_txn *t, void *userdata)
 	return r;
 }
 
+static int count_resources(struct store_txn *t, void *userdata)
+{
+	struct hcse *cse = userdata;
+	int64_t n = 0;
+	int r = store_count(t, &n);
+
+	atomic_store(&cse->n_resources, n);
+	return r;
+}
+
 int hcse_new(const struct hcse_config *config, struct hcse **ret)
 {
 	struct hcse *cse = calloc(1, sizeof(*cse));
@@ -1577,6 +1593,8 @@ int hcse_new(const struct hcse_config *config, struct hcse **ret)
 	r = store_open(cse->db_path, &cse->store);
 	if (r >= 0)
 		r = store_write(cse->store, ensure_cse_base, cse);
+	if (r >= 0)
+		r = store_read(cse->store, count_resources, cse);
 	if (r >= 0 && cse->config.notify)
 		r = notifier_new(cse->csi, &cse->notifier);
 	if (r < 0) {

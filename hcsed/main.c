@@ -92,7 +92,7 @@ static int apply(struct settings *s, const char *key, const char *value)
 	if (strcmp(key, "max-depth") == 0)
 		return conf_parse_u64(value, 2, 64, &s->max_depth);
 	if (strcmp(key, "max-resources") == 0)
-		return conf_parse_u64(value, 10, UINT64_C(1) << 40, &s->max_resources);
+		return conf_parse_u64(value, 2, UINT64_C(1) << 40, &s->max_resources);
 	if (strcmp(key, "max-labels") == 0)
 		return conf_parse_u64(value, 1, 4096, &s->max_labels);
 	if (strcmp(key, "max-label-len") == 0)

@@ -17,6 +17,7 @@ struct hcse {
 	char *cse_rn, *cse_ri, *csi, *admin, *db_path;
 	struct store *store;
 	struct notifier *notifier;
+	_Atomic int64_t n_resources; /* committed resources, for max_resources */
 };
 
 /* One request being executed (inside one store transaction). */
@@ -30,7 +31,7 @@ struct hcse_ctx {
 	int rsc;      /* set with the -EPROTO a failing step returns */
 	char dbg[256];
 	json_t *events; /* notifications to send once the transaction is durable */
-	int64_t n_created;
+	int64_t n_created; /* resources created minus deleted, applied on commit */
 };
 
 /* Records rsc and a debug message; returns -EPROTO for `return ctx_fail(...)`. */

@@ -354,6 +354,47 @@ def tls(workdir):
     must(r.returncode != 0, "plain HTTP on a non-loopback address refused")
 
 
+def config_file(workdir):
+    conf = os.path.join(workdir, "hcsed.conf")
+    with open(conf, "w") as f:
+        f.write("# hcsed.conf(5)\ncse-rn = mycse\ncse-ri = myri\ncsi = /mycsi\nadmin = CBoss\n"
+                "max-resources = 4\nmax-labels = 1\n")
+    d = Daemon(workdir, ["-c", conf])
+    d.port = __import__("hcse_runner").free_port()
+    logf = open(d.log, "ab")
+    d.proc = subprocess.Popen([__import__("hcse_runner").HCSED, "-c", conf, "--listen", "127.0.0.1:%d" % d.port,
+                               "--db", os.path.join(workdir, "conf.db"), "-d"], stdout=logf, stderr=logf)
+    try:
+        for _ in range(100):
+            try:
+                st, h, b = request(d.port, "GET", "/mycse", hdr("CBoss"))
+                break
+            except OSError:
+                time.sleep(0.05)
+        j = json.loads(b)["m2m:cb"]
+        must(j["csi"] == "/mycsi" and j["ri"] == "myri", "config file: CSEBase names and CSE-ID")
+        st, h, b = request(d.port, "GET", "/~/mycsi/mycse", hdr("CBoss"))
+        must(h["x-m2m-rsc"] == "2000", "config file: SP-relative address with the configured CSE-ID")
+        st, h, b = request(d.port, "POST", "/mycse", hdr("Cx", 2),
+                           json.dumps({"m2m:ae": {"rn": "x", "api": "Nx", "rr": True, "srv": ["3"], "lbl": ["a", "b"]}}))
+        must(h["x-m2m-rsc"] == "4000", "config file: max-labels")
+        rscs = []
+        for i in range(4):
+            st, h, b = request(d.port, "POST", "/mycse", hdr("Cx%d" % i, 2),
+                               json.dumps({"m2m:ae": {"api": "Nx", "rr": True, "srv": ["3"]}}))
+            rscs.append(h["x-m2m-rsc"])
+        must(rscs == ["2001", "2001", "2001", "5207"], "config file: max-resources (CSEBase + 3 AEs): %s" % rscs)
+        request(d.port, "DELETE", "/~/mycsi/Cx0", hdr("Cx0"))
+        st, h, b = request(d.port, "POST", "/mycse", hdr("Cx9", 2),
+                           json.dumps({"m2m:ae": {"api": "Nx", "rr": True, "srv": ["3"]}}))
+        must(h["x-m2m-rsc"] == "2001", "config file: a delete makes room again")
+    finally:
+        d.stop()
+    r = subprocess.run([__import__("hcse_runner").HCSED, "-c", "/nonexistent.conf", "-d"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+    must(r.returncode != 0, "a missing config file is an error")
+
+
 def main():
     parts = sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="hcse-robust.") as tmp:
@@ -372,6 +413,8 @@ def main():
                 crash_safety(tmp)
             if not parts or "tls" in parts:
                 tls(tmp)
+            if not parts or "config" in parts:
+                config_file(tmp)
         except AssertionError as e:
             print("not ok - %s" % e)
             failed = True
