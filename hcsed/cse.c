@@ -14,6 +14,8 @@
 #include "resource.h"
 
 #define ET_FOREVER 253402300799LL /* 99991231T235959 */
+#define HCSE_DEFAULT_CHILDREN 1000
+#define HCSE_MAX_CHILDREN 10000
 
 static const struct resource_type *const types[] = {
 	&resource_type_acp, &resource_type_ae,	&resource_type_cnt,
@@ -675,8 +677,17 @@ static int collect_children(struct hcse_ctx *ctx, struct render *rd, const struc
 			    int rcn, json_t *out)
 {
 	const struct hcse_filter *fc = &ctx->req->fc;
+	/* children are returned in full (con included for rcn 4/8): a local
+	 * policy bounds how many, so one Retrieve cannot load a container of
+	 * any size into memory (TS-0004 7.3.3.17: lim; 1,000 when absent) */
 	struct child_ctx c = {
-		.ctx = ctx, .rd = rd, .rcn = rcn, .out = out, .skip = fc->ofst, .left = fc->lim,
+		.ctx = ctx,
+		.rd = rd,
+		.rcn = rcn,
+		.out = out,
+		.skip = fc->ofst,
+		.left = fc->lim < 0 ? HCSE_DEFAULT_CHILDREN
+				    : fc->lim > HCSE_MAX_CHILDREN ? HCSE_MAX_CHILDREN : fc->lim,
 	};
 
 	return store_children(ctx->t, res->ri, fc->n_tys == 1 ? fc->tys[0] : 0, false,
