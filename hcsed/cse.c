@@ -1414,6 +1414,12 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 
 	hcse_format_time(o.ctx.now, o.ctx.nowstr);
 	*resp = (struct hcse_response){.rsc = RSC_INTERNAL_SERVER_ERROR};
+	/* "/id-in/Cx" (SP-relative AE-ID of this CSE) is the same originator
+	 * as "Cx" (TS-0001 7.2) */
+	size_t csi_len = strlen(cse->csi);
+	if (strncmp(o.ctx.fr, cse->csi, csi_len) == 0 && o.ctx.fr[csi_len] == '/' &&
+	    o.ctx.fr[csi_len + 1])
+		o.ctx.fr += csi_len + 1;
 	if (req->rvi && !is_supported_rvi(req->rvi)) {
 		hcse_response_error(resp, RSC_RELEASE_VERSION_NOT_SUPPORTED,
 				    "release version not supported");
