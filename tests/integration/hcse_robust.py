@@ -395,6 +395,29 @@ def config_file(workdir):
     must(r.returncode != 0, "a missing config file is an error")
 
 
+def service_manager(workdir):
+    path = os.path.join(workdir, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    port = __import__("hcse_runner").free_port()
+    env = dict(os.environ, NOTIFY_SOCKET=path)
+    p = subprocess.Popen([__import__("hcse_runner").HCSED, "--listen", "127.0.0.1:%d" % port,
+                          "--db", os.path.join(workdir, "notify.db"), "-d"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        msg = sock.recv(256)
+        must(msg == b"READY=1" and alive(port), "READY=1 to $NOTIFY_SOCKET once serving")
+        p.send_signal(signal.SIGTERM)
+        must(sock.recv(256) == b"STOPPING=1", "STOPPING=1 on SIGTERM")
+        must(p.wait(timeout=10) == 0, "clean exit on SIGTERM")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        sock.close()
+
+
 def main():
     parts = sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="hcse-robust.") as tmp:
@@ -415,6 +438,8 @@ def main():
                 tls(tmp)
             if not parts or "config" in parts:
                 config_file(tmp)
+            if not parts or "sd" in parts:
+                service_manager(tmp)
         except AssertionError as e:
             print("not ok - %s" % e)
             failed = True
