@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,14 +144,14 @@ static bool is_loopback(const char *listen)
 	return false;
 }
 
-static volatile sig_atomic_t stopping;
+static atomic_bool stopping; /* set by main, read by the sweeper */
 
 static void *sweeper(void *userdata)
 {
 	struct hcse *cse = userdata;
 
 	/* expirationTime (TS-0004 9.6.1.3): expired resources are removed */
-	while (!stopping) {
+	while (!atomic_load(&stopping)) {
 		int r = hcse_expire(cse, time(NULL));
 
 		if (r < 0)
@@ -356,7 +357,7 @@ int main(int argc, char **argv)
 	}
 	log_info("stopping on signal %d", sig);
 	(void)sd_notify_send("STOPPING=1");
-	stopping = 1;
+	atomic_store(&stopping, true);
 	h = httpd_stop(h);
 	pthread_join(sweep, NULL);
 out:

@@ -17,7 +17,7 @@
 /* Every fdatasync() of the store goes through here (-Wl,--wrap=fdatasync). */
 int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
-static int syncs;
+static _Atomic int syncs;
 
 int __wrap_fdatasync(int fd)
 {
