@@ -1371,11 +1371,21 @@ static int verify_subscription(struct op *o)
 	_cleanup_free_ char *sur = NULL;
 	size_t i;
 
+	struct store_res parent = {0};
+	int r;
+
 	if (!json_is_array(nu) || !urls)
 		return 0; /* the Create itself reports the bad content */
+	r = resolve(ctx, ctx->req->to, false, false, &parent, NULL);
+	if (r < 0) {
+		ctx->rsc = 0; /* likewise */
+		return r == -EPROTO ? 0 : r;
+	}
 	random_id("sub", o->ri);
-	if (asprintf(&sur, "%s/%s", ctx->req->to ? ctx->req->to : "",
-		     json_is_string(rn) ? json_string_value(rn) : o->ri) < 0)
+	/* the structured address, as in the notifications that follow */
+	r = asprintf(&sur, "%s/%s", parent.path, json_is_string(rn) ? json_string_value(rn) : o->ri);
+	store_res_clear(&parent);
+	if (r < 0)
 		return -ENOMEM;
 	json_array_foreach(nu, i, v) {
 		if (!json_is_string(v))

@@ -248,11 +248,12 @@ def notifications(d):
                            json.dumps({"m2m:ae": {"rn": "watcher", "api": "Nw", "rr": True, "srv": ["3"], "poa": [url]}}))
         assert h["x-m2m-rsc"] == "2001", b
         # a URL that is not the subscriber: verified first (TS-0004 7.3.8.2.3)
-        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+        st, h, b = request(d.port, "POST", "/~/id-in/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s1", "nu": [url], "enc": {"net": [3, 4]}}}))
         must(h["x-m2m-rsc"] == "2001", "subscription with an HTTP nu created")
         vrq = [g for g in Receiver.got if g[1].get("m2m:sgn", {}).get("vrq")]
-        must(len(vrq) == 1 and vrq[0][1]["m2m:sgn"]["cr"] == "Capp", "verification request received before 201")
+        must(len(vrq) == 1 and vrq[0][1]["m2m:sgn"]["cr"] == "Capp" and vrq[0][1]["m2m:sgn"]["sur"] == "cse-in/app/c/s1",
+             "verification request received before 201")
         # an AE-ID as nu: delivered to the AE's poa
         st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s2", "nu": ["Cwatcher"], "enc": {"net": [3]}}}))
