@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* hcsed load: contentInstance creates (1 KiB, 1 MiB) and la retrievals per second at 1, 8 and 32 connections (libcurl multi). */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -115,28 +118,87 @@ static double run(const char *url, const char *body, int ty, long want, int conn
 	return (double)done / (now() - t0);
 }
 
+/* -s HCSED: runs a fresh hcsed on a temporary database (loopback only). */
+static pid_t spawn(const char *hcsed, char *dir, char *url, size_t url_len)
+{
+	static char listen[64], db[128];
+	int port = 20000 + (int)(getpid() % 20000);
+	pid_t pid;
+
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(db, sizeof(db), "%s/hcse.db", dir);
+	snprintf(url, url_len, "http://%s/cse-in", listen);
+	pid = fork();
+	if (pid == 0) {
+		char log[160];
+		FILE *f;
+
+		/* the daemon goes with the benchmark, however that ends */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		snprintf(log, sizeof(log), "%s/hcsed.log", dir);
+		f = freopen(log, "a", stderr);
+		(void)f;
+		execl(hcsed, hcsed, "--listen", listen, "--db", db, "-d", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && pid > 0; i++) {
+		char probe[200];
+
+		snprintf(probe, sizeof(probe), "%s", url);
+		CURL *e = curl_easy_init();
+		struct curl_slist *h = curl_slist_append(NULL, "X-M2M-RI: up");
+		h = curl_slist_append(h, "X-M2M-Origin: CAdmin");
+		curl_easy_setopt(e, CURLOPT_URL, probe);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+		CURLcode cc = curl_easy_perform(e);
+		curl_easy_cleanup(e);
+		curl_slist_free_all(h);
+		if (cc == CURLE_OK)
+			return pid;
+		usleep(50000);
+	}
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	static const int conns[] = {1, 8, 32};
 	double secs = 3;
 	char url[512], cnt[600], la[700], *small, *big;
+	char dir[] = "/tmp/hcse-bench.XXXXXX", spawned[128];
+	const char *hcsed = NULL;
+	pid_t child = 0;
 	long bad;
 	int c;
 
-	while ((c = getopt(argc, argv, "u:t:h")) != -1) {
+	while ((c = getopt(argc, argv, "u:t:s:h")) != -1) {
 		switch (c) {
 		case 'u':
 			base = optarg;
+			break;
+		case 's':
+			hcsed = optarg;
 			break;
 		case 't':
 			secs = atof(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: hcse_bench [-u http://HOST:PORT/cse-in] [-t SECONDS]\n");
+			fprintf(stderr, "usage: hcse_bench [-u http://HOST:PORT/cse-in | -s HCSED] [-t SECONDS]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (hcsed) {
+		child = spawn(hcsed, dir, spawned, sizeof(spawned));
+		if (child <= 0) {
+			fprintf(stderr, "cannot start %s\n", hcsed);
+			return 1;
+		}
+		base = spawned;
+	}
 	snprintf(origin, sizeof(origin), "Cbench%d", (int)getpid());
 	if (once(base, "{\"m2m:ae\":{\"rn\":\"bench\",\"api\":\"Nbench\",\"rr\":false,\"srv\":[\"3\"]}}",
 		 2) != 201) {
@@ -167,7 +229,7 @@ int main(int argc, char **argv)
 		strcpy(p + n, "\"}}");
 	}
 
-	printf("hcsed benchmark against %s, %.0f s per figure\n", base, secs);
+	printf("hcsed benchmark against %s, %.1f s per figure\n", base, secs);
 	for (int k = 0; k < 2; k++) {
 		for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
 			/* a fresh container per run; mni keeps the database bounded */
@@ -193,5 +255,14 @@ int main(int argc, char **argv)
 	free(small);
 	free(big);
 	curl_global_cleanup();
+	if (child > 0) {
+		char cmd[64];
+
+		kill(child, SIGTERM);
+		waitpid(child, NULL, 0);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", dir);
+	}
 	return 0;
 }
