@@ -868,6 +868,28 @@ static void queue_event(struct hcse_ctx *ctx, json_t *sub, json_t *sgn)
 	json_decref(urls);
 }
 
+/* expirationCounter (TS-0004 7.4.8.1): each notification counts down; at 0
+ * the subscription is deleted (which sends its subscriptionDeletion). */
+static int count_down(struct hcse_ctx *ctx, const char *path)
+{
+	struct store_res sub = {0};
+	int r = store_get_by_path(ctx->t, path, false, &sub);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	json_int_t left = json_integer_value(json_object_get(sub.attrs, "exc")) - 1;
+	if (left <= 0)
+		r = resource_delete(ctx, &sub);
+	else {
+		json_object_set_new(sub.attrs, "exc", json_integer(left));
+		r = store_update(ctx->t, &sub);
+	}
+	store_res_clear(&sub);
+	return r;
+}
+
 int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep)
 {
 	json_t *first = json_object_iter_value(json_object_iter(rep));
@@ -898,6 +920,8 @@ int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int n
 		if (sgn)
 			queue_event(ctx, sub, sgn);
 		json_decref(sgn);
+		if (r >= 0 && json_object_get(attrs, "exc"))
+			r = count_down(ctx, json_string_value(json_object_get(sub, "path")));
 	}
 	json_decref(s.subs);
 	return r;

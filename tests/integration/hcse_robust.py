@@ -288,6 +288,20 @@ def notifications(d):
         nets = [g[1]["m2m:sgn"]["nev"]["net"] for g in Receiver.got]
         must(nets == [1] and Receiver.got[0][1]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"]["lbl"] == ["changed"],
              "update of the subscribed-to container notified once with net 1")
+        # expirationCounter: two notifications, then the subscription is gone (with sud)
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+                           json.dumps({"m2m:sub": {"rn": "s4", "nu": ["Cwatcher"], "exc": 2, "enc": {"net": [3]}}}))
+        must(h["x-m2m-rsc"] == "2001", "subscription with exc 2 created")
+        for i in range(2):
+            request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"con": i}}))
+        st, h, b = request(d.port, "GET", "/cse-in/app/c/s4", hdr("Capp"))
+        must(h["x-m2m-rsc"] == "4004", "subscription deleted after exc notifications")
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"].endswith("/s4")
+                                                 for g in Receiver.got):
+            time.sleep(0.05)
+        must(len([g for g in Receiver.got if g[1]["m2m:sgn"].get("sur", "").endswith("/s4")
+                  and g[1]["m2m:sgn"].get("nev")]) == 2, "exactly exc notifications sent")
         request(d.port, "DELETE", "/cse-in/app/c/s3", hdr("Capp"))
         deadline = time.time() + 5
         while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") for g in Receiver.got):
