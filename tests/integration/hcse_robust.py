@@ -304,7 +304,8 @@ def notifications(d):
                   and g[1]["m2m:sgn"].get("nev")]) == 2, "exactly exc notifications sent")
         request(d.port, "DELETE", "/cse-in/app/c/s3", hdr("Capp"))
         deadline = time.time() + 5
-        while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") for g in Receiver.got):
+        while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"].endswith("/s3")
+                                                 for g in Receiver.got):
             time.sleep(0.05)
         must(any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"] == "cse-in/app/c/s3" for g in Receiver.got),
              "deleting a subscription sends sud")
