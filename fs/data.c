@@ -189,8 +189,10 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 		return integrity_error(fs, n, "segment", idx, SEAL_E_TRUNCATED);
 	if (fetched) {
 		/* verified: worth keeping (clean, evictable) */
-		if (cache_seg_write(fs->cache, n->ino, idx, gen, compact, len) == 0)
+		if (cache_seg_write(fs->cache, n->ino, idx, gen, compact, len) == 0) {
 			cache_seg_cached(fs->cache, n->ino, idx, gen, len);
+			uploader_kick(fs->up); /* its pass keeps the cache bounded */
+		}
 	}
 	return 0;
 }
@@ -212,7 +214,13 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 	size_t len;
 	int r;
 
-	if (cache_pending_bytes(fs->cache) + n->seg_size > fs->opt.cache_size)
+	/* pending segments are never evicted: bound them (issue 5), counting
+	 * this file's sealed but not yet committed ones too */
+	uint64_t pending = cache_pending_bytes(fs->cache) + n->seg_size;
+	for (size_t i = 0; i < n->n_wsegs; i++)
+		if (n->wsegs[i].gen == gen)
+			pending += n->wsegs[i].len;
+	if (pending > fs->opt.cache_size)
 		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
 					 fs->opt.cache_size);
 	data_params(n, key, &p);

@@ -125,11 +125,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: atrestfs HCSE-URL MOUNTPOINT -o tef=SOCKET,cache=DIR[,ae=NAME]\n"
-		"                [,segment_size=SIZE][,protect=confidentiality|integrity]\n"
-		"                [,share=owner|group|all][,key_ttl=SECONDS][,cache_size=SIZE]\n"
-		"                [,hcse_cert=FILE,hcse_key=FILE][,hcse_ca=FILE]\n"
-		"                [,allow_other][,default_permissions] [-f] [-d]\n"
+		"usage: atrestfs HCSE-URL MOUNTPOINT -o tef=SOCKET,cache=DIR [,ae=NAME]\n"
+		"                [,segment_size=SIZE] [,protect=confidentiality|integrity]\n"
+		"                [,share=owner|group|all] [,key_ttl=SECONDS] [,cache_size=SIZE]\n"
+		"                [,hcse_cert=FILE,hcse_key=FILE] [,hcse_ca=FILE]\n"
+		"                [,hcse_timeout=SECONDS] [,allow_other] [,default_permissions]\n"
+		"                [-f] [-d]\n"
 		"\n"
 		"Seals the files written under MOUNTPOINT into oneM2M ESData, registers their keys\n"
 		"with tefd and stores them on the Hosting CSE at HCSE-URL. See atrestfs(1).\n");
