@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The uploader: pushes committed versions to the HCSE (segments, manifest, labels, then deletions), resuming from the index. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ struct uploader {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;
+	atomic_bool stop; /* also read without the lock between requests */
 	bool kicked;
 	bool ae_ok;
 	unsigned backoff_ms;
@@ -107,6 +108,11 @@ static int put_cin(struct fs *fs, const char *parent, const char *rn, const char
 	return hcse_create_cin(fs->hcse, parent, rn, CNF_JOSE, con, len, NULL, 0, NULL);
 }
 
+static bool stopping(const struct fs *fs)
+{
+	return fs->up && atomic_load(&fs->up->stop);
+}
+
 static int sync_node(struct fs *fs, uint64_t ino)
 {
 	_cleanup_free_ char *path = NULL, *manifest = NULL;
@@ -151,6 +157,9 @@ static int sync_node(struct fs *fs, uint64_t ino)
 		char rn[64];
 		size_t len;
 
+		/* stopping: what is left stays queued for the next start */
+		if (stopping(fs))
+			return 0;
 		r = cache_seg_read(fs->cache, ino, idx[i], gen[i], &con, &len);
 		if (r == -ENOENT)
 			continue; /* superseded meanwhile */
@@ -266,7 +275,7 @@ static int pass(struct uploader *u)
 	r = cache_dirty_nodes(fs->cache, &inos, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !atomic_load(&u->stop); i++) {
 		r = sync_node(fs, inos[i]);
 		if (hcse_is_unreachable(r))
 			return r;
