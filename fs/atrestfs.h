@@ -19,6 +19,7 @@
 struct hcse_client;
 struct cache;
 struct uploader;
+struct prefetch;
 
 enum share_mode {
 	SHARE_OWNER,
@@ -129,6 +130,7 @@ struct fs {
 	struct tef_client *tef;
 	struct cache *cache;
 	struct uploader *up;
+	struct prefetch *pf;
 	char *ae_path; /* the AE's path relative to the CSE: "atrestfs" */
 	char *cse_rn;  /* "cse-in", for user.onem2m.resource */
 	uint64_t next_ino;
@@ -221,6 +223,14 @@ int uploader_start(struct fs *fs, struct uploader **ret);
 void uploader_kick(struct uploader *u);
 /* Stops the thread after one last pass of at most `grace_ms`. */
 struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms);
+
+/* ---- prefetch.c: parallel read-ahead of sealed segments into the cache ---- */
+int prefetch_start(struct fs *fs, struct prefetch **ret);
+struct prefetch *prefetch_stop(struct prefetch *p);
+/* Queues a fetch (no key needed: the reader verifies what lands in the cache). */
+void prefetch_queue(struct prefetch *p, uint64_t ino, uint64_t idx, uint64_t gen);
+/* Waits while that segment is queued or being fetched; true if it was. */
+bool prefetch_wait(struct prefetch *p, uint64_t ino, uint64_t idx, uint64_t gen);
 
 /* ---- the operation families (attr.c, dir.c, file.c, xattr.c) ---- */
 void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -13,6 +13,9 @@
 #include "atrestfs.h"
 #include "cache.h"
 
+/* Segments fetched ahead of a reader that missed the cache. */
+#define READAHEAD_SEGMENTS 8
+
 void data_params(const struct node *n, const struct seal_key *key, struct seal_params *p)
 {
 	*p = (struct seal_params){
@@ -164,6 +167,8 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 	int r;
 
 	r = cache_seg_read(fs->cache, n->ino, idx, gen, &compact, &len);
+	if (r == -ENOENT && prefetch_wait(fs->pf, n->ino, idx, gen))
+		r = cache_seg_read(fs->cache, n->ino, idx, gen, &compact, &len);
 	if (r == -ENOENT) {
 		r = remote_fetch_segment(fs, n, idx, gen, &compact, &len);
 		if (r < 0) {
@@ -187,6 +192,13 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 		return integrity_error(fs, n, "segment", idx, r);
 	if (plain_len != want_len)
 		return integrity_error(fs, n, "segment", idx, SEAL_E_TRUNCATED);
+	/* a sequential reader will want the next ones: fetch them in parallel */
+	for (uint64_t k = idx + 1; k <= idx + READAHEAD_SEGMENTS && k < n->n_wsegs; k++) {
+		uint64_t g = n->wsegs[k].gen;
+
+		if (g && g <= n->version && !cache_seg_exists(fs->cache, n->ino, k, g))
+			prefetch_queue(fs->pf, n->ino, k, g);
+	}
 	if (fetched) {
 		/* verified: worth keeping (clean, evictable) */
 		if (cache_seg_write(fs->cache, n->ino, idx, gen, compact, len) == 0) {

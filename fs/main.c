@@ -463,6 +463,11 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot start the uploader");
 		goto out_unmount;
 	}
+	r = prefetch_start(&fs, &fs.pf);
+	if (r < 0) {
+		log_error_errno(r, "cannot start the read-ahead threads");
+		goto out_unmount;
+	}
 	log_info("mounted '%s' on '%s' (AE '%s', cache '%s')", fs.opt.hcse_url, cmd.mountpoint,
 		 fs.opt.ae, fs.opt.cache);
 
@@ -478,6 +483,7 @@ int main(int argc, char *argv[])
 
 out_unmount:
 	fuse_session_unmount(se);
+	fs.pf = prefetch_stop(fs.pf);
 	/* unmount flushes what it can; the rest stays queued in the index */
 	fs.up = uploader_stop(fs.up, 3000);
 out_signals:
