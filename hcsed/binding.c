@@ -237,8 +237,9 @@ static int parse_content_type(const char *ct, bool *ret_json, int *ret_ty)
 	while (n && p[n - 1] == ' ')
 		n--;
 	/* TS-0009 6.4.3 / 8.2: JSON serialisation media types */
-	*ret_json = (n == 16 && strncasecmp(p, "application/json", n) == 0) ||
-		    (n == 30 && strncasecmp(p, "application/vnd.onem2m-res+json", n) == 0);
+	*ret_json = (n == strlen("application/json") && strncasecmp(p, "application/json", n) == 0) ||
+		    (n == strlen("application/vnd.onem2m-res+json") &&
+		     strncasecmp(p, "application/vnd.onem2m-res+json", n) == 0);
 	while (semi) {
 		const char *param = semi + 1;
 

@@ -780,13 +780,14 @@ static int render_result(struct hcse_ctx *ctx, struct store_res *res, int rcn, j
 struct sub_ctx {
 	struct hcse_ctx *ctx;
 	json_t *subs;
+	const char *skip_ri; /* the resource the event is about */
 };
 
 static int sub_collect_cb(struct store_res *r, void *userdata)
 {
 	struct sub_ctx *s = userdata;
 
-	if (is_expired(s->ctx, r))
+	if (is_expired(s->ctx, r) || (s->skip_ri && strcmp(s->skip_ri, r->ri) == 0))
 		return 0;
 	json_array_append_new(s->subs, json_pack("{s:s,s:O}", "path", r->path, "attrs", r->attrs));
 	return 0;
@@ -843,7 +844,13 @@ static void queue_event(struct hcse_ctx *ctx, json_t *sub, json_t *sgn)
 
 int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep)
 {
-	struct sub_ctx s = {.ctx = ctx, .subs = json_array()};
+	json_t *first = json_object_iter_value(json_object_iter(rep));
+	struct sub_ctx s = {
+		.ctx = ctx,
+		.subs = json_array(),
+		/* a new subscription is not told of its own creation */
+		.skip_ri = json_string_value(json_object_get(first, "ri")),
+	};
 	json_t *sub;
 	size_t i;
 	int r;

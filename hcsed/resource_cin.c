@@ -21,7 +21,7 @@ static const struct attr_def cin_attrs[] = {
 static bool is_token_char(char c)
 {
 	/* RFC 6838 restricted-name characters */
-	return isalnum((unsigned char)c) || strchr("!#$&-^_.+", c);
+	return isalnum((unsigned char)c) || (c != '\0' && strchr("!#$&-^_.+", c));
 }
 
 /* m2m:contentInfo (TS-0004 Table 6.3.3-1): "type/subtype:encoding[:security]"
@@ -33,8 +33,9 @@ bool cin_cnf_valid(const char *cnf)
 
 	for (n = 0; is_token_char(*p); p++)
 		n++;
-	if (n == 0 || *p++ != '/')
+	if (n == 0 || *p != '/')
 		return false;
+	p++;
 	for (n = 0; is_token_char(*p); p++)
 		n++;
 	/* media type parameters (";charset=...") are allowed before the ':' */
@@ -43,15 +44,17 @@ bool cin_cnf_valid(const char *cnf)
 		while (*p && *p != ':' && *p != ';')
 			p++;
 	}
-	if (n == 0 || *p++ != ':')
+	if (n == 0 || *p != ':')
 		return false;
+	p++;
 	if (*p < '0' || *p > '2')
 		return false;
 	p++;
 	if (*p == '\0')
 		return true;
-	if (*p++ != ':')
+	if (*p != ':')
 		return false;
+	p++;
 	if (*p < '0' || *p > '5')
 		return false;
 	return p[1] == '\0';

@@ -1,23 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sealing as oneM2M ESData (TS-0003 8.5): compact JWE dir/A256GCM|XC20P and JWS HS256, segments, manifests. */
+/* Sealing as oneM2M ESData (TS-0003 8.5): compact JWE/JWS, segments, manifests, streaming. */
 #include <limits.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 #include <sodium.h>
-
-/* cleanup.h before jansson.h: jansson >= 2.9 defines json_decrefp() itself,
- * which cleanup.h's wrapper would redefine. */
-#include "atrest/cleanup.h"
 #include <jansson.h>
-#ifndef _cleanup_json_
-#define _cleanup_json_ _cleanup_(json_decrefp)
-#endif
 
 #include "atrest/base64url.h"
+#include "atrest/cleanup.h"
 #include "atrest/seal.h"
 
-#define GCM_IV_LEN crypto_aead_aes256gcm_NPUBBYTES             /* 12 */
+#define GCM_IV_LEN crypto_aead_aes256gcm_NPUBBYTES		  /* 12 */
 #define XC20P_IV_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
 #define TAG_LEN 16u
 #define HS256_LEN crypto_auth_hmacsha256_BYTES /* 32 */
@@ -26,9 +20,7 @@
 #define KEY_LEN_MAX 64u
 /* Encoded protected header: kid and fid of SEAL_ID_MAX bytes each, even
  * fully \u-escaped, fit. */
-#define HEADER_B64_MAX (16u * 1024u)
-/* Manifest segment list bound (docs/FORMAT.md "Limits"). */
-#define MANIFEST_SEGMENTS_MAX (UINT64_C(1) << 20)
+#define HEADER_B64_MAX (24u * 1024u)
 
 struct seal_key {
 	uint8_t *bytes; /* sodium_malloc()ed */
@@ -172,12 +164,12 @@ static int aead_encrypt(enum seal_enc enc, uint8_t *c, uint8_t tag[TAG_LEN], con
 		return crypto_aead_aes256gcm_encrypt_detached(c, tag, &taglen, m, mlen,
 							      (const uint8_t *)aad, aadlen, NULL,
 							      iv, key) == 0
-			       ? 0
-			       : -EIO;
+			   ? 0
+			   : -EIO;
 	return crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-		       c, tag, &taglen, m, mlen, (const uint8_t *)aad, aadlen, NULL, iv, key) == 0
-		       ? 0
-		       : -EIO;
+		   c, tag, &taglen, m, mlen, (const uint8_t *)aad, aadlen, NULL, iv, key) == 0
+		   ? 0
+		   : -EIO;
 }
 
 static int aead_decrypt(enum seal_enc enc, uint8_t *m, const uint8_t *c, size_t clen,
@@ -191,7 +183,7 @@ static int aead_decrypt(enum seal_enc enc, uint8_t *m, const uint8_t *c, size_t 
 							   (const uint8_t *)aad, aadlen, iv, key);
 	else
 		r = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-			m, NULL, c, clen, tag, (const uint8_t *)aad, aadlen, iv, key);
+		    m, NULL, c, clen, tag, (const uint8_t *)aad, aadlen, iv, key);
 	return r == 0 ? 0 : SEAL_E_AUTH;
 }
 
@@ -223,8 +215,7 @@ static int id_check(const char *id)
 }
 
 /* Builds the protected header JSON (compact, members in this order). */
-static int header_build(const struct seal_params *p, enum seal_enc enc, json_t *atrest,
-			char **ret)
+static int header_build(const struct seal_params *p, enum seal_enc enc, json_t *atrest, char **ret)
 {
 	_cleanup_json_ json_t *h = json_object();
 	char *s;
@@ -310,7 +301,7 @@ size_t seal_compact_max_len(const struct seal_params *p, size_t len)
 {
 	/* header + 4 dots + IV + tag (JWE), or + HMAC (JWS), + NUL; the header
 	 * bound assumes every id byte escaped as \u00XX. */
-	size_t fixed = base64url_encoded_len(128 + 6 * 2 * (SEAL_ID_MAX + 1)) + 5 +
+	size_t fixed = base64url_encoded_len(256 + 6 * 2 * SEAL_ID_MAX) + 5 +
 		       base64url_encoded_len(XC20P_IV_LEN) + base64url_encoded_len(HS256_LEN) + 1;
 
 	(void)p;
@@ -336,8 +327,8 @@ static void put_b64(char *out, size_t *pos, const void *s, size_t n)
  * ciphertext is written tail-aligned into the region its encoding will
  * occupy and encoded in place, so sealing needs no buffer besides the result.
  */
-static int seal_compact(const struct seal_params *p, json_t *atrest, const void *plain,
-			size_t len, char **ret_compact, size_t *ret_len)
+static int seal_compact(const struct seal_params *p, json_t *atrest, const void *plain, size_t len,
+			char **ret_compact, size_t *ret_len)
 {
 	_cleanup_free_ char *hdr = NULL;
 	_cleanup_free_ char *out = NULL;
@@ -347,6 +338,9 @@ static int seal_compact(const struct seal_params *p, json_t *atrest, const void 
 
 	if (!ret_compact || !ret_len || (!plain && len))
 		return -EINVAL;
+	/* Never hand NULL to the AEAD or the encoder, even for 0 bytes. */
+	if (!plain)
+		plain = "";
 	if ((r = params_check(p, &enc)) < 0)
 		return r;
 	if (len > SEAL_COMPACT_MAX / 4 * 3)
@@ -385,7 +379,8 @@ static int seal_compact(const struct seal_params *p, json_t *atrest, const void 
 	} else {
 		uint8_t mac[HS256_LEN];
 
-		total = hb64 + 1 + base64url_encoded_len(len) + 1 + base64url_encoded_len(HS256_LEN) + 1;
+		total = hb64 + 1 + base64url_encoded_len(len) + 1 +
+			base64url_encoded_len(HS256_LEN) + 1;
 		out = malloc(total);
 		if (!out)
 			return -ENOMEM;
@@ -481,6 +476,28 @@ static int decode_fixed(uint8_t *dst, const char *s, size_t slen, size_t n)
 	return base64url_decode(dst, s, slen) == (int64_t)n ? 0 : SEAL_E_MALFORMED;
 }
 
+/* Decodes the ciphertext or payload part into a new buffer with room for a
+ * trailing NUL; *ret_cap is what the buffer holds, for wiping. */
+static int decode_body(const char *s, size_t slen, uint8_t **ret_buf, size_t *ret_cap,
+		       size_t *ret_len)
+{
+	size_t cap = slen / 4 * 3 + 3;
+	uint8_t *buf = malloc(cap);
+	int64_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	n = base64url_decode(buf, s, slen);
+	if (n < 0) {
+		free(buf);
+		return SEAL_E_MALFORMED;
+	}
+	*ret_buf = buf;
+	*ret_cap = cap;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
 /* Parses the protected header: a JSON object, UTF-8, no duplicate members
  * (RFC 7515 4: names must be unique; we reject rather than pick one). */
 static int header_parse(const char *b64, size_t n, json_t **ret)
@@ -534,15 +551,14 @@ static int member_u64(json_t *o, const char *name, uint64_t *ret)
  * before the tag, so an object under another Credential-Id is reported as
  * such rather than as tampering. Nothing is returned unless authentic.
  */
-static int open_compact(const struct seal_key *key, int want, const char *kid,
-			const char *compact, size_t len, struct opened *ret)
+static int open_compact(const struct seal_key *key, int want, const char *kid, const char *compact,
+			size_t len, struct opened *ret)
 {
 	_cleanup_json_ json_t *h = NULL;
 	struct parts pt;
 	const char *alg, *hkid;
 	uint8_t *buf = NULL;
-	size_t cap;
-	int64_t n;
+	size_t cap, n;
 	int r;
 
 	if (!key || !ret || (!compact && len))
@@ -600,17 +616,10 @@ static int open_compact(const struct seal_key *key, int want, const char *kid,
 			return -EINVAL;
 		if (enc == SEAL_ENC_A256GCM && !crypto_aead_aes256gcm_is_available())
 			return -ENOTSUP;
-		cap = pt.n[3] / 4 * 3 + 3;
-		buf = malloc(cap);
-		if (!buf)
-			return -ENOMEM;
-		n = base64url_decode(buf, pt.p[3], pt.n[3]);
-		if (n < 0) {
-			free(buf);
-			return SEAL_E_MALFORMED;
-		}
+		if ((r = decode_body(pt.p[3], pt.n[3], &buf, &cap, &n)) < 0)
+			return r;
 		/* In place: the AEAD verifies the tag before it returns data. */
-		r = aead_decrypt(enc, buf, buf, (size_t)n, tag, pt.p[0], pt.n[0], iv, key->bytes);
+		r = aead_decrypt(enc, buf, buf, n, tag, pt.p[0], pt.n[0], iv, key->bytes);
 	} else {
 		uint8_t sig[HS256_LEN], mac[HS256_LEN];
 
@@ -618,15 +627,8 @@ static int open_compact(const struct seal_key *key, int want, const char *kid,
 			return -EINVAL;
 		if ((r = decode_fixed(sig, pt.p[2], pt.n[2], HS256_LEN)) < 0)
 			return r;
-		cap = pt.n[1] / 4 * 3 + 3;
-		buf = malloc(cap);
-		if (!buf)
-			return -ENOMEM;
-		n = base64url_decode(buf, pt.p[1], pt.n[1]);
-		if (n < 0) {
-			free(buf);
-			return SEAL_E_MALFORMED;
-		}
+		if ((r = decode_body(pt.p[1], pt.n[1], &buf, &cap, &n)) < 0)
+			return r;
 		/* RFC 7515 5.2 step 8, in constant time. */
 		hs256(mac, key, compact, pt.n[0] + 1 + pt.n[1]);
 		r = sodium_memcmp(mac, sig, HS256_LEN) == 0 ? 0 : SEAL_E_AUTH;
@@ -637,7 +639,7 @@ static int open_compact(const struct seal_key *key, int want, const char *kid,
 		return r;
 	}
 	buf[n] = '\0';
-	*ret = (struct opened){.header = TAKE_PTR(h), .plain = buf, .len = (size_t)n, .cap = cap};
+	*ret = (struct opened){.header = TAKE_PTR(h), .plain = buf, .len = n, .cap = cap};
 	return 0;
 }
 
@@ -656,7 +658,7 @@ static int binding_check(json_t *h, const char *kind, const char *file_id, json_
 		return SEAL_E_MALFORMED;
 	if (strcmp(t, kind) != 0)
 		return strcmp(t, "seg") == 0 || strcmp(t, "man") == 0 ? SEAL_E_KIND
-								     : SEAL_E_MALFORMED;
+								      : SEAL_E_MALFORMED;
 	if (!file_id || strcmp(fid, file_id) != 0)
 		return SEAL_E_OTHER_FILE;
 	*ret_a = a;
@@ -696,6 +698,25 @@ fail:
 	return r;
 }
 
+/* Copies a verified plaintext to the caller's buffer and releases o. want
+ * is the length the manifest lists (SIZE_MAX: any). */
+static int opened_deliver(struct opened *o, size_t want, void *out, size_t cap, size_t *ret_len)
+{
+	int r = 0;
+
+	if (want != SIZE_MAX && o->len != want)
+		r = SEAL_E_TRUNCATED;
+	else if (o->len > cap || (!out && o->len))
+		r = -ENOBUFS;
+	else {
+		if (o->len)
+			memcpy(out, o->plain, o->len);
+		*ret_len = o->len;
+	}
+	opened_done(o);
+	return r;
+}
+
 int seal_open_segment(const struct seal_params *p, uint64_t index, uint64_t generation,
 		      const char *compact, size_t len, void *out, size_t cap, size_t *ret_len)
 {
@@ -707,15 +728,7 @@ int seal_open_segment(const struct seal_params *p, uint64_t index, uint64_t gene
 	r = segment_open(p, index, generation, compact, len, &o);
 	if (r < 0)
 		return r;
-	if (o.len > cap || (!out && o.len)) {
-		opened_done(&o);
-		return -ENOBUFS;
-	}
-	if (o.len)
-		memcpy(out, o.plain, o.len);
-	*ret_len = o.len;
-	opened_done(&o);
-	return 0;
+	return opened_deliver(&o, SIZE_MAX, out, cap, ret_len);
 }
 
 int seal_open_esdata(const struct seal_key *key, const char *expected_kid, const char *compact,
@@ -768,7 +781,7 @@ int seal_manifest_new(size_t n_segments, struct seal_manifest **ret)
 {
 	struct seal_manifest *m;
 
-	if (!ret || n_segments > MANIFEST_SEGMENTS_MAX)
+	if (!ret || n_segments > SEAL_MANIFEST_SEGMENTS_MAX)
 		return -EINVAL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
@@ -819,12 +832,12 @@ static bool manifest_is_valid(const struct seal_manifest *m)
 	if (!is_number_ok(m->version) || !is_number_ok(m->length))
 		return false;
 	n = m->length / m->segment_size + (m->length % m->segment_size ? 1 : 0);
-	if (m->n_segments != n || n > MANIFEST_SEGMENTS_MAX || (n && !m->segments))
+	if (m->n_segments != n || n > SEAL_MANIFEST_SEGMENTS_MAX || (n && !m->segments))
 		return false;
 	for (size_t i = 0; i < m->n_segments; i++) {
 		const struct seal_segment_ref *s = &m->segments[i];
-		uint64_t want = i + 1 < n ? m->segment_size
-					  : m->length - (uint64_t)i * m->segment_size;
+		uint64_t want =
+		    i + 1 < n ? m->segment_size : m->length - (uint64_t)i * m->segment_size;
 
 		if (s->index != i || s->generation > m->version || s->length != want)
 			return false;
@@ -940,9 +953,10 @@ static int manifest_from_json(const char *text, size_t len, struct seal_manifest
 		return r == -EINVAL ? SEAL_E_MALFORMED : r;
 	m->version = version;
 	m->length = length;
-	if (u32_member(j, "segmentSize", &m->segment_size) < 0 || u32_member(j, "mode", &m->mode) < 0 ||
-	    u32_member(j, "uid", &m->uid) < 0 || u32_member(j, "gid", &m->gid) < 0 ||
-	    time_member(j, "mtime", &m->mtime_ns) < 0 || time_member(j, "ctime", &m->ctime_ns) < 0)
+	if (u32_member(j, "segmentSize", &m->segment_size) < 0 ||
+	    u32_member(j, "mode", &m->mode) < 0 || u32_member(j, "uid", &m->uid) < 0 ||
+	    u32_member(j, "gid", &m->gid) < 0 || time_member(j, "mtime", &m->mtime_ns) < 0 ||
+	    time_member(j, "ctime", &m->ctime_ns) < 0)
 		goto malformed;
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(segs, i);
@@ -960,8 +974,8 @@ static int manifest_from_json(const char *text, size_t len, struct seal_manifest
 		}
 		if (x[2] > (json_int_t)UINT32_MAX)
 			goto malformed;
-		m->segments[i] = (struct seal_segment_ref){(uint64_t)x[0], (uint64_t)x[1],
-							   (uint32_t)x[2]};
+		m->segments[i] =
+		    (struct seal_segment_ref){(uint64_t)x[0], (uint64_t)x[1], (uint32_t)x[2]};
 	}
 	if (!manifest_is_valid(m))
 		goto malformed;
@@ -981,7 +995,8 @@ int seal_manifest_open(const struct seal_params *p, const char *compact, size_t 
 	json_t *a;
 	int r;
 
-	if (!p || !ret || (p->protection != SEAL_CONFIDENTIALITY && p->protection != SEAL_INTEGRITY))
+	if (!p || !ret ||
+	    (p->protection != SEAL_CONFIDENTIALITY && p->protection != SEAL_INTEGRITY))
 		return -EINVAL;
 	r = open_compact(p->key, (int)p->protection, p->kid, compact, len, &o);
 	if (r < 0)
@@ -1010,9 +1025,8 @@ out:
 	return r;
 }
 
-int seal_open_segment_in(const struct seal_params *p, const struct seal_manifest *m,
-			 uint64_t index, const char *compact, size_t len, void *out, size_t cap,
-			 size_t *ret_len)
+int seal_open_segment_in(const struct seal_params *p, const struct seal_manifest *m, uint64_t index,
+			 const char *compact, size_t len, void *out, size_t cap, size_t *ret_len)
 {
 	struct opened o;
 	int r;
@@ -1024,19 +1038,7 @@ int seal_open_segment_in(const struct seal_params *p, const struct seal_manifest
 	r = segment_open(p, index, m->segments[index].generation, compact, len, &o);
 	if (r < 0)
 		return r;
-	if (o.len != m->segments[index].length) {
-		opened_done(&o);
-		return SEAL_E_TRUNCATED;
-	}
-	if (o.len > cap || (!out && o.len)) {
-		opened_done(&o);
-		return -ENOBUFS;
-	}
-	if (o.len)
-		memcpy(out, o.plain, o.len);
-	*ret_len = o.len;
-	opened_done(&o);
-	return 0;
+	return opened_deliver(&o, m->segments[index].length, out, cap, ret_len);
 }
 
 /* ---- streaming ----------------------------------------------------------------- */
@@ -1098,8 +1100,7 @@ int seal_stream_seal(const struct seal_params *p, int fd, struct seal_manifest *
 	if (!p || !m || !sink || m->segments || fd < 0)
 		return -EINVAL;
 	seg = m->segment_size;
-	if (seg < SEAL_SEGMENT_SIZE_MIN || seg > SEAL_SEGMENT_SIZE_MAX ||
-	    !is_number_ok(m->version))
+	if (seg < SEAL_SEGMENT_SIZE_MIN || seg > SEAL_SEGMENT_SIZE_MAX || !is_number_ok(m->version))
 		return -EINVAL;
 	buf = malloc(seg);
 	if (!buf)
@@ -1115,7 +1116,7 @@ int seal_stream_seal(const struct seal_params *p, int fd, struct seal_manifest *
 		}
 		if (got == 0)
 			break;
-		if (n == MANIFEST_SEGMENTS_MAX) {
+		if (n == SEAL_MANIFEST_SEGMENTS_MAX) {
 			r = -EFBIG;
 			break;
 		}

@@ -17,6 +17,7 @@
 
 #define POOL_MAX 16
 #define RESPONSE_MAX (4 * 1024 * 1024)
+#define BACKUP_MAX (1024 * 1024 * 1024)
 
 struct tef_client {
 	char *unix_path; /* NULL for TLS */
@@ -34,6 +35,7 @@ struct sbuf {
 	char *data;
 	size_t len;
 	size_t cap;
+	size_t max; /* 0: RESPONSE_MAX */
 	bool overflow;
 };
 
@@ -50,7 +52,7 @@ static bool sbuf_reserve(struct sbuf *b, size_t extra)
 
 	if (b->len + extra + 1 <= b->cap)
 		return true;
-	if (b->len + extra + 1 > RESPONSE_MAX)
+	if (b->len + extra + 1 > (b->max ? b->max : RESPONSE_MAX))
 		return false;
 	cap = b->cap ? b->cap : 1024;
 	while (cap < b->len + extra + 1)
@@ -286,7 +288,12 @@ static int exchange(struct tef_client *c, const struct tef_identity *onbehalf, c
 	h = handle_get(c);
 	if (!h)
 		return -ENOMEM;
-	memset(ans, 0, sizeof(*ans));
+	{
+		size_t max = ans->body.max;
+
+		memset(ans, 0, sizeof(*ans));
+		ans->body.max = max;
+	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -473,7 +480,7 @@ static int call(struct tef_client *c, const struct tef_identity *onbehalf, const
 		const char *path, const char *body, bool is_retrieval, json_t **ret_json,
 		int *ret_rsc)
 {
-	struct answer ans;
+	struct answer ans = { 0 };
 	json_t *o;
 	int r;
 
@@ -736,5 +743,39 @@ int tef_list(struct tef_client *c, const struct tef_identity *onbehalf,
 	}
 	*ret = list;
 	*ret_n = n;
+	return 0;
+}
+
+int tef_backup(struct tef_client *c, uint8_t **ret, size_t *ret_len, int *ret_rsc)
+{
+	struct answer ans = { .body.max = BACKUP_MAX };
+	uint8_t *copy;
+	int r;
+
+	if (ret_rsc)
+		*ret_rsc = 0;
+	if (!c || !ret || !ret_len)
+		return -EINVAL;
+	r = exchange(c, NULL, "GET", TEF_ROUTE_BACKUP, NULL, &ans);
+	if (r < 0)
+		return r;
+	if (ret_rsc)
+		*ret_rsc = ans.rsc;
+	if (ans.http != 200 || ans.rsc != RSC_OK) {
+		_cleanup_json_ json_t *o = answer_json(&ans);
+
+		sbuf_done(&ans.body);
+		r = answer_errno(&ans, o, false);
+		return r < 0 ? r : -EBADMSG;
+	}
+	copy = malloc(ans.body.len ? ans.body.len : 1);
+	if (!copy) {
+		sbuf_done(&ans.body);
+		return -ENOMEM;
+	}
+	memcpy(copy, ans.body.data, ans.body.len);
+	*ret_len = ans.body.len;
+	*ret = copy;
+	sbuf_done(&ans.body);
 	return 0;
 }

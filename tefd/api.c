@@ -274,6 +274,12 @@ int api_handle(void *userdata, const struct httpd_request *req, struct httpd_res
 		return api_error(resp, 0, RSC_OPERATION_NOT_ALLOWED, NULL,
 				 "only GET and POST are allowed on " TEF_ROUTE_KEYS);
 	}
+	if (strcmp(req->path, TEF_ROUTE_BACKUP) == 0) {
+		if (strcmp(req->method, "GET") == 0)
+			return api_backup(a, &c, resp);
+		return api_error(resp, 0, RSC_OPERATION_NOT_ALLOWED, NULL,
+				 "only GET is allowed on " TEF_ROUTE_BACKUP);
+	}
 	if (!is_item)
 		return api_error(resp, 0, RSC_NOT_FOUND, NULL, "no such route");
 

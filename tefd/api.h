@@ -85,3 +85,6 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 		    const struct httpd_request *req, struct httpd_response *resp);
 int api_keys_delete(struct api *a, struct api_caller *c, const char *id_hex,
 		    struct httpd_response *resp);
+
+/* GET /backup (api_backup.c): a snapshot of the database for admins, keys still wrapped. */
+int api_backup(struct api *a, struct api_caller *c, struct httpd_response *resp);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +20,15 @@
 #include "audit.h"
 
 struct audit {
+	pthread_rwlock_t lock; /* writers of lines share it; a reopen takes it alone */
 	int fd;
+	char *path;
+	bool append_only;
 	const uint8_t *key;
 };
 
-int audit_open(const char *path, const uint8_t *hmac_key, struct audit **ret)
+static int open_log(const char *path, bool set_append_only)
 {
-	struct audit *a;
 	struct stat st;
 	int fd, attr;
 
@@ -37,20 +40,49 @@ int audit_open(const char *path, const uint8_t *hmac_key, struct audit **ret)
 		close(fd);
 		return r;
 	}
-	/* best effort: where the filesystem and our privileges allow, make it append-only */
-	if (ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0 && !(attr & FS_APPEND_FL)) {
+	if (set_append_only && ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0 && !(attr & FS_APPEND_FL)) {
 		attr |= FS_APPEND_FL;
-		if (ioctl(fd, FS_IOC_SETFLAGS, &attr) < 0)
-			log_debug("audit log: cannot set the append-only attribute");
+		if (ioctl(fd, FS_IOC_SETFLAGS, &attr) < 0) {
+			int r = -errno;
+			close(fd);
+			return r;
+		}
 	}
+	return fd;
+}
+
+int audit_open(const char *path, bool set_append_only, const uint8_t *hmac_key,
+	       struct audit **ret)
+{
+	struct audit *a;
+	int fd = open_log(path, set_append_only);
+
+	if (fd < 0)
+		return fd;
 	a = calloc(1, sizeof(*a));
-	if (!a) {
+	if (!a || !(a->path = strdup(path))) {
+		free(a);
 		close(fd);
 		return -ENOMEM;
 	}
+	pthread_rwlock_init(&a->lock, NULL);
 	a->fd = fd;
+	a->append_only = set_append_only;
 	a->key = hmac_key;
 	*ret = a;
+	return 0;
+}
+
+int audit_reopen(struct audit *a)
+{
+	int fd = open_log(a->path, a->append_only);
+
+	if (fd < 0)
+		return fd;
+	pthread_rwlock_wrlock(&a->lock);
+	safe_close(a->fd);
+	a->fd = fd;
+	pthread_rwlock_unlock(&a->lock);
 	return 0;
 }
 
@@ -59,6 +91,8 @@ struct audit *audit_close(struct audit *a)
 	if (!a)
 		return NULL;
 	safe_close(a->fd);
+	pthread_rwlock_destroy(&a->lock);
+	free(a->path);
 	free(a);
 	return NULL;
 }
@@ -96,6 +130,8 @@ void audit_log(struct audit *a, const struct audit_entry *e)
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
+	pthread_rwlock_rdlock(&a->lock);
 	if (write(a->fd, line, (size_t)n) != n)
 		log_error_errno(-errno, "cannot write the audit log");
+	pthread_rwlock_unlock(&a->lock);
 }

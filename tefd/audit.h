@@ -2,6 +2,7 @@
 /* tefd's audit log: one append-only line per release, denial, registration, update, deletion. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "atrest/tef_api.h"
@@ -10,12 +11,23 @@ struct audit;
 
 /*
  * Opens (creating with mode 0600, refusing symlinks) the audit log at `path`
- * in append mode. `hmac_key` (32 bytes, borrowed) keys the HMAC that stands
- * in for Credential-Ids. Returns 0 and *ret or -errno.
+ * with O_APPEND. With `set_append_only` it also sets the inode's append-only
+ * attribute (chattr +a; needs CAP_LINUX_IMMUTABLE and a filesystem that has
+ * it), so not even root rewrites history without clearing it first.
+ * `hmac_key` (32 bytes, borrowed) keys the HMAC that stands in for
+ * Credential-Ids. Returns 0 and *ret or -errno.
  */
-int audit_open(const char *path, const uint8_t *hmac_key, struct audit **ret);
+int audit_open(const char *path, bool set_append_only, const uint8_t *hmac_key,
+	       struct audit **ret);
 
 struct audit *audit_close(struct audit *a);
+
+/*
+ * Reopens the log at its path (after logrotate moved it; SIGHUP). Lines
+ * being written meanwhile go to the old or the new file, never nowhere.
+ * Returns 0 or -errno (the old file stays in use).
+ */
+int audit_reopen(struct audit *a);
 
 struct audit_entry {
 	const char *op;        /* "register", "retrieve", "update", "delete", "list", "sweep" */

@@ -279,36 +279,44 @@ const uint8_t *keystore_audit_key(const struct keystore *ks)
 	return ks->audit_key;
 }
 
-/* Stores, or on later opens verifies, a value wrapped under the master key. */
-static int check_master_key(struct keystore *ks)
+/* Verifies the stored check value; -ENOENT when there is none yet. */
+static int check_master_key_readonly(struct keystore *ks)
 {
 	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-	uint8_t blob[NONCE_BYTES + 32 + TAG_BYTES];
-	uint8_t zero[32] = { 0 }, out[32];
+	uint8_t blob[NONCE_BYTES + 32 + TAG_BYTES], out[32];
 	int rc;
 
 	rc = sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'check'", -1, &s,
 				NULL);
 	if (rc != SQLITE_OK)
-		return errno_from_sqlite(rc);
+		return rc == SQLITE_ERROR ? -EBADMSG : errno_from_sqlite(rc);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const void *v = sqlite3_column_blob(s, 0);
-		int n = sqlite3_column_bytes(s, 0);
-
-		if (n != (int)sizeof(blob) || !v)
-			return -EKEYREJECTED;
-		memcpy(blob, v, sizeof(blob));
-		if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-			    out, NULL, NULL, blob + NONCE_BYTES, sizeof(blob) - NONCE_BYTES,
-			    (const uint8_t *)CHECK_AD, sizeof(CHECK_AD), blob, ks->master) != 0)
-			return -EKEYREJECTED;
-		return 0;
-	}
-	if (rc != SQLITE_DONE)
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
 		return errno_from_sqlite(rc);
-	sqlite3_finalize(TAKE_PTR(s));
+	if (sqlite3_column_bytes(s, 0) != (int)sizeof(blob) || !sqlite3_column_blob(s, 0))
+		return -EKEYREJECTED;
+	memcpy(blob, sqlite3_column_blob(s, 0), sizeof(blob));
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + NONCE_BYTES,
+						       sizeof(blob) - NONCE_BYTES,
+						       (const uint8_t *)CHECK_AD, sizeof(CHECK_AD),
+						       blob, ks->master) != 0)
+		return -EKEYREJECTED;
+	sodium_memzero(out, sizeof(out));
+	return 0;
+}
 
+/* Stores, or on later opens verifies, a value wrapped under the master key. */
+static int check_master_key(struct keystore *ks)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
+	uint8_t blob[NONCE_BYTES + 32 + TAG_BYTES];
+	uint8_t zero[32] = { 0 };
+	int r = check_master_key_readonly(ks), rc;
+
+	if (r != -ENOENT)
+		return r;
 	randombytes_buf(blob, NONCE_BYTES);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(blob + NONCE_BYTES, NULL, zero, sizeof(zero),
 						   (const uint8_t *)CHECK_AD, sizeof(CHECK_AD),
@@ -575,7 +583,7 @@ static void unlockp(pthread_mutex_t **m)
 	if (*m)
 		pthread_mutex_unlock(*m);
 }
-#define _cleanup_unlock_ _cleanup_(unlockp)
+#define _cleanup_unlock_ _cleanup_(unlockp) __attribute__((unused))
 
 static pthread_mutex_t *lock(struct keystore *ks)
 {
@@ -920,19 +928,41 @@ int keystore_sweep(struct keystore *ks, int64_t now)
 	return n;
 }
 
-int keystore_backup(struct keystore *ks, const char *path)
+int keystore_snapshot(struct keystore *ks, uint8_t **ret, size_t *ret_len)
 {
 	_cleanup_unlock_ pthread_mutex_t *l = lock(ks);
-	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-	mode_t old;
-	int rc;
+	sqlite3_int64 n = 0;
+	unsigned char *data;
+	uint8_t *copy;
 
-	rc = sqlite3_prepare_v2(ks->db, "VACUUM INTO ?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
+	/* under the lock no write is in flight: the pages form one consistent state */
+	data = sqlite3_serialize(ks->db, "main", &n, 0);
+	if (!data || n <= 0)
+		return -ENOMEM;
+	copy = malloc((size_t)n);
+	if (copy)
+		memcpy(copy, data, (size_t)n);
+	sqlite3_free(data);
+	if (!copy)
+		return -ENOMEM;
+	*ret = copy;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+int keystore_verify_file(const char *path, const uint8_t *master_key)
+{
+	struct keystore ks = { .master = master_key };
+	int rc, r;
+
+	rc = sqlite3_open_v2(path, &ks.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_close(ks.db);
 		return errno_from_sqlite(rc);
-	sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
-	old = umask(077);
-	rc = sqlite3_step(s);
-	umask(old);
-	return errno_from_sqlite(rc);
+	}
+	r = check_master_key_readonly(&ks);
+	if (r == 0)
+		r = check_all_rows(&ks);
+	sqlite3_close(ks.db);
+	return r;
 }

@@ -136,5 +136,16 @@ int keystore_list(struct keystore *ks, const struct keystore_filter *f,
 /* Purges registrations expired at `now`; returns how many, or -errno. */
 int keystore_sweep(struct keystore *ks, int64_t now);
 
-/* Online consistent copy of the database to `path` (VACUUM INTO; no keys in clear). */
-int keystore_backup(struct keystore *ks, const char *path);
+/*
+ * A consistent snapshot of the whole database as bytes (keys stay wrapped):
+ * what `tefctl backup` saves and `tefctl restore` puts back. Returns 0 and a
+ * malloc'd *ret of *ret_len bytes, or -errno.
+ */
+int keystore_snapshot(struct keystore *ks, uint8_t **ret, size_t *ret_len);
+
+/*
+ * Checks that the SQLite file at `path` is a tefd database whose keys the
+ * master key unwraps (read-only; nothing is changed). Returns 0,
+ * -EKEYREJECTED, or -errno / -EBADMSG for something that is not one.
+ */
+int keystore_verify_file(const char *path, const uint8_t *master_key);

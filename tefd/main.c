@@ -32,6 +32,7 @@ struct settings {
 	bool init;
 	bool foreground;
 	bool verbose;
+	bool audit_append_only;
 	char *config;
 	char *socket;
 	mode_t socket_mode;
@@ -75,7 +76,8 @@ static void usage(FILE *f)
 	      "            [--delegate UID]... [--admin UID]... [--fqdn NAME]\n"
 	      "            [--default-ttl SECONDS] [--max-ttl SECONDS]\n"
 	      "            [--listen HOST:PORT --tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
-	      "            [--audit-log FILE] [--pidfile FILE] [--max-registrations N]\n"
+	      "            [--audit-log FILE] [--audit-append-only yes|no] [--pidfile FILE]\n"
+	      "            [--max-registrations N]\n"
 	      "            [--max-failed-retrievals N] [--failure-window SECONDS]\n"
 	      "            [--sweep-interval SECONDS] [-c CONFIG] [-d] [-v]\n",
 	      f);
@@ -109,7 +111,6 @@ static int add_uid(uid_t *v, size_t *n, const char *s)
 static int apply(struct settings *s, const char *key, const char *value)
 {
 	uint64_t mode;
-	int r;
 
 	if (strcmp(key, "socket") == 0)
 		return set_str(&s->socket, value);
@@ -157,10 +158,10 @@ static int apply(struct settings *s, const char *key, const char *value)
 		return conf_parse_u64(value, 1, 86400, &s->failure_window);
 	if (strcmp(key, "sweep-interval") == 0)
 		return conf_parse_u64(value, 1, 86400, &s->sweep_interval);
-	if (strcmp(key, "verbose") == 0) {
-		r = conf_parse_bool(value, &s->verbose);
-		return r;
-	}
+	if (strcmp(key, "verbose") == 0)
+		return conf_parse_bool(value, &s->verbose);
+	if (strcmp(key, "audit-append-only") == 0)
+		return conf_parse_bool(value, &s->audit_append_only);
 	return -ENOKEY;
 }
 
@@ -189,6 +190,7 @@ static const struct option options[] = {
 	{ "tls-key", required_argument, NULL, 1 },
 	{ "tls-ca", required_argument, NULL, 1 },
 	{ "audit-log", required_argument, NULL, 1 },
+	{ "audit-append-only", required_argument, NULL, 1 },
 	{ "pidfile", required_argument, NULL, 1 },
 	{ "max-registrations", required_argument, NULL, 1 },
 	{ "max-failed-retrievals", required_argument, NULL, 1 },
@@ -350,9 +352,11 @@ static int write_pidfile(const char *path)
 /* The keys must never reach a core file or a debugger of another process. */
 static int harden_process(void)
 {
-	struct rlimit no_core = { 0, 0 };
+	struct rlimit no_core = { 0, 0 }, cur;
 
-	if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+	/* a service manager may have set it already (and may forbid setrlimit) */
+	if ((getrlimit(RLIMIT_CORE, &cur) < 0 || cur.rlim_cur != 0 || cur.rlim_max != 0) &&
+	    setrlimit(RLIMIT_CORE, &no_core) < 0)
 		return -errno;
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return -errno;
@@ -399,6 +403,16 @@ static void run(struct api *a, const struct settings *s, const sigset_t *stop)
 		struct timespec ts = { .tv_sec = (time_t)s->sweep_interval };
 		int sig = sigtimedwait(stop, NULL, &ts);
 
+		if (sig == SIGHUP) {
+			/* logrotate moved the audit log: start a new one */
+			int r = audit_reopen(a->audit);
+
+			if (r < 0)
+				log_error_errno(r, "cannot reopen the audit log");
+			else
+				log_info("reopened the audit log");
+			continue;
+		}
 		if (sig > 0) {
 			log_info("received signal %d, stopping", sig);
 			return;
@@ -496,7 +510,7 @@ int main(int argc, char **argv)
 						   : "cannot be opened");
 		goto out;
 	}
-	r = audit_open(s.audit_log, keystore_audit_key(ks), &audit);
+	r = audit_open(s.audit_log, s.audit_append_only, keystore_audit_key(ks), &audit);
 	if (r < 0) {
 		log_error_errno(r, "cannot open the audit log '%s'", s.audit_log);
 		goto out;

@@ -11,12 +11,15 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "atrest-config.h"
 #include "atrest/cleanup.h"
+#include "atrest/conf.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
 #include "atrest/tef_client.h"
+#include "keystore.h"
 
 #define DEFAULT_SOCKET "/run/atrest/tef.sock"
 
@@ -34,6 +37,8 @@ static void usage(FILE *f)
 	      "  grant ID PRINCIPAL...\n"
 	      "  ungrant ID PRINCIPAL...\n"
 	      "  audit-tail [--audit-log FILE | --db FILE] [-n LINES] [-f]\n"
+	      "  backup FILE [--force]\n"
+	      "  restore FILE (--db FILE [--master-key FILE] | -c TEFD.CONF) [--force]\n"
 	      "TIME is YYYYMMDDTHHMMSS (UTC) or +SECONDS from now; ID a relativeKeyID or Credential-Id.\n",
 	      f);
 }
@@ -426,6 +431,219 @@ static int cmd_audit_tail(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* Writes all of buf to a new file (0600; an existing one only with force). */
+static int write_file(const char *path, const uint8_t *buf, size_t len, bool force)
+{
+	_cleanup_close_ int fd = -1;
+	size_t done = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (force ? O_TRUNC : O_EXCL),
+		  0600);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, 0600) < 0)
+		return -errno;
+	while (done < len) {
+		ssize_t n = write(fd, buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (size_t)n;
+	}
+	if (fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+static int cmd_backup(struct tef_client *c, int argc, char **argv)
+{
+	static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, {} };
+	_cleanup_free_ uint8_t *data = NULL;
+	bool force = false;
+	size_t len = 0;
+	int o, r, rsc = 0;
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o != 'f')
+			return EXIT_FAILURE;
+		force = true;
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return EXIT_FAILURE;
+	}
+	r = tef_backup(c, &data, &len, &rsc);
+	if (r < 0)
+		return fail(r, "backup", rsc);
+	r = write_file(argv[optind], data, len, force);
+	if (r == -EEXIST) {
+		fprintf(stderr, "tefctl: '%s' exists: use --force to overwrite it\n", argv[optind]);
+		return EXIT_FAILURE;
+	}
+	if (r < 0)
+		return fail(r, argv[optind], 0);
+	if (!arg_json)
+		printf("backup of %zu bytes written to %s (keys wrapped under the master key)\n",
+		       len, argv[optind]);
+	return EXIT_SUCCESS;
+}
+
+struct restore_conf {
+	char *db;
+	char *master_key;
+};
+
+static int restore_conf_item(const char *key, const char *value, void *userdata)
+{
+	struct restore_conf *rc = userdata;
+	char **dst = strcmp(key, "db") == 0 ? &rc->db
+		     : strcmp(key, "master-key") == 0 ? &rc->master_key
+						       : NULL;
+
+	if (!dst)
+		return 0;
+	free(*dst);
+	*dst = strdup(value);
+	return *dst ? 0 : -ENOMEM;
+}
+
+static int read_file(const char *path, uint8_t **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ uint8_t *buf = NULL;
+	struct stat st;
+	size_t done = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	*ret = TAKE_PTR(buf);
+	*ret_len = done;
+	return 0;
+}
+
+/*
+ * Offline restore: tefd must be stopped. The backup is verified (with the
+ * master key when known), then copied next to the database and renamed
+ * over it, so a crash leaves the old or the new database, never half of one.
+ */
+static int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "master-key", required_argument, NULL, 'm' },
+		{ "config", required_argument, NULL, 'c' },
+		{}
+	};
+	struct restore_conf rc = { 0 };
+	_cleanup_free_ uint8_t *data = NULL;
+	_cleanup_free_ char *tmp = NULL, *wal = NULL, *shm = NULL;
+	uint8_t *master = NULL;
+	bool force = false;
+	unsigned line = 0;
+	size_t len = 0;
+	struct stat st;
+	int o, r, rcode = EXIT_FAILURE;
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (o) {
+		case 'f':
+			force = true;
+			break;
+		case 'd':
+			restore_conf_item("db", optarg, &rc);
+			break;
+		case 'm':
+			restore_conf_item("master-key", optarg, &rc);
+			break;
+		case 'c':
+			r = conf_parse_file(optarg, restore_conf_item, &rc, &line);
+			if (r < 0) {
+				fprintf(stderr, "tefctl: %s:%u: %s\n", optarg, line, strerror(-r));
+				goto out;
+			}
+			break;
+		default:
+			goto out;
+		}
+	}
+	if (optind != argc - 1 || !rc.db) {
+		usage(stderr);
+		goto out;
+	}
+	r = read_file(argv[optind], &data, &len);
+	if (r < 0) {
+		fail(r, argv[optind], 0);
+		goto out;
+	}
+	if (len < 16 || memcmp(data, "SQLite format 3", 16) != 0) {
+		fprintf(stderr, "tefctl: '%s' is not a tefd backup\n", argv[optind]);
+		goto out;
+	}
+	if (rc.master_key) {
+		r = keystore_master_key_load(rc.master_key, &master);
+		if (r == 0)
+			r = keystore_verify_file(argv[optind], master);
+		if (r < 0) {
+			fprintf(stderr, "tefctl: '%s' %s\n", argv[optind],
+				r == -EKEYREJECTED ? "holds keys this master key does not unwrap"
+						   : "cannot be verified");
+			goto out;
+		}
+	} else {
+		fprintf(stderr, "tefctl: no master key given: tefd will verify the keys when it "
+				"starts\n");
+	}
+	if (asprintf(&tmp, "%s.restore", rc.db) < 0 || asprintf(&wal, "%s-wal", rc.db) < 0 ||
+	    asprintf(&shm, "%s-shm", rc.db) < 0)
+		goto out;
+	/* a -shm file means tefd is running (or crashed): restoring under it would corrupt */
+	if (!force && (lstat(rc.db, &st) == 0 || lstat(shm, &st) == 0)) {
+		fprintf(stderr, "tefctl: '%s' exists%s: stop tefd and use --force to replace it\n",
+			rc.db, lstat(shm, &st) == 0 ? " and may be in use" : "");
+		goto out;
+	}
+	(void)unlink(tmp);
+	r = write_file(tmp, data, len, false);
+	if (r < 0) {
+		fail(r, tmp, 0);
+		goto out;
+	}
+	if (rename(tmp, rc.db) < 0) {
+		fail(-errno, rc.db, 0);
+		(void)unlink(tmp);
+		goto out;
+	}
+	/* the old database's WAL must not be replayed onto the restored one */
+	(void)unlink(wal);
+	(void)unlink(shm);
+	printf("restored %s from %s\n", rc.db, argv[optind]);
+	rcode = EXIT_SUCCESS;
+out:
+	sodium_free(master);
+	free(rc.db);
+	free(rc.master_key);
+	return rcode;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -470,6 +688,8 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (strcmp(cmd, "audit-tail") == 0)
 		return cmd_audit_tail(argc, argv);
+	if (strcmp(cmd, "restore") == 0)
+		return cmd_restore(argc, argv);
 
 	r = tef_client_new_unix(arg_socket, &c);
 	if (r < 0)
@@ -486,6 +706,8 @@ int main(int argc, char **argv)
 		rc = cmd_grant(c, argc, argv, true);
 	else if (strcmp(cmd, "ungrant") == 0)
 		rc = cmd_grant(c, argc, argv, false);
+	else if (strcmp(cmd, "backup") == 0)
+		rc = cmd_backup(c, argc, argv);
 	else {
 		fprintf(stderr, "tefctl: unknown command '%s'\n", cmd);
 		usage(stderr);

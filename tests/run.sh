@@ -15,8 +15,16 @@ packages=(
 	libfuse3-dev fuse3 libsodium-dev libcurl4-openssl-dev libsqlite3-dev sqlite3
 	libcmocka-dev libmicrohttpd-dev libjansson-dev libgnutls28-dev
 	python3 python3-jwcrypto attr util-linux procps psmisc curl openssl gnutls-bin
+	jq
 )
 "$src/tests/install-deps.sh" "${packages[@]}" || exit 1
+# examples/node (tests/integration/node_reader.sh): node and npm. NodeSource's
+# nodejs ships npm itself; Debian's nodejs needs its npm package.
+command -v npm >/dev/null || "$src/tests/install-deps.sh" nodejs npm || exit 1
+# ... and its one dependency, jose, pinned by package-lock.json, from the npm
+# registry. Unreachable registry: node_reader fails (it never skips for that).
+(cd "$src/examples/node" && npm ci --no-audit --no-fund --loglevel=error) ||
+	echo "run.sh: 'npm ci' in examples/node failed (npm registry unreachable?): node_reader will fail" >&2
 
 summary=()
 total_pass=0

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sealing as standard oneM2M ESData (TS-0003 8.5): JWE dir/A256GCM|XC20P, JWS HS256, segments, manifests. */
+/* Sealing as oneM2M ESData (TS-0003 8.5): JWE dir, JWS HS256, segments and manifests. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,16 +16,16 @@
  * and a negative errno on failure. Opening distinguishes each way a sealed
  * object can be wrong with its own code (atrestfs maps them all to EIO):
  */
-#define SEAL_E_MALFORMED (-EPROTO)       /* not well-formed compact JOSE / header / manifest */
-#define SEAL_E_AUTH (-EBADMSG)           /* tag or HMAC wrong: a bit flipped anywhere, wrong key */
-#define SEAL_E_KID (-EKEYREJECTED)       /* "kid" differs from the expected Credential-Id */
-#define SEAL_E_OTHER_FILE (-EXDEV)       /* authentic, but sealed for another file id */
-#define SEAL_E_REORDERED (-EILSEQ)       /* authentic, but sealed at another segment index */
-#define SEAL_E_GENERATION (-EIDRM)       /* authentic, but from another generation (version) */
-#define SEAL_E_TRUNCATED (-ENODATA)      /* segment missing, or length differs from the manifest */
-#define SEAL_E_ROLLBACK (-ESTALE)        /* manifest version older than the caller expects */
-#define SEAL_E_KIND (-EMEDIUMTYPE)       /* a manifest where a segment was expected, or vice versa */
-#define SEAL_E_KEY_EXHAUSTED (-EDQUOT)   /* the key has made SEAL_MAX_SEALS seals: rotate it */
+#define SEAL_E_MALFORMED (-EPROTO)     /* not well-formed compact JOSE / header / manifest */
+#define SEAL_E_AUTH (-EBADMSG)	       /* tag or HMAC wrong: a bit flipped anywhere, wrong key */
+#define SEAL_E_KID (-EKEYREJECTED)     /* "kid" differs from the expected Credential-Id */
+#define SEAL_E_OTHER_FILE (-EXDEV)     /* authentic, but sealed for another file id */
+#define SEAL_E_REORDERED (-EILSEQ)     /* authentic, but sealed at another segment index */
+#define SEAL_E_GENERATION (-EIDRM)     /* authentic, but from another generation (version) */
+#define SEAL_E_TRUNCATED (-ENODATA)    /* segment missing, or length differs from the manifest */
+#define SEAL_E_ROLLBACK (-ESTALE)      /* manifest version older than the caller expects */
+#define SEAL_E_KIND (-EMEDIUMTYPE)     /* a manifest where a segment was expected, or vice versa */
+#define SEAL_E_KEY_EXHAUSTED (-EDQUOT) /* the key has made SEAL_MAX_SEALS seals: rotate it */
 /* Other codes: -EINVAL (bad argument, e.g. a 16-byte key for JWE), -ENOMEM,
  * -ENOBUFS (out buffer too small), -ERANGE (number beyond SEAL_MAX_NUMBER),
  * -EMSGSIZE (input beyond the documented limits), -ENOTSUP (no AEAD usable). */
@@ -42,8 +42,11 @@
 #define SEAL_MAX_SEALS (UINT64_C(1) << 31)
 /* seal_key_needs_rotation() turns true from here: rotate before it fails. */
 #define SEAL_ROTATE_SEALS (UINT64_C(1) << 30)
-/* Largest compact string any open function accepts (a 16 MiB segment fits). */
-#define SEAL_COMPACT_MAX (32u * 1024u * 1024u)
+/* Segments one manifest may list (1 TiB files at 1 MiB segments). */
+#define SEAL_MANIFEST_SEGMENTS_MAX (UINT64_C(1) << 20)
+/* Largest compact string any open function accepts: a 16 MiB segment and
+ * the largest manifest fit. */
+#define SEAL_COMPACT_MAX (64u * 1024u * 1024u)
 /* Largest kid / file id accepted (bytes, UTF-8). */
 #define SEAL_ID_MAX 1024u
 
@@ -80,21 +83,25 @@ bool seal_key_needs_rotation(const struct seal_key *k);
 
 enum seal_protection {
 	SEAL_CONFIDENTIALITY, /* JWE compact, "alg":"dir" (TS-0003 8.5.2.2) */
-	SEAL_INTEGRITY,       /* JWS compact, "alg":"HS256" (TS-0003 8.5.2.3) */
+	SEAL_INTEGRITY,	      /* JWS compact, "alg":"HS256" (TS-0003 8.5.2.3) */
 };
 
 enum seal_enc {
-	SEAL_ENC_AUTO,    /* A256GCM when the CPU has it in libsodium, else XC20P */
+	SEAL_ENC_AUTO,	  /* A256GCM when the CPU has it in libsodium, else XC20P */
 	SEAL_ENC_A256GCM, /* AES-256-GCM, 96-bit IV; -ENOTSUP on CPUs without AES-NI */
-	SEAL_ENC_XC20P,   /* XChaCha20-Poly1305 IETF, 192-bit IV */
+	SEAL_ENC_XC20P,	  /* XChaCha20-Poly1305 IETF, 192-bit IV */
 };
 
 /* What the caller expects of every object it seals or opens. All pointers
  * are borrowed for the duration of the call. */
 struct seal_params {
 	const struct seal_key *key;
-	const char *kid;     /* Credential-Id (TS-0003 10.3.5); sealed as "kid", checked on open */
-	const char *file_id; /* binds segments and manifest to one file (any UTF-8, <= SEAL_ID_MAX) */
+	/* Credential-Id (TS-0003 10.3.5): sealed as "kid", and on open must
+	 * equal the header's kid (NULL: none sealed / not checked). */
+	const char *kid;
+	/* Binds segments and manifest to one file: any UTF-8, <= SEAL_ID_MAX
+	 * bytes; required for segments and manifests, unused by esdata. */
+	const char *file_id;
 	enum seal_protection protection;
 	enum seal_enc enc; /* sealing only; opening accepts both A256GCM and XC20P */
 };
@@ -138,7 +145,7 @@ int seal_open_segment(const struct seal_params *p, uint64_t index, uint64_t gene
 
 /* One segment as the manifest lists it. */
 struct seal_segment_ref {
-	uint64_t index;      /* == its position in the list: 0, 1, 2, ... */
+	uint64_t index;	     /* == its position in the list: 0, 1, 2, ... */
 	uint64_t generation; /* version of the file in which it was last sealed */
 	uint32_t length;     /* plaintext bytes: segment_size except for the last */
 };
@@ -194,9 +201,8 @@ int seal_manifest_open(const struct seal_params *p, const char *compact, size_t 
  * against the manifest (SEAL_E_TRUNCATED). An index beyond the manifest's
  * list is SEAL_E_REORDERED.
  */
-int seal_open_segment_in(const struct seal_params *p, const struct seal_manifest *m,
-			 uint64_t index, const char *compact, size_t len, void *out, size_t cap,
-			 size_t *ret_len);
+int seal_open_segment_in(const struct seal_params *p, const struct seal_manifest *m, uint64_t index,
+			 const char *compact, size_t len, void *out, size_t cap, size_t *ret_len);
 
 /* ---- streaming: a whole file, one segment in memory at a time ----------- */
 
@@ -206,8 +212,7 @@ typedef int (*seal_sink_fn)(void *userdata, uint64_t index, const char *compact,
 /* Produces the sealed segment `index` as a malloc()ed string the library
  * frees; returns -ENOENT if the segment does not exist (that is reported as
  * SEAL_E_TRUNCATED), another negative errno to abort. */
-typedef int (*seal_source_fn)(void *userdata, uint64_t index, char **ret_compact,
-			      size_t *ret_len);
+typedef int (*seal_source_fn)(void *userdata, uint64_t index, char **ret_compact, size_t *ret_len);
 
 /*
  * Reads fd to its end, sealing it segment by segment with generation

@@ -9,6 +9,8 @@
 /* Routes (docs/TEF-API.md). TS-0003 8.8.2.7-8.8.2.10: the MAF key procedures. */
 #define TEF_ROUTE_KEYS "/keys"
 #define TEF_ROUTE_KEYS_PREFIX "/keys/"
+#define TEF_ROUTE_BACKUP "/backup" /* GET, admins only: the database, keys still wrapped */
+#define TEF_BACKUP_MEDIA_TYPE "application/vnd.sqlite3"
 
 /* Headers. */
 #define TEF_HDR_RSC "X-M2M-RSC"

@@ -142,3 +142,9 @@ struct tef_list_filter {
 int tef_list(struct tef_client *c, const struct tef_identity *onbehalf,
 	     const struct tef_list_filter *filter, struct tef_registration ***ret, size_t *ret_n,
 	     int *ret_rsc);
+
+/*
+ * GET /backup (admins only): a consistent snapshot of tefd's database, keys
+ * still wrapped under the master key. *ret is malloc'd, *ret_len bytes.
+ */
+int tef_backup(struct tef_client *c, uint8_t **ret, size_t *ret_len, int *ret_rsc);

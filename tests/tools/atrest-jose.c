@@ -90,11 +90,15 @@ static int write_all(const void *p, size_t len)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"key-file", required_argument, NULL, 'k'}, {"kid", required_argument, NULL, 'K'},
-		{"integrity", no_argument, NULL, 'i'},      {"enc", required_argument, NULL, 'e'},
-		{"file-id", required_argument, NULL, 'f'},  {"index", required_argument, NULL, 'n'},
-		{"generation", required_argument, NULL, 'g'}, {"help", no_argument, NULL, 'h'},
-		{},
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"kid", required_argument, NULL, 'K'},
+	    {"integrity", no_argument, NULL, 'i'},
+	    {"enc", required_argument, NULL, 'e'},
+	    {"file-id", required_argument, NULL, 'f'},
+	    {"index", required_argument, NULL, 'n'},
+	    {"generation", required_argument, NULL, 'g'},
+	    {"help", no_argument, NULL, 'h'},
+	    {},
 	};
 	_cleanup_(seal_key_freep) struct seal_key *key = NULL;
 	_cleanup_free_ char *in = NULL, *out = NULL;
@@ -178,11 +182,13 @@ int main(int argc, char **argv)
 			if (p.file_id)
 				r = seal_segment(&p, index, gen, in, inlen, &out, &outlen);
 			else
-				r = -EINVAL; /* plain ESData is sealed by other AEs, not by atrest */
+				r = -EINVAL; /* plain ESData is sealed by other AEs, not by atrest
+					      */
 		} else if (strcmp(cmd, "open") == 0) {
 			if (p.file_id) {
 				out = malloc(inlen + 1);
-				r = out ? seal_open_segment(&p, index, gen, in, inlen, out, inlen, &outlen)
+				r = out ? seal_open_segment(&p, index, gen, in, inlen, out, inlen,
+							    &outlen)
 					: -ENOMEM;
 			} else
 				r = seal_open_esdata(key, p.kid, in, inlen, &out, &outlen);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* base64url: RFC 4648 vectors, strict decoding, and the in-place encoding seal_segment() relies on. */
+/* base64url: RFC 4648 vectors, strict decoding, and the in-place encoding seal_segment() relies on.
+ */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -118,8 +119,8 @@ static void test_decode_rejects(void **state)
 {
 	/* padding, standard-alphabet characters, whitespace, an impossible
 	 * length, non-zero unused bits (non-canonical), NUL. */
-	static const char *bad[] = {"Zg==", "Zg=", "Zm9+", "Zm9/", "Zm9 v", "Zm9v\n", "Z",
-				    "Zm9vY", "Zh", "Zm9", "Zm9vYmF", "Z\x80", "Zm.v"};
+	static const char *bad[] = {"Zg==",  "Zg=", "Zm9+", "Zm9/",    "Zm9 v", "Zm9v\n", "Z",
+				    "Zm9vY", "Zh",  "Zm9",  "Zm9vYmF", "Z\x80", "Zm.v"};
 	uint8_t out[16];
 
 	(void)state;
@@ -141,12 +142,9 @@ static void test_decode_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rfc4648_vectors),
-		cmocka_unit_test(test_url_alphabet),
-		cmocka_unit_test(test_random_against_reference),
-		cmocka_unit_test(test_encode_in_place),
-		cmocka_unit_test(test_decode_in_place),
-		cmocka_unit_test(test_decode_rejects),
+	    cmocka_unit_test(test_rfc4648_vectors),	     cmocka_unit_test(test_url_alphabet),
+	    cmocka_unit_test(test_random_against_reference), cmocka_unit_test(test_encode_in_place),
+	    cmocka_unit_test(test_decode_in_place),	     cmocka_unit_test(test_decode_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,8 +33,11 @@ static int setup(void **state)
 
 	if (!f || sodium_init() < 0 || seal_key_generate(32, &f->key) < 0)
 		return -1;
-	f->p = (struct seal_params){.key = f->key, .kid = KID, .file_id = FID,
-				    .protection = SEAL_CONFIDENTIALITY, .enc = SEAL_ENC_AUTO};
+	f->p = (struct seal_params){.key = f->key,
+				    .kid = KID,
+				    .file_id = FID,
+				    .protection = SEAL_CONFIDENTIALITY,
+				    .enc = SEAL_ENC_AUTO};
 	*state = f;
 	return 0;
 }
@@ -165,8 +168,8 @@ static char *jwe_by_hand(const struct seal_key *k, const char *header, const voi
 	randombytes_buf(iv, sizeof(iv));
 	if (xc20p)
 		crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-			ct, tag, &tl, plain, len, (const uint8_t *)h64, strlen(h64), NULL, iv,
-			seal_key_bytes(k));
+		    ct, tag, &tl, plain, len, (const uint8_t *)h64, strlen(h64), NULL, iv,
+		    seal_key_bytes(k));
 	else
 		crypto_aead_aes256gcm_encrypt_detached(ct, tag, &tl, plain, len,
 						       (const uint8_t *)h64, strlen(h64), NULL, iv,
@@ -317,8 +320,12 @@ static int memfd_with(const uint8_t *data, size_t len)
 static void roundtrip(struct seal_params *p, size_t len, uint32_t seg)
 {
 	struct store st = {.missing = -1, .swap = -1};
-	struct seal_manifest m = {.version = 5, .segment_size = seg, .mode = 0100640,
-				  .uid = 1000, .gid = 100, .mtime_ns = 1700000000123456789,
+	struct seal_manifest m = {.version = 5,
+				  .segment_size = seg,
+				  .mode = 0100640,
+				  .uid = 1000,
+				  .gid = 100,
+				  .mtime_ns = 1700000000123456789,
 				  .ctime_ns = -5};
 	struct seal_manifest *back = NULL;
 	uint8_t *data = malloc(len + 1), *got;
@@ -486,6 +493,20 @@ static void test_jws_header_members(void **state)
 	free(c);
 }
 
+static void test_empty_null_plaintext(void **state)
+{
+	struct fx *f = *state;
+	uint8_t out[4];
+	char *c = NULL;
+	size_t n = 9;
+
+	assert_int_equal(seal_segment(&f->p, 0, 0, NULL, 0, &c, &n), 0);
+	assert_int_equal(seal_open_segment(&f->p, 0, 0, c, strlen(c), out, 0, &n), 0);
+	assert_int_equal(n, 0);
+	free(c);
+	assert_int_equal(seal_segment(&f->p, 0, 0, NULL, 1, &c, &n), -EINVAL);
+}
+
 static void test_fresh_iv(void **state)
 {
 	struct fx *f = *state;
@@ -512,7 +533,8 @@ static void test_any_segment_alone(void **state)
 		assert_int_equal(seal_segment(&f->p, i, 2, buf, strlen(buf), &c[i], &n), 0);
 	}
 	/* the sixth opens with nothing else at hand */
-	assert_int_equal(seal_open_segment(&f->p, 5, 2, c[5], strlen(c[5]), buf, sizeof(buf), &n), 0);
+	assert_int_equal(seal_open_segment(&f->p, 5, 2, c[5], strlen(c[5]), buf, sizeof(buf), &n),
+			 0);
 	assert_memory_equal(buf, "segment 5", n);
 	for (unsigned i = 0; i < 10; i++)
 		free(c[i]);
@@ -520,103 +542,84 @@ static void test_any_segment_alone(void **state)
 
 /* ---- tampering: each case its own test --------------------------------------- */
 
-static void test_tamper_header(void **state)
+/* Seals a small object with protection prot, lets tamper() change it and
+ * expects SEAL_E_AUTH with nothing written. */
+static void expect_tamper_detected(struct fx *f, enum seal_protection prot,
+				   char *(*tamper)(const char *c, unsigned part), unsigned part)
 {
-	struct fx *f = *state;
-	char *c = seal_small(&f->p, "payload");
-	struct split s = split_compact(c);
-	size_t n;
-	uint8_t *raw = decode_part(s.part[0], &n);
-	char *pos = strstr((char *)raw, FID), *t;
+	char *c, *t;
 
-	/* "file-42" -> "file-43": still valid JSON, same kid: only the tag can tell */
-	assert_non_null(pos);
-	pos[6] ^= 0x07;
-	free(s.part[0]);
-	s.part[0] = encode_part(raw, n);
-	free(raw);
-	t = join(&s);
+	f->p.protection = prot;
+	c = seal_small(&f->p, "payload");
+	t = tamper(c, part);
+	assert_string_not_equal(c, t);
 	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
 	free(t);
 	free(c);
+}
+
+/* "file-42" -> "file-43" in the decoded header: still valid JSON with the
+ * same kid, so only the tag (AAD) can tell. */
+static char *tamper_header_fid(const char *c, unsigned part)
+{
+	struct split s = split_compact(c);
+	size_t n;
+	uint8_t *raw = decode_part(s.part[part], &n);
+	char *pos = strstr((char *)raw, FID);
+
+	assert_non_null(pos);
+	pos[6] ^= 0x07;
+	free(s.part[part]);
+	s.part[part] = encode_part(raw, n);
+	free(raw);
+	return join(&s);
+}
+
+/* One bit flipped in the middle of the decoded part. */
+static char *tamper_bit(const char *c, unsigned part)
+{
+	struct split s = split_compact(c);
+	size_t n;
+	uint8_t *raw = decode_part(s.part[part], &n);
+
+	free(raw);
+	free(join(&s));
+	return flip_in_part(c, part, n / 2, part % 8);
+}
+
+static void test_tamper_header(void **state)
+{
+	expect_tamper_detected(*state, SEAL_CONFIDENTIALITY, tamper_header_fid, 0);
 }
 
 static void test_tamper_iv(void **state)
 {
-	struct fx *f = *state;
-	char *c = seal_small(&f->p, "payload"), *t = flip_in_part(c, 2, 5, 3);
-
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
+	expect_tamper_detected(*state, SEAL_CONFIDENTIALITY, tamper_bit, 2);
 }
 
 static void test_tamper_ciphertext(void **state)
 {
-	struct fx *f = *state;
-	char *c = seal_small(&f->p, "payload"), *t = flip_in_part(c, 3, 2, 0);
-
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
+	expect_tamper_detected(*state, SEAL_CONFIDENTIALITY, tamper_bit, 3);
 }
 
 static void test_tamper_tag(void **state)
 {
-	struct fx *f = *state;
-	char *c = seal_small(&f->p, "payload"), *t = flip_in_part(c, 4, 15, 7);
-
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
-}
-
-static void test_tamper_jws_payload(void **state)
-{
-	struct fx *f = *state;
-	char *c, *t;
-
-	f->p.protection = SEAL_INTEGRITY;
-	c = seal_small(&f->p, "payload");
-	t = flip_in_part(c, 1, 0, 1);
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
-}
-
-static void test_tamper_jws_signature(void **state)
-{
-	struct fx *f = *state;
-	char *c, *t;
-
-	f->p.protection = SEAL_INTEGRITY;
-	c = seal_small(&f->p, "payload");
-	t = flip_in_part(c, 2, 31, 0);
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
+	expect_tamper_detected(*state, SEAL_CONFIDENTIALITY, tamper_bit, 4);
 }
 
 static void test_tamper_jws_header(void **state)
 {
-	struct fx *f = *state;
-	char *c, *t;
-	struct split s;
-	size_t n;
-	uint8_t *raw;
+	expect_tamper_detected(*state, SEAL_INTEGRITY, tamper_header_fid, 0);
+}
 
-	f->p.protection = SEAL_INTEGRITY;
-	c = seal_small(&f->p, "payload");
-	s = split_compact(c);
-	raw = decode_part(s.part[0], &n);
-	strstr((char *)raw, FID)[6] ^= 0x07;
-	free(s.part[0]);
-	s.part[0] = encode_part(raw, n);
-	free(raw);
-	t = join(&s);
-	assert_int_equal(open_small(&f->p, t), SEAL_E_AUTH);
-	free(t);
-	free(c);
+static void test_tamper_jws_payload(void **state)
+{
+	expect_tamper_detected(*state, SEAL_INTEGRITY, tamper_bit, 1);
+}
+
+static void test_tamper_jws_signature(void **state)
+{
+	expect_tamper_detected(*state, SEAL_INTEGRITY, tamper_bit, 2);
 }
 
 /* Every single bit of the compact string, flipped one at a time: never
@@ -675,7 +678,8 @@ static void test_reordered(void **state)
 	size_t n;
 
 	assert_int_equal(seal_segment(&f->p, 3, 1, "third", 5, &c, &n), 0);
-	assert_int_equal(seal_open_segment(&f->p, 4, 1, c, n, out, sizeof(out), &n), SEAL_E_REORDERED);
+	assert_int_equal(seal_open_segment(&f->p, 4, 1, c, n, out, sizeof(out), &n),
+			 SEAL_E_REORDERED);
 	free(c);
 }
 
@@ -815,12 +819,12 @@ static void test_rollback(void **state)
 static void test_manifest_times(void **state)
 {
 	struct fx *f = *state;
-	const int64_t times[] = {0, -1, 1, -999999999, -1000000000, 1700000000123456789,
-				 INT64_MIN, INT64_MAX};
+	const int64_t times[] = {
+	    0, -1, 1, -999999999, -1000000000, 1700000000123456789, INT64_MIN, INT64_MAX};
 
 	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
-		struct seal_manifest m = {.version = 1, .segment_size = SEG, .mtime_ns = times[i],
-					  .ctime_ns = ~times[i]};
+		struct seal_manifest m = {
+		    .version = 1, .segment_size = SEG, .mtime_ns = times[i], .ctime_ns = ~times[i]};
 		struct seal_manifest *back = NULL;
 		char *mc = NULL;
 		size_t n;
@@ -868,10 +872,10 @@ static void test_malformed_structure(void **state)
 	bad[nb++] = strdup("");
 	bad[nb++] = strdup("....");
 	bad[nb++] = strdup("a.b");
-	bad[nb++] = strndup(c, len - 1);        /* last tag char cut: bad length */
-	assert_true(asprintf(&bad[nb++], "%s.", c) > 0);  /* six parts */
-	assert_true(asprintf(&bad[nb++], "%s=", c) > 0);  /* padding */
-	assert_true(asprintf(&bad[nb++], " %s", c) > 0);  /* whitespace */
+	bad[nb++] = strndup(c, len - 1);		 /* last tag char cut: bad length */
+	assert_true(asprintf(&bad[nb++], "%s.", c) > 0); /* six parts */
+	assert_true(asprintf(&bad[nb++], "%s=", c) > 0); /* padding */
+	assert_true(asprintf(&bad[nb++], " %s", c) > 0); /* whitespace */
 	/* a non-empty encrypted key, which "dir" forbids (RFC 7516 5.1 step 6) */
 	assert_true(asprintf(&bad[nb++], "%.*s.AAAA.%s", (int)(strchr(c, '.') - c), c,
 			     strchr(c, '.') + 2) > 0);
@@ -886,22 +890,26 @@ static void test_malformed_headers(void **state)
 {
 	struct fx *f = *state;
 	static const char *headers[] = {
-		"not json",
-		"[\"alg\",\"dir\"]",
-		"{\"alg\":\"dir\",\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\"}",
-		"{\"alg\":\"none\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\"}",
-		"{\"alg\":\"dir\",\"enc\":\"A128GCM\",\"kid\":\"" KID "\"}",
-		"{\"alg\":\"dir\",\"kid\":\"" KID "\"}",
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\",\"zip\":\"DEF\"}",
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\",\"crit\":[\"x\"],\"x\":1}",
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":7}",
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\"} trailing",
-		/* authentic but with a broken binding member */
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\"}",
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\",\"atrest\":{\"v\":2,\"t\":\"seg\",\"fid\":\"" FID "\",\"idx\":1,\"gen\":1}}",
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\",\"atrest\":{\"v\":1,\"t\":\"seg\",\"fid\":\"" FID "\",\"idx\":-1,\"gen\":1}}",
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\",\"atrest\":{\"v\":1,\"t\":\"seg\",\"fid\":\"" FID "\",\"idx\":1.0,\"gen\":1}}",
-		"{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\",\"atrest\":{\"v\":1,\"t\":\"xyz\",\"fid\":\"" FID "\",\"idx\":1,\"gen\":1}}",
+	    "not json",
+	    "[\"alg\",\"dir\"]",
+	    "{\"alg\":\"dir\",\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\"}",
+	    "{\"alg\":\"none\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\"}",
+	    "{\"alg\":\"dir\",\"enc\":\"A128GCM\",\"kid\":\"" KID "\"}",
+	    "{\"alg\":\"dir\",\"kid\":\"" KID "\"}",
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\",\"zip\":\"DEF\"}",
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\",\"crit\":[\"x\"],\"x\":1}",
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":7}",
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\"} trailing",
+	    /* authentic but with a broken binding member */
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID "\"}",
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID
+	    "\",\"atrest\":{\"v\":2,\"t\":\"seg\",\"fid\":\"" FID "\",\"idx\":1,\"gen\":1}}",
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID
+	    "\",\"atrest\":{\"v\":1,\"t\":\"seg\",\"fid\":\"" FID "\",\"idx\":-1,\"gen\":1}}",
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID
+	    "\",\"atrest\":{\"v\":1,\"t\":\"seg\",\"fid\":\"" FID "\",\"idx\":1.0,\"gen\":1}}",
+	    "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID
+	    "\",\"atrest\":{\"v\":1,\"t\":\"xyz\",\"fid\":\"" FID "\",\"idx\":1,\"gen\":1}}",
 	};
 	bool xc = !crypto_aead_aes256gcm_is_available();
 
@@ -935,23 +943,30 @@ static void test_manifest_malformed_body(void **state)
 {
 	struct fx *f = *state;
 	static const char *bodies[] = {
-		"[]",
-		"{\"v\":1}",
-		/* n_segments does not match length */
-		"{\"v\":1,\"version\":1,\"length\":5000,\"segmentSize\":4096,\"mode\":0,\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[[0,1,4096]]}",
-		/* index out of place */
-		"{\"v\":1,\"version\":1,\"length\":10,\"segmentSize\":4096,\"mode\":0,\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[[1,1,10]]}",
-		/* generation newer than the version */
-		"{\"v\":1,\"version\":1,\"length\":10,\"segmentSize\":4096,\"mode\":0,\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[[0,2,10]]}",
-		/* segment size below the minimum */
-		"{\"v\":1,\"version\":1,\"length\":0,\"segmentSize\":1024,\"mode\":0,\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[]}",
-		/* version in the header (1) differs from the body (2) */
-		"{\"v\":1,\"version\":2,\"length\":0,\"segmentSize\":4096,\"mode\":0,\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[]}",
-		/* duplicate member */
-		"{\"v\":1,\"version\":1,\"version\":1,\"length\":0,\"segmentSize\":4096,\"mode\":0,\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[]}",
+	    "[]",
+	    "{\"v\":1}",
+	    /* n_segments does not match length */
+	    "{\"v\":1,\"version\":1,\"length\":5000,\"segmentSize\":4096,\"mode\":0,\"uid\":0,"
+	    "\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[[0,1,4096]]}",
+	    /* index out of place */
+	    "{\"v\":1,\"version\":1,\"length\":10,\"segmentSize\":4096,\"mode\":0,\"uid\":0,"
+	    "\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[[1,1,10]]}",
+	    /* generation newer than the version */
+	    "{\"v\":1,\"version\":1,\"length\":10,\"segmentSize\":4096,\"mode\":0,\"uid\":0,"
+	    "\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[[0,2,10]]}",
+	    /* segment size below the minimum */
+	    "{\"v\":1,\"version\":1,\"length\":0,\"segmentSize\":1024,\"mode\":0,\"uid\":0,\"gid\":"
+	    "0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[]}",
+	    /* version in the header (1) differs from the body (2) */
+	    "{\"v\":1,\"version\":2,\"length\":0,\"segmentSize\":4096,\"mode\":0,\"uid\":0,\"gid\":"
+	    "0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[]}",
+	    /* duplicate member */
+	    "{\"v\":1,\"version\":1,\"version\":1,\"length\":0,\"segmentSize\":4096,\"mode\":0,"
+	    "\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[]}",
 	};
 	static const char *ok =
-		"{\"v\":1,\"version\":1,\"length\":10,\"segmentSize\":4096,\"mode\":0,\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[[0,1,10]]}";
+	    "{\"v\":1,\"version\":1,\"length\":10,\"segmentSize\":4096,\"mode\":0,\"uid\":0,"
+	    "\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],\"segments\":[[0,1,10]]}";
 	bool xc = !crypto_aead_aes256gcm_is_available();
 	const char *gcm = "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID
 			  "\",\"atrest\":{\"v\":1,\"t\":\"man\",\"fid\":\"" FID "\",\"ver\":1}}";
@@ -1144,7 +1159,8 @@ static void test_limits(void **state)
 	assert_int_equal(seal_segment(&f->p, SEAL_MAX_NUMBER + 1, 0, "x", 1, &c, &n), -ERANGE);
 	assert_int_equal(seal_segment(&f->p, 0, SEAL_MAX_NUMBER + 1, "x", 1, &c, &n), -ERANGE);
 	big = calloc(1, SEAL_SEGMENT_SIZE_MAX + 1);
-	assert_int_equal(seal_segment(&f->p, 0, 0, big, SEAL_SEGMENT_SIZE_MAX + 1, &c, &n), -EMSGSIZE);
+	assert_int_equal(seal_segment(&f->p, 0, 0, big, SEAL_SEGMENT_SIZE_MAX + 1, &c, &n),
+			 -EMSGSIZE);
 	free(big);
 	assert_int_equal(seal_manifest_seal(&f->p, &m, &c, &n), -EINVAL);
 	m.segment_size = SEAL_SEGMENT_SIZE_MAX + 1;
@@ -1159,8 +1175,19 @@ static void test_limits(void **state)
 	assert_int_equal(seal_segment(&q, 0, 0, "x", 1, &c, &n), -EMSGSIZE);
 	q.kid = "\xff\xfe not UTF-8";
 	assert_int_equal(seal_segment(&q, 0, 0, "x", 1, &c, &n), -EINVAL);
-	free(longid);
 	assert_null(c);
+
+	/* the longest ids, each byte escaped in the JSON header, still open */
+	memset(longid, 0x01, SEAL_ID_MAX);
+	longid[SEAL_ID_MAX] = '\0';
+	q.kid = q.file_id = longid;
+	assert_int_equal(seal_segment(&q, SEAL_MAX_NUMBER, SEAL_MAX_NUMBER, "x", 1, &c, &n), 0);
+	assert_true(n < seal_compact_max_len(&q, 1));
+	uint8_t out[4];
+	assert_int_equal(seal_open_segment(&q, SEAL_MAX_NUMBER, SEAL_MAX_NUMBER, c, n, out, 4, &n),
+			 0);
+	free(c);
+	free(longid);
 }
 
 static void test_enobufs(void **state)
@@ -1171,7 +1198,8 @@ static void test_enobufs(void **state)
 	size_t n = 0;
 
 	memset(out, 0x5a, sizeof(out));
-	assert_int_equal(seal_open_segment(&f->p, 1, 1, c, strlen(c), out, sizeof(out), &n), -ENOBUFS);
+	assert_int_equal(seal_open_segment(&f->p, 1, 1, c, strlen(c), out, sizeof(out), &n),
+			 -ENOBUFS);
 	for (size_t i = 0; i < sizeof(out); i++)
 		assert_int_equal(out[i], 0x5a);
 	free(c);
@@ -1187,10 +1215,15 @@ static void test_enc_names(void **state)
 
 static void test_error_codes_distinct(void **state)
 {
-	const int codes[] = {SEAL_E_MALFORMED, SEAL_E_AUTH, SEAL_E_KID, SEAL_E_OTHER_FILE,
-			     SEAL_E_REORDERED, SEAL_E_GENERATION, SEAL_E_TRUNCATED, SEAL_E_ROLLBACK,
-			     SEAL_E_KIND, SEAL_E_KEY_EXHAUSTED, -EINVAL, -ENOMEM, -ENOBUFS, -ERANGE,
-			     -EMSGSIZE, -ENOTSUP, -ENOENT};
+	const int codes[] = {SEAL_E_MALFORMED, SEAL_E_AUTH,
+			     SEAL_E_KID,       SEAL_E_OTHER_FILE,
+			     SEAL_E_REORDERED, SEAL_E_GENERATION,
+			     SEAL_E_TRUNCATED, SEAL_E_ROLLBACK,
+			     SEAL_E_KIND,      SEAL_E_KEY_EXHAUSTED,
+			     -EINVAL,	       -ENOMEM,
+			     -ENOBUFS,	       -ERANGE,
+			     -EMSGSIZE,	       -ENOTSUP,
+			     -ENOENT};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
@@ -1205,49 +1238,50 @@ static void test_error_codes_distinct(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_roundtrip_a256gcm),
-		T(test_roundtrip_xc20p),
-		T(test_roundtrip_jws),
-		T(test_jwe_header_members),
-		T(test_enc_auto),
-		T(test_jws_header_members),
-		T(test_fresh_iv),
-		T(test_any_segment_alone),
-		T(test_tamper_header),
-		T(test_tamper_iv),
-		T(test_tamper_ciphertext),
-		T(test_tamper_tag),
-		T(test_tamper_jws_payload),
-		T(test_tamper_jws_signature),
-		T(test_tamper_jws_header),
-		T(test_every_bit_flip_jwe),
-		T(test_every_bit_flip_jws),
-		T(test_wrong_key),
-		T(test_reordered),
-		T(test_reordered_stream),
-		T(test_truncated_stream),
-		T(test_truncated_segment),
-		T(test_other_file),
-		T(test_other_generation),
-		T(test_kid_mismatch),
-		T(test_kind_mismatch),
-		T(test_rollback),
-		T(test_manifest_times),
-		T(test_manifest_tamper_and_bindings),
-		T(test_malformed_structure),
-		T(test_malformed_headers),
-		T(test_protection_mismatch),
-		T(test_manifest_malformed_body),
-		T(test_open_esdata_foreign),
-		T(test_peek_kid),
-		T(test_key_new),
-		T(test_key_lengths),
-		T(test_seal_counter),
-		T(test_seal_counter_threads),
-		T(test_limits),
-		T(test_enobufs),
-		T(test_enc_names),
-		T(test_error_codes_distinct),
+	    T(test_roundtrip_a256gcm),
+	    T(test_roundtrip_xc20p),
+	    T(test_roundtrip_jws),
+	    T(test_jwe_header_members),
+	    T(test_enc_auto),
+	    T(test_jws_header_members),
+	    T(test_empty_null_plaintext),
+	    T(test_fresh_iv),
+	    T(test_any_segment_alone),
+	    T(test_tamper_header),
+	    T(test_tamper_iv),
+	    T(test_tamper_ciphertext),
+	    T(test_tamper_tag),
+	    T(test_tamper_jws_payload),
+	    T(test_tamper_jws_signature),
+	    T(test_tamper_jws_header),
+	    T(test_every_bit_flip_jwe),
+	    T(test_every_bit_flip_jws),
+	    T(test_wrong_key),
+	    T(test_reordered),
+	    T(test_reordered_stream),
+	    T(test_truncated_stream),
+	    T(test_truncated_segment),
+	    T(test_other_file),
+	    T(test_other_generation),
+	    T(test_kid_mismatch),
+	    T(test_kind_mismatch),
+	    T(test_rollback),
+	    T(test_manifest_times),
+	    T(test_manifest_tamper_and_bindings),
+	    T(test_malformed_structure),
+	    T(test_malformed_headers),
+	    T(test_protection_mismatch),
+	    T(test_manifest_malformed_body),
+	    T(test_open_esdata_foreign),
+	    T(test_peek_kid),
+	    T(test_key_new),
+	    T(test_key_lengths),
+	    T(test_seal_counter),
+	    T(test_seal_counter_threads),
+	    T(test_limits),
+	    T(test_enobufs),
+	    T(test_enc_names),
+	    T(test_error_codes_distinct),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,372 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# hcsed beyond the fixtures: 10 and 60 MiB contentInstances byte-exact,
+# --max-body, broken and slow HTTP clients, 1,000 parallel connections,
+# concurrent writers then a crash (SIGKILL) losing nothing acknowledged,
+# HTTP notifications, TLS client certificates bound to X-M2M-Origin.
+# Everything on 127.0.0.1; each part bounded in time.
+import json
+import os
+import random
+import signal
+import socket
+import ssl
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+import http.server
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hcse_runner import Daemon, request  # noqa: E402
+
+H = {"X-M2M-RI": "r", "X-M2M-RVI": "3"}
+
+
+def hdr(origin, ty=None):
+    h = dict(H, **{"X-M2M-Origin": origin})
+    if ty:
+        h["Content-Type"] = "application/json;ty=%d" % ty
+    return h
+
+
+def must(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print("ok - " + what, flush=True)
+
+
+def setup_ae_cnt(port, cnt_attrs=None):
+    st, h, b = request(port, "POST", "/cse-in", hdr("Capp", 2),
+                       json.dumps({"m2m:ae": {"rn": "app", "api": "Napp", "rr": True, "srv": ["3"]}}))
+    assert h["x-m2m-rsc"] == "2001", b
+    cnt = {"rn": "c"}
+    cnt.update(cnt_attrs or {})
+    st, h, b = request(port, "POST", "/cse-in/app", hdr("Capp", 3), json.dumps({"m2m:cnt": cnt}))
+    assert h["x-m2m-rsc"] == "2001", b
+
+
+def alive(port):
+    st, h, _ = request(port, "GET", "/cse-in", hdr("CAdmin"), timeout=10)
+    return st == 200 and h.get("x-m2m-rsc") == "2000"
+
+
+def big_content(d):
+    for mib in (10, 60):
+        n = mib * 1024 * 1024
+        con = "".join(random.choices(string.ascii_letters + string.digits + "-_", k=4096)) * (n // 4096)
+        body = '{"m2m:cin": {"rn": "big%d", "cnf": "application/octet-stream:0:1", "con": "%s"}}' % (mib, con)
+        t0 = time.time()
+        st, h, b = request(d.port, "POST", "/cse-in/app/c?rcn=0", hdr("Capp", 4), body.encode(), timeout=120)
+        must(h["x-m2m-rsc"] == "2001", "%d MiB contentInstance created (%.1fs)" % (mib, time.time() - t0))
+        st, h, b = request(d.port, "GET", "/cse-in/app/c/la", hdr("Capp"), timeout=120)
+        j = json.loads(b)
+        must(j["m2m:cin"]["con"] == con and j["m2m:cin"]["cs"] == len(con),
+             "%d MiB contentInstance read back byte-exact with cs" % mib)
+        # the raw bytes, not only the parsed value
+        must(('"con":"%s"' % con).encode() in b, "%d MiB con returned without re-encoding" % mib)
+        del con, body, b, j
+    st, h, b = request(d.port, "DELETE", "/cse-in/app/c/la", hdr("Capp"))
+    must(h["x-m2m-rsc"] == "2002", "60 MiB contentInstance deleted")
+
+
+def max_body(workdir):
+    d = Daemon(workdir, ["--max-body", "1048576"])
+    d.start(db=os.path.join(workdir, "maxbody.db"))
+    try:
+        setup_ae_cnt(d.port)
+        con = "x" * (2 * 1024 * 1024)
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4),
+                           ('{"m2m:cin": {"con": "%s"}}' % con).encode())
+        must(st == 413 and h.get("x-m2m-rsc") == "5207", "body over --max-body: 413 / 5207")
+        st, h, b = request(d.port, "GET", "/cse-in/app/c/la", hdr("Capp"))
+        must(h.get("x-m2m-rsc") == "4004", "nothing stored from the refused body")
+        must(alive(d.port), "daemon answers after the refused body")
+    finally:
+        d.stop()
+
+
+def raw(port, data, read=True, timeout=5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        if read:
+            try:
+                return s.recv(65536)
+            except socket.timeout:
+                return b""
+        return b""
+    finally:
+        s.close()
+
+
+def count_cins(d):
+    st, h, b = request(d.port, "GET", "/cse-in/app/c?fu=1&ty=4", hdr("Capp"))
+    return len(json.loads(b)["m2m:uril"])
+
+
+def broken_clients(d):
+    before = count_cins(d)
+    req = (b"POST /cse-in/app/c HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: Capp\r\nX-M2M-RI: t\r\n"
+           b"Content-Type: application/json;ty=4\r\nContent-Length: 1000\r\n\r\n{\"m2m:cin\": {\"con\": \"trunc")
+    raw(d.port, req, read=False)  # truncated body, then the client goes away
+    body = b'{"m2m:cin": {"rn": "short", "con": "0123456789"}}'
+    req = (b"POST /cse-in/app/c HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: Capp\r\nX-M2M-RI: t\r\n"
+           b"Content-Type: application/json;ty=4\r\nContent-Length: 20\r\n\r\n" + body)
+    resp = raw(d.port, req)  # Content-Length shorter than the body
+    must(resp.startswith(b"HTTP/1.1 400"), "Content-Length shorter than the body: 400 (malformed JSON)")
+    raw(d.port, b"GARBAGE / HTTP/9.9\r\n\r\n")
+    raw(d.port, b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw(d.port, b"\x00\xff\x16\x03\x01" * 100)
+    must(count_cins(d) == before, "nothing stored from truncated or mislabelled bodies")
+    must(alive(d.port), "daemon answers after broken requests")
+
+    # slow clients: a header dribbled byte by byte does not hold others up
+    stop = threading.Event()
+
+    def dribble():
+        s = socket.create_connection(("127.0.0.1", d.port))
+        for ch in b"GET /cse-in HTTP/1.1\r\nX-M2M-Origin: CAdmin\r\nX-M2M-RI: s\r\n":
+            if stop.is_set():
+                break
+            s.send(bytes([ch]))
+            time.sleep(0.05)
+        s.close()
+    slow = [threading.Thread(target=dribble) for _ in range(20)]
+    for t in slow:
+        t.start()
+    time.sleep(0.3)
+    t0 = time.time()
+    ok = alive(d.port)
+    must(ok and time.time() - t0 < 1.0, "served in %.3fs while 20 slow clients dribble" % (time.time() - t0))
+    stop.set()
+    for t in slow:
+        t.join()
+
+
+def parallel(d, n=1000):
+    # n connections open at once: half idle/partial, half complete requests
+    idle = []
+    for i in range(n // 2):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        if i % 2:
+            s.send(b"GET /cse-in HTTP/1.1\r\n")
+        idle.append(s)
+    results = []
+    lock = threading.Lock()
+
+    def one(i):
+        try:
+            st, h, _ = request(d.port, "GET", "/cse-in/app/c", hdr("Capp"), timeout=30)
+            r = h.get("x-m2m-rsc")
+        except Exception as e:  # refused or reset connections are failures here
+            r = repr(e)
+        with lock:
+            results.append(r)
+    t0 = time.time()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n // 2 - 24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    good = results.count("2000")
+    must(good == len(threads), "%d/%d parallel requests answered with %d other connections open (%.1fs)"
+         % (good, len(threads), len(idle), time.time() - t0))
+    for s in idle:
+        s.close()
+    must(alive(d.port), "daemon answers after 1,000 connections")
+
+
+def crash_safety(workdir):
+    db = os.path.join(workdir, "crash.db")
+    d = Daemon(workdir)
+    d.start(db=db)
+    setup_ae_cnt(d.port)
+    acked = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(w):
+        i = 0
+        while not stop.is_set():
+            rn = "w%d-%d" % (w, i)
+            try:
+                st, h, _ = request(d.port, "POST", "/cse-in/app/c?rcn=0", hdr("Capp", 4),
+                                   json.dumps({"m2m:cin": {"rn": rn, "con": rn}}), timeout=5)
+            except OSError:
+                return
+            if h.get("x-m2m-rsc") == "2001":
+                with lock:
+                    acked.append(rn)
+            i += 1
+    ws = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in ws:
+        t.start()
+    time.sleep(1.5)
+    d.proc.send_signal(signal.SIGKILL)  # a crash, not a clean stop
+    d.proc.wait()
+    stop.set()
+    for t in ws:
+        t.join()
+    d.proc = None
+    d.start(db=db)
+    try:
+        st, h, b = request(d.port, "GET", "/cse-in/app/c?fu=1&ty=4", hdr("Capp"), timeout=30)
+        have = set(u.rsplit("/", 1)[1] for u in json.loads(b)["m2m:uril"])
+        lost = [rn for rn in acked if rn not in have]
+        must(len(acked) > 50 and not lost, "SIGKILL under 8 writers: all %d acknowledged creates survive" % len(acked))
+        st, h, b = request(d.port, "GET", "/cse-in/app/c", hdr("Capp"))
+        must(json.loads(b)["m2m:cnt"]["cni"] == len(have), "cni matches the stored instances after the crash")
+    finally:
+        d.stop()
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    got = []
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        Receiver.got.append((dict(self.headers), json.loads(self.rfile.read(n))))
+        self.send_response(200)
+        self.send_header("X-M2M-RSC", "2000")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def notifications(d):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d/notify" % srv.server_address[1]
+    try:
+        st, h, b = request(d.port, "POST", "/cse-in", hdr("Cwatcher", 2),
+                           json.dumps({"m2m:ae": {"rn": "watcher", "api": "Nw", "rr": True, "srv": ["3"], "poa": [url]}}))
+        assert h["x-m2m-rsc"] == "2001", b
+        # a URL that is not the subscriber: verified first (TS-0004 7.3.8.2.3)
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+                           json.dumps({"m2m:sub": {"rn": "s1", "nu": [url], "enc": {"net": [3, 4]}}}))
+        must(h["x-m2m-rsc"] == "2001", "subscription with an HTTP nu created")
+        vrq = [g for g in Receiver.got if g[1].get("m2m:sgn", {}).get("vrq")]
+        must(len(vrq) == 1 and vrq[0][1]["m2m:sgn"]["cr"] == "Capp", "verification request received before 201")
+        # an AE-ID as nu: delivered to the AE's poa
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+                           json.dumps({"m2m:sub": {"rn": "s2", "nu": ["Cwatcher"], "enc": {"net": [3]}}}))
+        must(h["x-m2m-rsc"] == "2001", "subscription with an AE-ID nu created")
+        time.sleep(0.5)  # s1 hears of s2's creation, asynchronously
+        must(any(g[1]["m2m:sgn"].get("nev", {}).get("rep", {}).get("m2m:sub", {}).get("rn") == "s2"
+                 for g in Receiver.got), "s1 notified of the new subscription s2 (net 3)")
+        Receiver.got.clear()
+        request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"rn": "n1", "con": "hello"}}))
+        request(d.port, "DELETE", "/cse-in/app/c/n1", hdr("Capp"))
+        deadline = time.time() + 5
+        while time.time() < deadline and len(Receiver.got) < 3:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        nets = sorted(g[1]["m2m:sgn"]["nev"]["net"] for g in Receiver.got)
+        must(nets == [3, 3, 4], "notifications: child created (x2 subscriptions), child deleted: %s" % nets)
+        rep = [g[1]["m2m:sgn"]["nev"]["rep"] for g in Receiver.got if g[1]["m2m:sgn"]["nev"]["net"] == 3][0]
+        must(rep["m2m:cin"]["con"] == "hello", "the notification carries the created contentInstance")
+        must(all(g[0].get("X-M2M-Origin") == "/id-in" for g in Receiver.got), "notifications come from the CSE-ID")
+    finally:
+        srv.shutdown()
+
+
+def tls(workdir):
+    def ossl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, cwd=workdir,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+         "-days", "2", "-subj", "/CN=test-ca")
+    for name, cn in (("server", "127.0.0.1"), ("client", "Ctls")):
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+             "-subj", "/CN=" + cn)
+        with open(os.path.join(workdir, name + ".ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n" if name == "server" else "subjectAltName=URI:urn:onem2m:Ctls\n")
+        ossl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+    p = lambda f: os.path.join(workdir, f)  # noqa: E731
+    d = Daemon(workdir, ["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--tls-ca", p("ca.pem")])
+    d.port = None
+    port = __import__("hcse_runner").free_port()
+    logf = open(d.log, "ab")
+    d.proc = subprocess.Popen(["%s" % __import__("hcse_runner").HCSED, "--listen", "127.0.0.1:%d" % port,
+                               "--db", p("tls.db"), "-d"] + d.extra, stdout=logf, stderr=logf)
+    ctx = ssl.create_default_context(cafile=p("ca.pem"))
+    ctx.load_cert_chain(p("client.pem"), p("client.key"))
+
+    def get(origin):
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        try:
+            c.request("GET", "/cse-in", headers=hdr(origin))
+            r = c.getresponse()
+            r.read()
+            return r.getheader("X-M2M-RSC")
+        finally:
+            c.close()
+    try:
+        for _ in range(100):
+            try:
+                get("Ctls")
+                break
+            except OSError:
+                time.sleep(0.05)
+        must(get("Ctls") == "2000", "TLS: certificate CN = X-M2M-Origin is served")
+        must(get("Cimpostor") == "4106", "TLS: X-M2M-Origin not named by the certificate: 4106")
+        noc = ssl.create_default_context(cafile=p("ca.pem"))
+        try:
+            c = http.client.HTTPSConnection("127.0.0.1", port, context=noc, timeout=10)
+            c.request("GET", "/cse-in", headers=hdr("Ctls"))
+            rsc = c.getresponse().getheader("X-M2M-RSC")
+        except (OSError, ssl.SSLError):
+            rsc = "refused"
+        must(rsc in ("4106", "refused"), "TLS: no client certificate, not served (%s)" % rsc)
+    finally:
+        d.stop()
+    # plain HTTP off loopback is refused unless asked for
+    r = subprocess.run([__import__("hcse_runner").HCSED, "--listen", "0.0.0.0:1", "--db", p("x.db"), "-d"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+    must(r.returncode != 0, "plain HTTP on a non-loopback address refused")
+
+
+def main():
+    parts = sys.argv[1:]
+    with tempfile.TemporaryDirectory(prefix="hcse-robust.") as tmp:
+        d = Daemon(tmp)
+        d.start()
+        failed = False
+        try:
+            setup_ae_cnt(d.port)
+            for name, fn in (("big", big_content), ("broken", broken_clients),
+                             ("parallel", parallel), ("notify", notifications)):
+                if not parts or name in parts:
+                    fn(d)
+            if not parts or "maxbody" in parts:
+                max_body(tmp)
+            if not parts or "crash" in parts:
+                crash_safety(tmp)
+            if not parts or "tls" in parts:
+                tls(tmp)
+        except AssertionError as e:
+            print("not ok - %s" % e)
+            failed = True
+        finally:
+            rc = d.stop()
+        rep = d.sanitizer_report()
+        if rep:
+            print("not ok - sanitizer report:\n" + rep)
+            failed = True
+        if rc != 0:
+            print("not ok - hcsed exited with %d" % rc)
+            failed = True
+        if failed:
+            print(open(d.log, errors="replace").read()[-3000:])
+        return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

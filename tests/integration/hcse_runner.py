@@ -1,0 +1,309 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Runs the HCSE conformance fixtures (tests/data/hcse/*.case) against a real
+# hcsed on 127.0.0.1, one fresh database per case.
+#
+# Python's standard library rather than a C/libcurl runner: the fixtures need
+# JSON-aware matching (subsets, integer types, wildcards, captured ids), and
+# the robustness part needs raw sockets to send broken HTTP; both are a few
+# lines here and need no package beyond python3, already in tests/run.sh.
+#
+# A case file is a sequence of blocks (curl's test files keep request and
+# expectation side by side the same way):
+#   === request            METHOD PATH, headers, blank line, body
+#   === expect             status N | rsc N | header NAME: VALUE |
+#                          no-header NAME | json {subset} | save NAME a/b/c
+#   === sleep SECONDS
+# In requests and expectations ${NAME} is a saved value, ${now+N} a
+# timestamp N seconds from now, ${body:N:C} N bytes of character C.
+# In json subsets: "$any", "$int" (a JSON integer), "$str", "$ts"
+# (YYYYMMDDTHHMMSS), "$absent", "$re:REGEX".
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+
+BUILD = os.environ.get("ATREST_BUILD", "build")
+HCSED = os.path.join(BUILD, "hcsed", "hcsed")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Daemon:
+    """One hcsed on a fresh port; state in `workdir`."""
+
+    def __init__(self, workdir, extra=()):
+        self.workdir = workdir
+        self.extra = list(extra)
+        self.proc = None
+        self.port = None
+        self.log = os.path.join(workdir, "hcsed.log")
+
+    def start(self, db=None, port=None):
+        self.port = port or free_port()
+        db = db or os.path.join(self.workdir, "hcse.db")
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [HCSED, "--listen", "127.0.0.1:%d" % self.port, "--db", db, "-d"] + self.extra,
+            stdout=logf, stderr=logf)
+        logf.close()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("hcsed exited: see %s" % self.log)
+            try:
+                st, _, _ = request(self.port, "GET", "/cse-in", {"X-M2M-Origin": "CAdmin", "X-M2M-RI": "up"})
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("hcsed did not answer")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError("hcsed did not stop on SIGTERM")
+        rc = self.proc.returncode if self.proc else 0
+        self.proc = None
+        return rc
+
+    def sanitizer_report(self):
+        try:
+            text = open(self.log, errors="replace").read()
+        except OSError:
+            return None
+        m = re.search(r"ERROR: (Address|Leak|Thread|Undefined)Sanitizer|runtime error:", text)
+        return text[m.start():m.start() + 3000] if m else None
+
+
+def request(port, method, path, headers, body=None, timeout=60):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        c.close()
+
+
+def ts(t):
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(t))
+
+
+def expand(text, saved):
+    def sub(m):
+        key = m.group(1)
+        if key.startswith("now"):
+            off = int(key[3:] or 0)
+            return ts(time.time() + off)
+        if key.startswith("body:"):
+            _, n, ch = key.split(":", 2)
+            return ch * int(n)
+        if key not in saved:
+            raise KeyError("unknown variable ${%s}" % key)
+        return str(saved[key])
+    return re.sub(r"\$\{([^}]+)\}", sub, text)
+
+
+def match(exp, act, where="$"):
+    """Returns None when act matches the expected subset, else a reason."""
+    if isinstance(exp, str) and exp.startswith("$"):
+        if exp == "$any":
+            return None
+        if exp == "$int":
+            return None if isinstance(act, int) and not isinstance(act, bool) else "%s: %r is not an integer" % (where, act)
+        if exp == "$str":
+            return None if isinstance(act, str) else "%s: %r is not a string" % (where, act)
+        if exp == "$ts":
+            return None if isinstance(act, str) and re.fullmatch(r"\d{8}T\d{6}(,\d+)?", act) else "%s: %r is not a timestamp" % (where, act)
+        if exp.startswith("$re:"):
+            return None if isinstance(act, str) and re.fullmatch(exp[4:], act) else "%s: %r does not match %s" % (where, act, exp[4:])
+    if isinstance(exp, dict):
+        if not isinstance(act, dict):
+            return "%s: expected an object, got %r" % (where, act)
+        for k, v in exp.items():
+            if v == "$absent":
+                if k in act:
+                    return "%s/%s: should be absent, is %r" % (where, k, act[k])
+                continue
+            if k not in act:
+                return "%s/%s: missing" % (where, k)
+            why = match(v, act[k], where + "/" + k)
+            if why:
+                return why
+        return None
+    if isinstance(exp, list):
+        if not isinstance(act, list) or len(act) != len(exp):
+            return "%s: expected a list of %d, got %r" % (where, len(exp), act)
+        for i, (e, a) in enumerate(zip(exp, act)):
+            why = match(e, a, "%s[%d]" % (where, i))
+            if why:
+                return why
+        return None
+    if type(exp) is not type(act) or exp != act:
+        return "%s: expected %r, got %r" % (where, exp, act)
+    return None
+
+
+def parse_case(text):
+    blocks = []
+    cur = None
+    for line in text.split("\n"):
+        if line.startswith("=== "):
+            cur = [line[4:].strip(), []]
+            blocks.append(cur)
+        elif cur is not None:
+            cur[1].append(line)
+        elif line and not line.startswith("#"):
+            raise ValueError("text before the first block: %r" % line)
+    return blocks
+
+
+def run_request(port, lines, saved):
+    text = expand("\n".join(lines), saved)
+    head, _, body = text.partition("\n\n")
+    hl = head.split("\n")
+    method, path = hl[0].split(" ", 1)
+    headers = {}
+    for h in hl[1:]:
+        if h.strip():
+            k, v = h.split(":", 1)
+            headers[k.strip()] = v.strip()
+    body = body.rstrip("\n")
+    data = body.encode() if body else None
+    return request(port, method, path.strip(), headers, data)
+
+
+def check(resp, lines, saved):
+    status, headers, data = resp
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        rest = expand(rest, saved)
+        if word == "status":
+            if status != int(rest):
+                return "status %d, expected %s (body %s)" % (status, rest, data[:300])
+        elif word == "rsc":
+            if headers.get("x-m2m-rsc") != rest:
+                return "X-M2M-RSC %s, expected %s (body %s)" % (headers.get("x-m2m-rsc"), rest, data[:300])
+        elif word == "header":
+            k, v = rest.split(":", 1)
+            if headers.get(k.strip().lower()) != v.strip():
+                return "header %s is %r, expected %r" % (k, headers.get(k.strip().lower()), v.strip())
+        elif word == "no-header":
+            if rest.strip().lower() in headers:
+                return "header %s should be absent" % rest
+        elif word == "json":
+            try:
+                act = json.loads(data)
+            except ValueError:
+                return "body is not JSON: %r" % data[:300]
+            why = match(json.loads(rest), act)
+            if why:
+                return why + " (body %s)" % data[:400]
+        elif word == "body-empty":
+            if data:
+                return "body should be empty, is %r" % data[:200]
+        elif word == "save":
+            name, path = rest.split(" ", 1)
+            v = json.loads(data)
+            for p in path.strip().split("/"):
+                v = v[int(p)] if isinstance(v, list) else v[p]
+            saved[name] = v
+        elif word == "save-header":
+            name, h = rest.split(" ", 1)
+            saved[name] = headers.get(h.strip().lower())
+        else:
+            return "unknown expectation %r" % word
+    return None
+
+
+def run_case(path, workdir):
+    blocks = parse_case(open(path).read())
+    d = Daemon(workdir)
+    d.start()
+    saved = {}
+    resp = None
+    try:
+        for n, (kind, lines) in enumerate(blocks):
+            if kind == "request":
+                resp = run_request(d.port, lines, saved)
+            elif kind == "expect":
+                why = check(resp, lines, saved)
+                if why:
+                    return "block %d: %s" % (n + 1, why)
+            elif kind.startswith("sleep"):
+                time.sleep(float(kind.split()[1]))
+            elif kind == "restart":
+                if d.stop() != 0:
+                    return "hcsed exited non-zero on SIGTERM"
+                d.start()
+            else:
+                return "unknown block %r" % kind
+    finally:
+        rc = d.stop()
+    rep = d.sanitizer_report()
+    if rep:
+        return "sanitizer report:\n" + rep
+    if rc != 0:
+        return "hcsed exited with %d" % rc
+    return None
+
+
+def main():
+    cases = sys.argv[1:] or [os.path.join(os.environ["ATREST_SRC"], "tests", "data", "hcse")]
+    files = []
+    for c in cases:
+        if os.path.isdir(c):
+            files += sorted(os.path.join(c, f) for f in os.listdir(c) if f.endswith(".case"))
+        else:
+            files.append(c)
+    if not files:
+        print("no cases")
+        return 1
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="hcse-conf.") as tmp:
+        for i, f in enumerate(files):
+            wd = os.path.join(tmp, str(i))
+            os.mkdir(wd)
+            name = os.path.basename(f)
+            try:
+                why = run_case(f, wd)
+            except Exception as e:  # a broken fixture or a dead daemon fails the case
+                why = "%s: %s" % (type(e).__name__, e)
+            if why:
+                failed += 1
+                print("not ok %d - %s: %s" % (i + 1, name, why))
+                try:
+                    print("".join(open(os.path.join(wd, "hcsed.log"), errors="replace").readlines()[-20:]))
+                except OSError:
+                    pass
+            else:
+                print("ok %d - %s" % (i + 1, name))
+    print("%d/%d cases passed" % (len(files) - failed, len(files)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# tefd's life: config file, readiness (parent and NOTIFY_SOCKET), no core dumps,
+# the sweeper, request limits and the failed-retrieval rate limit.
+. "$ATREST_SRC/tests/integration/lib.sh"
+need_root
+. "$ATREST_SRC/tests/integration/tefd.sh"
+PY=/usr/bin/python3
+
+make_master_key
+
+# 1. Daemon mode: the parent returns only once tefd serves; settings from tefd.conf.
+cat >"$T/tefd.conf" <<CONF
+# tefd.conf(5)
+socket = $SOCK
+db = $T/tef.db
+master-key = $T/master.key
+fqdn = conf.test
+admin = 900
+max-registrations = 3
+max-failed-retrievals = 5
+failure-window = 60
+sweep-interval = 1
+CONF
+# a service manager's notification socket, read by a helper
+"$PY" - "$T/notify.sock" >"$T/notify.out" <<'PYEOF' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+print(s.recv(256).decode(), flush=True)
+PYEOF
+notify_pid=$!
+at_exit "kill $notify_pid"
+wait_for_path "$T/notify.sock" || fail "notify helper did not start"
+NOTIFY_SOCKET=$T/notify.sock "$TEFD" -c "$T/tefd.conf" --pidfile "$T/daemon.pid" ||
+	fail "tefd (daemon mode) reported failure"
+# ready means ready: the very first request is served
+treq root POST /keys '{"suid":34}'
+expect_answer 201 2001 "first request right after the parent returned"
+[[ $(jq -r .credentialID <<<"$BODY") == *@conf.test ]] || fail "fqdn from tefd.conf not used"
+daemon_pid=$(cat "$T/daemon.pid")
+at_exit "kill $daemon_pid"
+wait "$notify_pid" || true
+grep -qx "READY=1" "$T/notify.out" || fail "no READY=1 on NOTIFY_SOCKET"
+grep -q "^Max core file size *0 *0" "/proc/$daemon_pid/limits" || fail "core dumps not disabled"
+[ "$(stat -c %a "$SOCK")" = 666 ] || fail "socket mode is not the default 0666"
+[ "$(stat -c %a "$T/tef.db")" = 600 ] || fail "database mode is not 0600"
+[ "$(stat -c %a "$T/tef.db-audit.log")" = 600 ] || fail "audit log mode is not 0600"
+ok "daemon mode: ready before the parent returns, READY=1 notified, no core dumps"
+
+# SIGHUP reopens the audit log (logrotate) and does not stop tefd.
+mv "$T/tef.db-audit.log" "$T/tef.db-audit.log.1"
+kill -HUP "$daemon_pid"
+for ((i = 0; i < 50; i++)); do [ -e "$T/tef.db-audit.log" ] && break; sleep 0.1; done
+treq root GET /keys
+expect_answer 200 2000 "a request after SIGHUP"
+grep -q "op=list" "$T/tef.db-audit.log" || fail "no audit line in the reopened log"
+grep -q "op=register" "$T/tef.db-audit.log.1" || fail "the rotated log lost its lines"
+ok "SIGHUP reopens the audit log"
+
+# 2. Limits: registrations per owner, body size, label count.
+treq root POST /keys '{"suid":34}'
+treq root POST /keys '{"suid":34}'
+treq root POST /keys '{"suid":34}'
+expect_answer 406 5207 "a fourth registration over max-registrations = 3"
+big=$("$PY" -c 'print("{\"suid\":34,\"labels\":[\"" + "a" * 70000 + "\"]}")')
+treq 1000:1000 POST /keys "$big"
+expect_answer 413 4000 "an oversized body"
+treq 1000:1000 POST /keys '{"suid":34,"labels":["a"],"targetIDs":["nobody"]}'
+expect_answer 400 4000 "a bad principal"
+grep -q targetIDs <<<"$BODY" || fail "the error does not name targetIDs"
+treq 1000:1000 GET /keys
+[ "$(jq '.keys | length' <<<"$BODY")" = 0 ] || fail "a refused registration was stored"
+ok "per-owner quota, body size and strict members"
+
+# 3. Failed retrievals are rate limited per identity; others are not affected.
+mine=$(register 1001:1001 '{"suid":34}')
+for i in 1 2 3 4 5; do
+	treq 1000:1000 GET "/keys/$(printf '%032x' "$i")"
+	expect_answer 404 4004 "probe $i"
+done
+treq 1000:1000 GET /keys/00000000000000000000000000000009
+expect_answer 429 4103 "the sixth failed retrieval"
+[ "$(jq -r .reason <<<"$BODY")" = rate-limited ] || fail "no rate-limited reason"
+treq 1001:1001 GET "/keys/$mine"
+expect_answer 200 2000 "another uid is not limited"
+grep -q "reason=rate-limited" "$T/tef.db-audit.log" || fail "rate limiting not audited"
+ok "failed retrievals are rate limited per uid"
+
+# 4. The sweeper purges expired registrations from the database.
+gone=$(register 1001:1001 "{\"suid\":34,\"expirationTime\":\"$(ts 2)\"}")
+for ((i = 0; i < 50; i++)); do
+	n=$(sqlite3 "$T/tef.db" "SELECT count(*) FROM keys WHERE id = x'$gone'" 2>/dev/null || echo 1)
+	[ "$n" = 0 ] && break
+	sleep 0.2
+done
+[ "$n" = 0 ] || fail "the sweeper did not purge an expired registration"
+grep -q "op=sweep" "$T/tef.db-audit.log" || fail "sweeping not audited"
+treq 1001:1001 GET "/keys/$gone"
+expect_answer 404 4004 "a purged registration"
+ok "the sweeper purges expired registrations"
+
+kill -TERM "$daemon_pid"
+for ((i = 0; i < 50; i++)); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$daemon_pid" 2>/dev/null && fail "tefd did not stop on SIGTERM"
+[ -e "$SOCK" ] && fail "tefd left its socket behind"
+[ -e "$T/daemon.pid" ] && fail "tefd left its pid file behind"
+
+# 5. A failing start in daemon mode makes the parent fail too.
+chmod 0644 "$T/master.key"
+"$TEFD" -c "$T/tefd.conf" && fail "daemon mode reported success with a loose master key"
+chmod 0600 "$T/master.key"
+# and a symlinked database is refused
+ln -s "$T/tef.db" "$T/link.db"
+"$TEFD" -c "$T/tefd.conf" --db "$T/link.db" -d 2>"$T/refuse.log" &&
+	fail "tefd opened a symlinked database"
+grep -q "symlink" "$T/refuse.log" || fail "no reason for refusing a symlinked database"
+"$TEFD" -c "$T/tefd.conf" --bogus 2>/dev/null && fail "an unknown option was accepted"
+echo "colour = red" >>"$T/tefd.conf"
+"$TEFD" -c "$T/tefd.conf" -d 2>"$T/refuse.log" && fail "an unknown setting was accepted"
+grep -q "unknown setting" "$T/refuse.log" || fail "no reason for an unknown setting"
+ok "failed starts are reported; symlinks, unknown options and settings refused"
