@@ -112,6 +112,11 @@ struct node {
 	uint64_t content_seq; /* bumps on every change: read caches compare it */
 	uint64_t touch_clock;
 
+	/* contentInstances of other AEs (foreign.c): never stored, read-only */
+	bool foreign;
+	bool foreign_jose;
+	uint64_t foreign_checked; /* directories: when their foreign objects were listed */
+
 	/* kernel and open references */
 	uint64_t nlookup;
 	unsigned n_open;
@@ -154,6 +159,8 @@ struct handle {
 	uint32_t rc_len;
 	bool rc_valid;
 	bool wrote;
+	char *fbuf; /* a foreign object's plaintext, opened for this caller */
+	size_t flen;
 };
 
 /* ---- ns.c: the namespace (every call under fs->lock) ---- */
@@ -218,9 +225,17 @@ int remote_fetch_segment(struct fs *fs, const struct node *n, uint64_t idx, uint
 int remote_fetch_manifest(struct fs *fs, const struct node *n, uint64_t version, char **ret,
 			  size_t *ret_len);
 
+/* ---- foreign.c ---- */
+/* Lists the foreign contentInstances of a directory (no lock held; rate-limited). */
+void foreign_refresh(struct fs *fs, uint64_t dir_ino, bool missing_name);
+/* Fetches and, for compact JOSE, verifies and decrypts with the caller's key. */
+int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **ret, size_t *ret_len);
+
 /* ---- uploader.c ---- */
 int uploader_start(struct fs *fs, struct uploader **ret);
 void uploader_kick(struct uploader *u);
+/* True while uploads fail for want of the HCSE (retrying with backoff). */
+bool uploader_is_offline(struct uploader *u);
 /* Stops the thread after one last pass of at most `grace_ms`. */
 struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms);
 

@@ -122,6 +122,19 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
+static void raw_options_free(struct raw_options *o)
+{
+	char **strs[] = { &o->tef,	   &o->cache,	   &o->segment_size, &o->protect,
+			  &o->share,	   &o->key_ttl,	   &o->cache_size,   &o->hcse_cert,
+			  &o->hcse_key,    &o->hcse_ca,	   &o->hcse_timeout, &o->url,
+			  &o->bad };
+
+	for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -364,33 +377,35 @@ int main(int argc, char *argv[])
 	struct raw_options raw = { 0 };
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
-	_cleanup_free_ char *fsname = NULL;
+	_cleanup_free_ char *fsname = NULL, *origin = NULL;
 	struct fs fs = { 0 };
 	int fresh = 0, r, ret = 1;
 
 	if (fuse_opt_parse(&args, &raw, option_spec, opt_proc) != 0) {
 		usage(stderr);
-		return 1;
+		goto early;
 	}
-	if (raw.help) {
-		usage(stdout);
-		return 0;
-	}
-	if (raw.version) {
-		printf("atrestfs %s (FUSE %s)\n", ATREST_VERSION, fuse_pkgversion());
-		return 0;
+	if (raw.help || raw.version) {
+		if (raw.help)
+			usage(stdout);
+		else
+			printf("atrestfs %s (FUSE %s)\n", ATREST_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto early;
 	}
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		usage(stderr);
-		return 1;
+		goto early;
 	}
 	if (!cmd.mountpoint) {
 		fprintf(stderr, "atrestfs: missing MOUNTPOINT\n");
 		usage(stderr);
-		return 1;
+		goto early;
 	}
-	if (check_options(&raw, &fs.opt) < 0)
-		return 1;
+	if (check_options(&raw, &fs.opt) < 0) {
+		free(fs.opt.ae ? fs.opt.ae : raw.ae);
+		goto early;
+	}
 	fs.opt.mountpoint = cmd.mountpoint;
 	fs.opt.foreground = cmd.foreground;
 	fs.opt.debug = cmd.debug;
@@ -418,7 +433,6 @@ int main(int argc, char *argv[])
 	if (r < 0)
 		goto out;
 	struct hcse_tls tls = { fs.opt.hcse_cert, fs.opt.hcse_key, fs.opt.hcse_ca };
-	_cleanup_free_ char *origin = NULL;
 	if (asprintf(&origin, "C%s", fs.opt.ae) < 0)
 		goto out;
 	r = hcse_client_new(fs.opt.hcse_url, origin, &tls, fs.opt.hcse_timeout_ms, &fs.hcse);
@@ -498,22 +512,11 @@ out:
 	fs.tef = tef_client_free(fs.tef);
 	fs.hcse = hcse_client_free(fs.hcse);
 	fs.cache = cache_close(fs.cache);
+	free(fs.opt.ae);
+	pthread_mutex_destroy(&fs.lock);
+early:
 	fuse_opt_free_args(&args);
 	free(cmd.mountpoint);
-	free(raw.url);
-	free(raw.bad);
-	free(raw.tef);
-	free(raw.cache);
-	free(fs.opt.ae);
-	free(raw.segment_size);
-	free(raw.protect);
-	free(raw.share);
-	free(raw.key_ttl);
-	free(raw.cache_size);
-	free(raw.hcse_cert);
-	free(raw.hcse_key);
-	free(raw.hcse_ca);
-	free(raw.hcse_timeout);
-	pthread_mutex_destroy(&fs.lock);
+	raw_options_free(&raw);
 	return ret;
 }

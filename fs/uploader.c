@@ -26,6 +26,7 @@ struct uploader {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_bool stop; /* also read without the lock between requests */
+	atomic_bool offline;
 	bool kicked;
 	bool ae_ok;
 	unsigned backoff_ms;
@@ -40,6 +41,11 @@ void uploader_kick(struct uploader *u)
 	u->kicked = true;
 	pthread_cond_signal(&u->cond);
 	pthread_mutex_unlock(&u->lock);
+}
+
+bool uploader_is_offline(struct uploader *u)
+{
+	return u && atomic_load(&u->offline);
 }
 
 /* Pushes the labels of a node as they are now; clears meta_dirty if nothing changed meanwhile. */
@@ -322,6 +328,7 @@ static void *uploader_main(void *arg)
 		if (stop)
 			break;
 		r = pass(u);
+		atomic_store(&u->offline, hcse_is_unreachable(r));
 		if (r < 0) {
 			/* retries with backoff; everything stays queued in the index */
 			u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : BACKOFF_MIN_MS;
