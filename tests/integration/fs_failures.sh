@@ -54,7 +54,7 @@ sleep 0.5 # the daemon exits after the kernel let go
 ok "mount(8) via mount.fuse3: HCSE URL as source, type fuse.atrestfs; umount"
 
 # ---- tefd unreachable ----
-mount_atrestfs "$M" "$T/cache" "segment_size=64k,cache_size=3M,hcse_timeout=2"
+mount_atrestfs "$M" "$T/cache" "segment_size=64k,cache_size=3M,hcse_timeout=2,key_ttl=4"
 [ "$(as_user $A $A cat "$M/f")" = fstab ] || fail "remount"
 stop_pid "$TEFD_PID"
 if as_user $A $A cat "$M/f" >/dev/null 2>"$T/err"; then fail "opened without tefd"; fi
@@ -66,6 +66,15 @@ grep -q "tefd unreachable" "$T/atrestfs.log" || fail "the reason is not logged"
 start_tefd
 [ "$(as_user $A $A cat "$M/f")" = fstab ] || fail "tefd back"
 ok "tefd down: open and create give EIO, nothing created, reason logged"
+
+# ---- keys renewed while the file exists (key_ttl=4) ----
+as_user $A $A sh -c "echo lasting > '$M/lasting'"
+first=$(getfattr --only-values -n user.onem2m.expires "$M/lasting")
+sleep 6
+[ "$(as_user $A $A cat "$M/lasting")" = lasting ] || fail "the key was not renewed"
+later=$(getfattr --only-values -n user.onem2m.expires "$M/lasting")
+[[ $later > $first ]] || fail "expires did not move: $first -> $later"
+ok "key_ttl=4: the key is renewed in the background ($first -> $later)"
 
 # ---- an expired key ----
 as_user $A $A sh -c "echo soon > '$M/exp'"
