@@ -364,8 +364,12 @@ int main(int argc, char **argv)
 		r = log_error_errno(EAGAIN, "cannot start the expiry sweeper");
 		goto out;
 	}
-	log_info("serving %s (CSE-ID \"%s\", CSEBase \"%s\") on %s://%s", s.db, s.csi, s.cse_rn,
-		 s.tls_cert ? "https" : "http", s.listen);
+	/* the port actually bound: "--listen 127.0.0.1:0" lets the kernel
+	 * choose, and this line tells which (tests read it) */
+	log_info("serving %s (CSE-ID \"%s\", CSEBase \"%s\") on %s://%.*s:%u", s.db, s.csi,
+		 s.cse_rn, s.tls_cert ? "https" : "http",
+		 (int)(strrchr(s.listen, ':') ? strrchr(s.listen, ':') - s.listen : 0), s.listen,
+		 httpd_port(h));
 	(void)sd_notify_send("READY=1");
 
 	for (;;) {

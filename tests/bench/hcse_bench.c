@@ -119,46 +119,46 @@ static double run(const char *url, const char *body, int ty, long want, int conn
 	return (double)done / (now() - t0);
 }
 
-/* -s HCSED: runs a fresh hcsed on a temporary database (loopback only). */
+/* -s HCSED: runs a fresh hcsed on a temporary database and a port the
+ * kernel picks (loopback only); the port is read from its log. */
 static pid_t spawn(const char *hcsed, char *dir, char *url, size_t url_len)
 {
-	static char listen[64], db[128];
-	int port = 20000 + (int)(getpid() % 20000);
+	char db[128], log[160];
 	pid_t pid;
 
 	if (!mkdtemp(dir))
 		return -1;
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	snprintf(db, sizeof(db), "%s/hcse.db", dir);
-	snprintf(url, url_len, "http://%s/cse-in", listen);
+	snprintf(log, sizeof(log), "%s/hcsed.log", dir);
 	pid = fork();
 	if (pid == 0) {
-		char log[160];
 		FILE *f;
 
 		/* the daemon goes with the benchmark, however that ends */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		snprintf(log, sizeof(log), "%s/hcsed.log", dir);
 		f = freopen(log, "a", stderr);
 		(void)f;
-		execl(hcsed, hcsed, "--listen", listen, "--db", db, "-d", (char *)NULL);
+		execl(hcsed, hcsed, "--listen", "127.0.0.1:0", "--db", db, "-d", (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 100 && pid > 0; i++) {
-		char probe[200];
+	for (int i = 0; i < 200 && pid > 0; i++) {
+		char line[512];
+		FILE *f = fopen(log, "r");
+		unsigned port = 0;
 
-		snprintf(probe, sizeof(probe), "%s", url);
-		CURL *e = curl_easy_init();
-		struct curl_slist *h = curl_slist_append(NULL, "X-M2M-RI: up");
-		h = curl_slist_append(h, "X-M2M-Origin: CAdmin");
-		curl_easy_setopt(e, CURLOPT_URL, probe);
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-		CURLcode cc = curl_easy_perform(e);
-		curl_easy_cleanup(e);
-		curl_slist_free_all(h);
-		if (cc == CURLE_OK)
+		while (f && fgets(line, sizeof(line), f)) {
+			char *p = strstr(line, " on http://127.0.0.1:");
+
+			if (p)
+				port = (unsigned)strtoul(p + strlen(" on http://127.0.0.1:"), NULL,
+							 10);
+		}
+		if (f)
+			fclose(f);
+		if (port) {
+			snprintf(url, url_len, "http://127.0.0.1:%u/cse-in", port);
 			return pid;
+		}
 		usleep(50000);
 	}
 	return -1;
