@@ -168,6 +168,11 @@ rkid=${rkid%%@*}
 key=$(curl -sf --unix-socket "$TEF_SOCK" -H "X-Atrest-On-Behalf-Of: uid=$U1;gid=$U1" \
 	"http://localhost/keys/$rkid" | $PY -c 'import json,sys; print(json.load(sys.stdin)["keyValue"])') ||
 	fail "tefd did not release w1/f0000's key to its owner"
+# an originator the ACPs do not know, at the HCSE directly
+res=$(getfattr --absolute-names --only-values -n user.onem2m.resource "$M/w1/f0000")
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-M2M-Origin: Cintruder' -H 'X-M2M-RI: t' \
+	-H 'X-M2M-RVI: 3' "http://127.0.0.1:$HCSE_PORT$res")
+[ "$code" = 403 ] || fail "hcsed answered $code to an unknown originator"
 umount_atrestfs "$M"
 
 # ---- logs an operator can read (issue 6, section 4) ----
@@ -196,6 +201,8 @@ re='failing; retrying in [0-9]+ ms: (Connection|Operation) timed out.* resumed'
 	fail "atrestfs's log does not show uploads timing out then resuming around hcsed's stop"
 grep -qE "info: key for inode [0-9]+ refused to uid $U3: denied" "$A" ||
 	fail "atrestfs's log does not show the refused read"
+grep -qE "hcsed\[[0-9]+\] notice: retrieve of '${res#/}' by 'Cintruder' from 127\.0\.0\.1 refused: .+" \
+	"$T/hcsed.log" || fail "hcsed's log does not show the refused request, by whom and why"
 grep -qE "op=retrieve rsc=4004 result=NOT_FOUND .* onbehalf=uid=$U3,gid=$U3 cred=[0-9a-f]{32} reason=forbidden" \
 	"$T/tef.db-audit.log" || fail "tefd's audit log does not show the refused read with its reason"
 bad=$(grep -vcE '^[0-9TZ:.-]+ op=[a-z_]+ rsc=[0-9]+ result=[A-Z_]+ caller=\S+ onbehalf=\S+ cred=[0-9a-f-]+ reason=\S+$' \
