@@ -7,14 +7,15 @@
 #   examples/quickstart.sh stop           stop a running quickstart
 #
 # Environment: ATREST_STATE (default ./.atrest), HCSED_LISTEN (127.0.0.1:8080),
-# DEMO_UID (1000): the unprivileged uid the demo writes and reads as.
+# DEMO_UID (1000): the unprivileged uid the demo writes and reads as,
+# ATREST_BUILD (./build): the meson build directory to use.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 state=${ATREST_STATE:-$src/.atrest}
 listen=${HCSED_LISTEN:-127.0.0.1:8080}
 demo_uid=${DEMO_UID:-1000}
-build=$src/build
+build=${ATREST_BUILD:-$src/build}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -48,7 +49,7 @@ if [ "${1:-}" = "stop" ]; then
 fi
 case "${1:-}" in
 -h | --help)
-	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 esac

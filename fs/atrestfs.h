@@ -19,6 +19,7 @@
 struct hcse_client;
 struct cache;
 struct uploader;
+struct prefetch;
 
 enum share_mode {
 	SHARE_OWNER,
@@ -111,6 +112,11 @@ struct node {
 	uint64_t content_seq; /* bumps on every change: read caches compare it */
 	uint64_t touch_clock;
 
+	/* contentInstances of other AEs (foreign.c): never stored, read-only */
+	bool foreign;
+	bool foreign_jose;
+	uint64_t foreign_checked; /* directories: when their foreign objects were listed */
+
 	/* kernel and open references */
 	uint64_t nlookup;
 	unsigned n_open;
@@ -129,6 +135,7 @@ struct fs {
 	struct tef_client *tef;
 	struct cache *cache;
 	struct uploader *up;
+	struct prefetch *pf;
 	char *ae_path; /* the AE's path relative to the CSE: "atrestfs" */
 	char *cse_rn;  /* "cse-in", for user.onem2m.resource */
 	uint64_t next_ino;
@@ -152,6 +159,8 @@ struct handle {
 	uint32_t rc_len;
 	bool rc_valid;
 	bool wrote;
+	char *fbuf; /* a foreign object's plaintext, opened for this caller */
+	size_t flen;
 };
 
 /* ---- ns.c: the namespace (every call under fs->lock) ---- */
@@ -216,11 +225,27 @@ int remote_fetch_segment(struct fs *fs, const struct node *n, uint64_t idx, uint
 int remote_fetch_manifest(struct fs *fs, const struct node *n, uint64_t version, char **ret,
 			  size_t *ret_len);
 
+/* ---- foreign.c ---- */
+/* Lists the foreign contentInstances of a directory (no lock held; rate-limited). */
+void foreign_refresh(struct fs *fs, uint64_t dir_ino, bool missing_name);
+/* Fetches and, for compact JOSE, verifies and decrypts with the caller's key. */
+int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **ret, size_t *ret_len);
+
 /* ---- uploader.c ---- */
 int uploader_start(struct fs *fs, struct uploader **ret);
 void uploader_kick(struct uploader *u);
+/* True while uploads fail for want of the HCSE (retrying with backoff). */
+bool uploader_is_offline(struct uploader *u);
 /* Stops the thread after one last pass of at most `grace_ms`. */
 struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms);
+
+/* ---- prefetch.c: parallel read-ahead of sealed segments into the cache ---- */
+int prefetch_start(struct fs *fs, struct prefetch **ret);
+struct prefetch *prefetch_stop(struct prefetch *p);
+/* Queues a fetch (no key needed: the reader verifies what lands in the cache). */
+void prefetch_queue(struct prefetch *p, uint64_t ino, uint64_t idx, uint64_t gen);
+/* Waits while that segment is queued or being fetched; true if it was. */
+bool prefetch_wait(struct prefetch *p, uint64_t ino, uint64_t idx, uint64_t gen);
 
 /* ---- the operation families (attr.c, dir.c, file.c, xattr.c) ---- */
 void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -65,11 +65,13 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 
 	pthread_mutex_lock(&fs->lock);
 	n = ns_get(fs, ino);
+	if (n && n->foreign)
+		n = NULL, r = -EROFS;
 	if (n)
 		n->n_open++; /* pin across the truncate */
 	pthread_mutex_unlock(&fs->lock);
 	if (!n) {
-		fuse_reply_err(req, ENOENT);
+		fuse_reply_err(req, r ? -r : ENOENT);
 		return;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE)

@@ -725,6 +725,14 @@ int cache_seg_read(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, ch
 	return 0;
 }
 
+bool cache_seg_exists(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
+{
+	char path[PATH_MAX];
+
+	seg_path(c, ino, idx, gen, path);
+	return access(path, F_OK) == 0;
+}
+
 void cache_seg_unlink(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
 {
 	char path[PATH_MAX];

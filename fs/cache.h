@@ -2,6 +2,7 @@
 /* The local cache: sealed segment files under cache=DIR and the SQLite index of nodes, versions and uploads. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,7 @@ int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, c
 		    size_t len);
 int cache_seg_read(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, char **ret,
 		   size_t *ret_len);
+bool cache_seg_exists(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen);
 void cache_seg_unlink(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen);
 /* Records that a segment file is present again (fetched), and its use for LRU. */
 void cache_seg_cached(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, size_t bytes);

@@ -13,6 +13,9 @@
 #include "atrestfs.h"
 #include "cache.h"
 
+/* Segments fetched ahead of a reader that missed the cache. */
+#define READAHEAD_SEGMENTS 8
+
 void data_params(const struct node *n, const struct seal_key *key, struct seal_params *p)
 {
 	*p = (struct seal_params){
@@ -164,6 +167,8 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 	int r;
 
 	r = cache_seg_read(fs->cache, n->ino, idx, gen, &compact, &len);
+	if (r == -ENOENT && prefetch_wait(fs->pf, n->ino, idx, gen))
+		r = cache_seg_read(fs->cache, n->ino, idx, gen, &compact, &len);
 	if (r == -ENOENT) {
 		r = remote_fetch_segment(fs, n, idx, gen, &compact, &len);
 		if (r < 0) {
@@ -187,10 +192,19 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 		return integrity_error(fs, n, "segment", idx, r);
 	if (plain_len != want_len)
 		return integrity_error(fs, n, "segment", idx, SEAL_E_TRUNCATED);
+	/* a sequential reader will want the next ones: fetch them in parallel */
+	for (uint64_t k = idx + 1; k <= idx + READAHEAD_SEGMENTS && k < n->n_wsegs; k++) {
+		uint64_t g = n->wsegs[k].gen;
+
+		if (g && g <= n->version && !cache_seg_exists(fs->cache, n->ino, k, g))
+			prefetch_queue(fs->pf, n->ino, k, g);
+	}
 	if (fetched) {
 		/* verified: worth keeping (clean, evictable) */
-		if (cache_seg_write(fs->cache, n->ino, idx, gen, compact, len) == 0)
+		if (cache_seg_write(fs->cache, n->ino, idx, gen, compact, len) == 0) {
 			cache_seg_cached(fs->cache, n->ino, idx, gen, len);
+			uploader_kick(fs->up); /* its pass keeps the cache bounded */
+		}
 	}
 	return 0;
 }
@@ -212,7 +226,13 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 	size_t len;
 	int r;
 
-	if (cache_pending_bytes(fs->cache) + n->seg_size > fs->opt.cache_size)
+	/* pending segments are never evicted: bound them (issue 5), counting
+	 * this file's sealed but not yet committed ones too */
+	uint64_t pending = cache_pending_bytes(fs->cache) + n->seg_size;
+	for (size_t i = 0; i < n->n_wsegs; i++)
+		if (n->wsegs[i].gen == gen)
+			pending += n->wsegs[i].len;
+	if (pending > fs->opt.cache_size)
 		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
 					 fs->opt.cache_size);
 	data_params(n, key, &p);

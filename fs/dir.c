@@ -39,6 +39,11 @@ void fs_maybe_reap(struct fs *fs, struct node *n)
 
 	if (!n->unlinked || n->nlookup > 0 || n->n_open > 0 || n->ino == 1)
 		return;
+	if (n->foreign) { /* nothing of it is stored here */
+		ns_remove(fs, n);
+		ns_node_free(n);
+		return;
+	}
 	/* the container goes, and the key once nothing references the file (issue 5) */
 	node_rn(n, rn);
 	if (asprintf(&path, "%s/%s", fs->ae_path, rn) >= 0)
@@ -69,6 +74,13 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	n = ns_lookup(fs, parent, name);
+	if (!n && strlen(name) < 256) {
+		/* perhaps another AE put it there since we last looked */
+		pthread_mutex_unlock(&fs->lock);
+		foreign_refresh(fs, parent, true);
+		pthread_mutex_lock(&fs->lock);
+		n = ns_lookup(fs, parent, name);
+	}
 	if (!n) {
 		pthread_mutex_unlock(&fs->lock);
 		/* negative entry: every change comes through this mount */
@@ -240,6 +252,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, bo
 		r = -EISDIR;
 	else if (dir && !ns_dir_is_empty(n))
 		r = -ENOTEMPTY;
+	else if (n->foreign)
+		r = -EROFS;
 	else
 		detach(fs, n);
 	pthread_mutex_unlock(&fs->lock);
@@ -302,6 +316,10 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_
 	}
 	if (t == n)
 		goto out;
+	if (n->foreign || (t && t->foreign)) {
+		r = -EROFS;
+		goto out;
+	}
 	if (S_ISDIR(n->mode) && is_below(fs, newparent, n->ino)) {
 		r = -EINVAL;
 		goto out;
@@ -367,6 +385,7 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct node *d;
 	size_t count = 2, i = 0;
 
+	foreign_refresh(fs, ino, false);
 	pthread_mutex_lock(&fs->lock);
 	d = ns_get(fs, ino);
 	if (!d || !S_ISDIR(d->mode)) {

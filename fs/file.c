@@ -30,6 +30,10 @@ static void handle_free(struct handle *h)
 	if (!h)
 		return;
 	seal_key_free(h->key);
+	if (h->fbuf) {
+		sodium_memzero(h->fbuf, h->flen);
+		free(h->fbuf);
+	}
 	if (h->rc_buf) {
 		sodium_memzero(h->rc_buf, h->node->seg_size);
 		free(h->rc_buf);
@@ -211,6 +215,53 @@ int fs_open_key(struct fs *fs, const struct caller *c, struct node *n, struct se
 	return 0;
 }
 
+/* Another AE's object: read-only, its plaintext held by this open only. */
+static void open_foreign(fuse_req_t req, struct node *n, struct fuse_file_info *fi)
+{
+	struct fs *fs = the_fs;
+	struct handle *h = NULL;
+	struct caller c;
+	char *buf = NULL;
+	size_t len = 0;
+	int r = -EROFS;
+
+	if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC)) {
+		caller_from_req(req, &c);
+		r = foreign_open(fs, &c, n, &buf, &len);
+	}
+	if (r == 0) {
+		h = handle_new(n, NULL, fi->flags);
+		if (!h)
+			r = -ENOMEM;
+	}
+	if (r < 0 || !h) {
+		if (buf) {
+			sodium_memzero(buf, len);
+			free(buf);
+		}
+		pthread_mutex_lock(&fs->lock);
+		n->n_open--;
+		fs_maybe_reap(fs, n);
+		pthread_mutex_unlock(&fs->lock);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	h->fbuf = buf;
+	h->flen = len;
+	pthread_mutex_lock(&fs->lock);
+	n->size = len;
+	pthread_mutex_unlock(&fs->lock);
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1; /* its size may have changed since the listing */
+	if (fuse_reply_open(req, fi) != 0) {
+		handle_free(h);
+		pthread_mutex_lock(&fs->lock);
+		n->n_open--;
+		fs_maybe_reap(fs, n);
+		pthread_mutex_unlock(&fs->lock);
+	}
+}
+
 void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = the_fs;
@@ -232,6 +283,10 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&fs->lock);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (n->foreign) {
+		open_foreign(req, n, fi);
 		return;
 	}
 
@@ -276,6 +331,11 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	(void)ino;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (h->fbuf) {
+		size_t o = off < 0 || (uint64_t)off > h->flen ? h->flen : (size_t)off;
+		fuse_reply_buf(req, h->fbuf + o, size < h->flen - o ? size : h->flen - o);
 		return;
 	}
 	pthread_mutex_lock(&h->node->data_lock);

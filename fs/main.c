@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* atrestfs: parses options, opens the cache and the clients, mounts, runs the FUSE loop, tears down. */
 #include <errno.h>
+#include <limits.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,14 +125,28 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
+static void raw_options_free(struct raw_options *o)
+{
+	char **strs[] = { &o->tef,	   &o->cache,	   &o->segment_size, &o->protect,
+			  &o->share,	   &o->key_ttl,	   &o->cache_size,   &o->hcse_cert,
+			  &o->hcse_key,    &o->hcse_ca,	   &o->hcse_timeout, &o->url,
+			  &o->bad };
+
+	for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: atrestfs HCSE-URL MOUNTPOINT -o tef=SOCKET,cache=DIR[,ae=NAME]\n"
-		"                [,segment_size=SIZE][,protect=confidentiality|integrity]\n"
-		"                [,share=owner|group|all][,key_ttl=SECONDS][,cache_size=SIZE]\n"
-		"                [,hcse_cert=FILE,hcse_key=FILE][,hcse_ca=FILE]\n"
-		"                [,allow_other][,default_permissions] [-f] [-d]\n"
+		"usage: atrestfs HCSE-URL MOUNTPOINT -o tef=SOCKET,cache=DIR [,ae=NAME]\n"
+		"                [,segment_size=SIZE] [,protect=confidentiality|integrity]\n"
+		"                [,share=owner|group|all] [,key_ttl=SECONDS] [,cache_size=SIZE]\n"
+		"                [,hcse_cert=FILE,hcse_key=FILE] [,hcse_ca=FILE]\n"
+		"                [,hcse_timeout=SECONDS] [,allow_other] [,default_permissions]\n"
+		"                [-f] [-d]\n"
 		"\n"
 		"Seals the files written under MOUNTPOINT into oneM2M ESData, registers their keys\n"
 		"with tefd and stores them on the Hosting CSE at HCSE-URL. See atrestfs(1).\n");
@@ -363,33 +380,35 @@ int main(int argc, char *argv[])
 	struct raw_options raw = { 0 };
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
-	_cleanup_free_ char *fsname = NULL;
+	_cleanup_free_ char *fsname = NULL, *origin = NULL;
 	struct fs fs = { 0 };
 	int fresh = 0, r, ret = 1;
 
 	if (fuse_opt_parse(&args, &raw, option_spec, opt_proc) != 0) {
 		usage(stderr);
-		return 1;
+		goto early;
 	}
-	if (raw.help) {
-		usage(stdout);
-		return 0;
-	}
-	if (raw.version) {
-		printf("atrestfs %s (FUSE %s)\n", ATREST_VERSION, fuse_pkgversion());
-		return 0;
+	if (raw.help || raw.version) {
+		if (raw.help)
+			usage(stdout);
+		else
+			printf("atrestfs %s (FUSE %s)\n", ATREST_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto early;
 	}
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		usage(stderr);
-		return 1;
+		goto early;
 	}
 	if (!cmd.mountpoint) {
 		fprintf(stderr, "atrestfs: missing MOUNTPOINT\n");
 		usage(stderr);
-		return 1;
+		goto early;
 	}
-	if (check_options(&raw, &fs.opt) < 0)
-		return 1;
+	if (check_options(&raw, &fs.opt) < 0) {
+		free(fs.opt.ae ? fs.opt.ae : raw.ae);
+		goto early;
+	}
 	fs.opt.mountpoint = cmd.mountpoint;
 	fs.opt.foreground = cmd.foreground;
 	fs.opt.debug = cmd.debug;
@@ -407,6 +426,13 @@ int main(int argc, char *argv[])
 		log_error("libsodium cannot initialise");
 		return 1;
 	}
+	/* Open files' plaintext and their keys live in this process: a core
+	 * dump would put them on the gateway's disk (DESIGN.md, Secrets). */
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) < 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		log_error_errno(-errno, "cannot disable core dumps");
+		return 1;
+	}
 
 	the_fs = &fs;
 	pthread_mutex_init(&fs.lock, NULL);
@@ -417,7 +443,6 @@ int main(int argc, char *argv[])
 	if (r < 0)
 		goto out;
 	struct hcse_tls tls = { fs.opt.hcse_cert, fs.opt.hcse_key, fs.opt.hcse_ca };
-	_cleanup_free_ char *origin = NULL;
 	if (asprintf(&origin, "C%s", fs.opt.ae) < 0)
 		goto out;
 	r = hcse_client_new(fs.opt.hcse_url, origin, &tls, fs.opt.hcse_timeout_ms, &fs.hcse);
@@ -462,6 +487,11 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot start the uploader");
 		goto out_unmount;
 	}
+	r = prefetch_start(&fs, &fs.pf);
+	if (r < 0) {
+		log_error_errno(r, "cannot start the read-ahead threads");
+		goto out_unmount;
+	}
 	log_info("mounted '%s' on '%s' (AE '%s', cache '%s')", fs.opt.hcse_url, cmd.mountpoint,
 		 fs.opt.ae, fs.opt.cache);
 
@@ -469,7 +499,10 @@ int main(int argc, char *argv[])
 	if (!loop)
 		goto out_unmount;
 	fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
-	fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+	/* UINT_MAX is fuse_parse_cmdline()'s "not given": libfuse 3.14 would
+	 * print a spurious warning for it */
+	if (cmd.max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 	if (cmd.max_threads > 0 && cmd.max_threads <= 100000)
 		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
 	ret = fuse_session_loop_mt(se, loop) != 0;
@@ -477,6 +510,7 @@ int main(int argc, char *argv[])
 
 out_unmount:
 	fuse_session_unmount(se);
+	fs.pf = prefetch_stop(fs.pf);
 	/* unmount flushes what it can; the rest stays queued in the index */
 	fs.up = uploader_stop(fs.up, 3000);
 out_signals:
@@ -491,22 +525,11 @@ out:
 	fs.tef = tef_client_free(fs.tef);
 	fs.hcse = hcse_client_free(fs.hcse);
 	fs.cache = cache_close(fs.cache);
+	free(fs.opt.ae);
+	pthread_mutex_destroy(&fs.lock);
+early:
 	fuse_opt_free_args(&args);
 	free(cmd.mountpoint);
-	free(raw.url);
-	free(raw.bad);
-	free(raw.tef);
-	free(raw.cache);
-	free(fs.opt.ae);
-	free(raw.segment_size);
-	free(raw.protect);
-	free(raw.share);
-	free(raw.key_ttl);
-	free(raw.cache_size);
-	free(raw.hcse_cert);
-	free(raw.hcse_key);
-	free(raw.hcse_ca);
-	free(raw.hcse_timeout);
-	pthread_mutex_destroy(&fs.lock);
+	raw_options_free(&raw);
 	return ret;
 }

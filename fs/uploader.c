@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The uploader: pushes committed versions to the HCSE (segments, manifest, labels, then deletions), resuming from the index. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,16 +19,21 @@
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 30000
 #define IDLE_MS 5000
+/* key renewal when key_ttl is not set: tefd's default is long; renew a week ahead */
+#define RENEW_DEFAULT_TTL (30 * 86400)
+#define RENEW_DEFAULT_AHEAD (7 * 86400)
 
 struct uploader {
 	struct fs *fs;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stop;
+	atomic_bool stop; /* also read without the lock between requests */
+	atomic_bool offline;
 	bool kicked;
 	bool ae_ok;
 	unsigned backoff_ms;
+	int64_t last_renewal;
 	unsigned grace_ms;
 };
 
@@ -39,6 +45,11 @@ void uploader_kick(struct uploader *u)
 	u->kicked = true;
 	pthread_cond_signal(&u->cond);
 	pthread_mutex_unlock(&u->lock);
+}
+
+bool uploader_is_offline(struct uploader *u)
+{
+	return u && atomic_load(&u->offline);
 }
 
 /* Pushes the labels of a node as they are now; clears meta_dirty if nothing changed meanwhile. */
@@ -107,6 +118,11 @@ static int put_cin(struct fs *fs, const char *parent, const char *rn, const char
 	return hcse_create_cin(fs->hcse, parent, rn, CNF_JOSE, con, len, NULL, 0, NULL);
 }
 
+static bool stopping(const struct fs *fs)
+{
+	return fs->up && atomic_load(&fs->up->stop);
+}
+
 static int sync_node(struct fs *fs, uint64_t ino)
 {
 	_cleanup_free_ char *path = NULL, *manifest = NULL;
@@ -151,6 +167,9 @@ static int sync_node(struct fs *fs, uint64_t ino)
 		char rn[64];
 		size_t len;
 
+		/* stopping: what is left stays queued for the next start */
+		if (stopping(fs))
+			return 0;
 		r = cache_seg_read(fs->cache, ino, idx[i], gen[i], &con, &len);
 		if (r == -ENOENT)
 			continue; /* superseded meanwhile */
@@ -250,6 +269,61 @@ static int run_gc(struct fs *fs)
 	}
 }
 
+/*
+ * Issue 5: a file's key lives as long as the file, unless its owner chose
+ * an expiry (user.onem2m.expires). Registrations close to their end are
+ * renewed on the owner's behalf.
+ */
+static void renew_keys(struct uploader *u)
+{
+	struct fs *fs = u->fs;
+	int64_t now = (int64_t)time(NULL);
+	int64_t ttl = fs->opt.key_ttl ? (int64_t)fs->opt.key_ttl : RENEW_DEFAULT_TTL;
+	int64_t ahead = fs->opt.key_ttl ? ttl / 2 : RENEW_DEFAULT_AHEAD;
+	struct due {
+		uint64_t ino;
+		uid_t uid;
+		gid_t gid;
+		char rkid[64];
+	} due[64];
+	size_t n = 0;
+
+	if (now - u->last_renewal < (fs->opt.key_ttl && ttl < 60 ? 1 : 30))
+		return;
+	u->last_renewal = now;
+	pthread_mutex_lock(&fs->lock);
+	for (size_t b = 0; b < fs->n_buckets && n < ELEMENTSOF(due); b++)
+		for (struct node *x = fs->by_ino[b]; x && n < ELEMENTSOF(due); x = x->h_ino_next)
+			if (S_ISREG(x->mode) && !x->foreign && !x->unlinked && !x->expires &&
+			    x->rkid && x->key_expires && x->key_expires - now < ahead &&
+			    x->key_expires > now) {
+				due[n] = (struct due){ .ino = x->ino, .uid = x->uid, .gid = x->gid };
+				snprintf(due[n].rkid, sizeof(due[n].rkid), "%s", x->rkid);
+				n++;
+			}
+	pthread_mutex_unlock(&fs->lock);
+
+	for (size_t i = 0; i < n && !atomic_load(&u->stop); i++) {
+		struct tef_identity id = { .uid = due[i].uid, .gid = due[i].gid };
+		struct tef_update_req req = { .set_expiration = true, .expiration = now + ttl };
+		struct tef_registration *reg = NULL;
+		int r = tef_update(fs->tef, &id, due[i].rkid, &req, &reg, NULL);
+
+		if (r < 0) {
+			log_warning_errno(r, "cannot renew the key of inode %" PRIu64, due[i].ino);
+			continue;
+		}
+		pthread_mutex_lock(&fs->lock);
+		struct node *x = ns_get(fs, due[i].ino);
+		if (x && reg) {
+			x->key_expires = reg->expiration;
+			cache_node_save(fs->cache, x);
+		}
+		pthread_mutex_unlock(&fs->lock);
+		tef_registration_free(reg);
+	}
+}
+
 static int pass(struct uploader *u)
 {
 	struct fs *fs = u->fs;
@@ -266,7 +340,7 @@ static int pass(struct uploader *u)
 	r = cache_dirty_nodes(fs->cache, &inos, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !atomic_load(&u->stop); i++) {
 		r = sync_node(fs, inos[i]);
 		if (hcse_is_unreachable(r))
 			return r;
@@ -277,6 +351,7 @@ static int pass(struct uploader *u)
 	if (r < 0)
 		return r;
 	cache_evict(fs->cache);
+	renew_keys(u);
 	return 0;
 }
 
@@ -313,6 +388,7 @@ static void *uploader_main(void *arg)
 		if (stop)
 			break;
 		r = pass(u);
+		atomic_store(&u->offline, hcse_is_unreachable(r));
 		if (r < 0) {
 			/* retries with backoff; everything stays queued in the index */
 			u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -339,7 +415,9 @@ static void *uploader_main(void *arg)
 		if (u->backoff_ms)
 			log_info("uploads to the HCSE resumed");
 		u->backoff_ms = 0;
-		wait_ms(u, IDLE_MS);
+		/* short key lifetimes need renewal passes more often than that */
+		uint64_t ttl = u->fs->opt.key_ttl;
+		wait_ms(u, ttl && ttl * 250 < IDLE_MS ? (unsigned)ttl * 250 : IDLE_MS);
 	}
 	return NULL;
 }

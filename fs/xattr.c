@@ -66,6 +66,11 @@ static int xattr_value(struct fs *fs, struct node *n, const char *name, char **r
 	if (strcmp(name, X_RESOURCE) == 0) {
 		if (S_ISLNK(n->mode))
 			return -ENODATA;
+		if (n->foreign) {
+			k = asprintf(ret, "/%s/%s/i%" PRIu64 "/%s", fs->cse_rn, fs->ae_path, n->parent,
+				     n->name);
+			return k < 0 ? -ENOMEM : 0;
+		}
 		k = asprintf(ret, "/%s/%s/i%" PRIu64, fs->cse_rn, fs->ae_path, n->ino);
 		return k < 0 ? -ENOMEM : 0;
 	}
@@ -79,17 +84,21 @@ static int xattr_value(struct fs *fs, struct node *n, const char *name, char **r
 		if (!n->cred_id)
 			return -ENODATA;
 		*ret = strdup(n->cred_id);
-	} else if (strcmp(name, X_TARGETS) == 0)
+	} else if (strcmp(name, X_TARGETS) == 0) {
+		if (n->foreign)
+			return -ENODATA; /* another AE's registration: not ours to show */
 		*ret = strdup(n->targets ? n->targets : "");
-	else if (strcmp(name, X_EXPIRES) == 0) {
+	} else if (strcmp(name, X_EXPIRES) == 0) {
 		int64_t t = n->expires ? n->expires : n->key_expires;
 		if (!t)
 			return -ENODATA;
 		format_time(t, buf);
 		*ret = strdup(buf);
-	} else if (strcmp(name, X_PROTECTION) == 0)
+	} else if (strcmp(name, X_PROTECTION) == 0) {
+		if (n->foreign && !n->foreign_jose)
+			return -ENODATA;
 		*ret = strdup(n->protection == SEAL_INTEGRITY ? "integrity" : "confidentiality");
-	else
+	} else
 		return -ENODATA;
 	return *ret ? 0 : -ENOMEM;
 }
@@ -188,7 +197,9 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (!S_ISREG(n->mode))
+	if (n->foreign)
+		r = -EROFS;
+	else if (!S_ISREG(n->mode))
 		r = -ENOTSUP;
 	else if (c.uid != n->uid) /* DESIGN.md 7: the owner edits the registration */
 		r = -EPERM;

@@ -2,6 +2,7 @@
 /* The Hosting CSE engine: addressing, the generic CRUD procedures of TS-0004 7.3, result content. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include "resource.h"
 
 #define ET_FOREVER 253402300799LL /* 99991231T235959 */
+#define HCSE_DEFAULT_CHILDREN 1000
+#define HCSE_MAX_CHILDREN 10000
 
 static const struct resource_type *const types[] = {
 	&resource_type_acp, &resource_type_ae,	&resource_type_cnt,
@@ -573,6 +576,20 @@ static int check_acpi(struct hcse_ctx *ctx, json_t *acpi)
 	return 0;
 }
 
+/* Attributes, labels and acpi of a Create or Update content (TS-0004 7.3.3.x). */
+static int check_content(struct hcse_ctx *ctx, const struct resource_type *type, json_t *in,
+			 bool create)
+{
+	int r = validate_attrs(ctx, type, in, create);
+
+	if (r >= 0)
+		r = check_labels(ctx, json_object_get(in, "lbl"));
+	if (r >= 0)
+		/* acpi: null and [] remove it; unknown ACPs are refused (4000) */
+		r = check_acpi(ctx, json_object_get(in, "acpi"));
+	return r;
+}
+
 /* The single "m2m:xxx" member of a request Content, or a ctx_fail. */
 static int content_of(struct hcse_ctx *ctx, const struct resource_type *type, json_t **ret)
 {
@@ -660,8 +677,17 @@ static int collect_children(struct hcse_ctx *ctx, struct render *rd, const struc
 			    int rcn, json_t *out)
 {
 	const struct hcse_filter *fc = &ctx->req->fc;
+	/* children are returned in full (con included for rcn 4/8): a local
+	 * policy bounds how many, so one Retrieve cannot load a container of
+	 * any size into memory (TS-0004 7.3.3.17: lim; 1,000 when absent) */
 	struct child_ctx c = {
-		.ctx = ctx, .rd = rd, .rcn = rcn, .out = out, .skip = fc->ofst, .left = fc->lim,
+		.ctx = ctx,
+		.rd = rd,
+		.rcn = rcn,
+		.out = out,
+		.skip = fc->ofst,
+		.left = fc->lim < 0 ? HCSE_DEFAULT_CHILDREN
+				    : fc->lim > HCSE_MAX_CHILDREN ? HCSE_MAX_CHILDREN : fc->lim,
 	};
 
 	return store_children(ctx->t, res->ri, fc->n_tys == 1 ? fc->tys[0] : 0, false,
@@ -842,6 +868,28 @@ static void queue_event(struct hcse_ctx *ctx, json_t *sub, json_t *sgn)
 	json_decref(urls);
 }
 
+/* expirationCounter (TS-0004 7.4.8.1): each notification counts down; at 0
+ * the subscription is deleted (which sends its subscriptionDeletion). */
+static int count_down(struct hcse_ctx *ctx, const char *path)
+{
+	struct store_res sub = {0};
+	int r = store_get_by_path(ctx->t, path, false, &sub);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	json_int_t left = json_integer_value(json_object_get(sub.attrs, "exc")) - 1;
+	if (left <= 0)
+		r = resource_delete(ctx, &sub);
+	else {
+		json_object_set_new(sub.attrs, "exc", json_integer(left));
+		r = store_update(ctx->t, &sub);
+	}
+	store_res_clear(&sub);
+	return r;
+}
+
 int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep)
 {
 	json_t *first = json_object_iter_value(json_object_iter(rep));
@@ -872,6 +920,8 @@ int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int n
 		if (sgn)
 			queue_event(ctx, sub, sgn);
 		json_decref(sgn);
+		if (r >= 0 && json_object_get(attrs, "exc"))
+			r = count_down(ctx, json_string_value(json_object_get(sub, "path")));
 	}
 	json_decref(s.subs);
 	return r;
@@ -904,7 +954,7 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		if (r == 0) {
 			cnt.cni = cnt.cni > 0 ? cnt.cni - 1 : 0;
 			cnt.cbs = cnt.cbs > res->cs ? cnt.cbs - res->cs : 0;
-			r = store_update(ctx->t, &cnt);
+			r = store_update_counters(ctx->t, &cnt);
 		}
 		store_res_clear(&cnt);
 		if (r < 0 && r != -ENOENT)
@@ -944,10 +994,13 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		store_res_clear(&parent);
 	}
 	r = store_delete_subtree(ctx->t, res->path);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	ctx->n_created -= r;
+	return 0;
 }
 
-int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt)
+int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters)
 {
 	json_t *mni = json_object_get(cnt->attrs, "mni"), *mbs = json_object_get(cnt->attrs, "mbs");
 
@@ -966,13 +1019,15 @@ int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt)
 			return r;
 		}
 		r = store_delete_subtree(ctx->t, old.path);
+		if (r > 0)
+			ctx->n_created -= r;
 		cnt->cni = cnt->cni > 0 ? cnt->cni - 1 : 0;
 		cnt->cbs = cnt->cbs > old.cs ? cnt->cbs - old.cs : 0;
 		store_res_clear(&old);
 		if (r < 0)
 			return r;
 	}
-	return store_update(ctx->t, cnt);
+	return only_counters ? store_update_counters(ctx->t, cnt) : store_update(ctx->t, cnt);
 }
 
 /* ---- the operations ------------------------------------------------------ */
@@ -1039,13 +1094,7 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r < 0)
 			return r;
 	}
-	r = validate_attrs(ctx, type, in, true);
-	if (r < 0)
-		return r;
-	r = check_labels(ctx, json_object_get(in, "lbl"));
-	if (r < 0)
-		return r;
-	r = check_acpi(ctx, json_object_get(in, "acpi"));
+	r = check_content(ctx, type, in, true);
 	if (r < 0)
 		return r;
 	if ((unsigned)parent.depth + 1 > conf->max_depth)
@@ -1123,26 +1172,22 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r != -ENOENT)
 			return r;
 	}
-	if (conf->max_resources) {
-		int64_t n;
-
-		r = store_count(t, &n);
-		if (r < 0)
-			return r;
-		if ((uint64_t)n >= conf->max_resources)
-			return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource limit reached");
-	}
+	/* a counter, not count(*): concurrent creates may pass it by a few */
+	if (conf->max_resources &&
+	    (uint64_t)(atomic_load(&ctx->cse->n_resources) + ctx->n_created) >= conf->max_resources)
+		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource limit reached");
 	r = store_insert(t, &res);
 	if (r == -EEXIST)
 		return ctx_fail(ctx, RSC_CONFLICT, "resource exists");
 	if (r < 0)
 		return r;
+	ctx->n_created++;
 
 	if (type->ty == TY_CIN) {
 		/* TS-0004 7.4.7.2.1: cni/cbs/st of the container, then eviction */
 		parent.cni++;
 		parent.cbs += res.cs;
-		r = resource_cnt_evict(ctx, &parent);
+		r = resource_cnt_evict(ctx, &parent, true);
 		if (r < 0)
 			return r;
 	}
@@ -1242,14 +1287,7 @@ static int op_update(struct store_txn *t, void *userdata)
 	r = content_of(ctx, type, &in);
 	if (r < 0)
 		return r;
-	r = validate_attrs(ctx, type, in, false);
-	if (r < 0)
-		return r;
-	r = check_labels(ctx, json_object_get(in, "lbl"));
-	if (r < 0)
-		return r;
-	/* acpi: null and [] remove it; unknown ACPs are refused (4000) */
-	r = check_acpi(ctx, json_object_get(in, "acpi"));
+	r = check_content(ctx, type, in, false);
 	if (r < 0)
 		return r;
 	json_object_foreach(in, key, v) {
@@ -1274,7 +1312,7 @@ static int op_update(struct store_txn *t, void *userdata)
 	}
 	if (res.ty == TY_CNT) {
 		res.st++; /* stateTag: every modification (TS-0004 7.4.6.1) */
-		r = resource_cnt_evict(ctx, &res); /* also stores res */
+		r = resource_cnt_evict(ctx, &res, false); /* also stores res */
 	} else
 		r = store_update(t, &res);
 	if (r < 0)
@@ -1357,11 +1395,21 @@ static int verify_subscription(struct op *o)
 	_cleanup_free_ char *sur = NULL;
 	size_t i;
 
+	struct store_res parent = {0};
+	int r;
+
 	if (!json_is_array(nu) || !urls)
 		return 0; /* the Create itself reports the bad content */
+	r = resolve(ctx, ctx->req->to, false, false, &parent, NULL);
+	if (r < 0) {
+		ctx->rsc = 0; /* likewise */
+		return r == -EPROTO ? 0 : r;
+	}
 	random_id("sub", o->ri);
-	if (asprintf(&sur, "%s/%s", ctx->req->to ? ctx->req->to : "",
-		     json_is_string(rn) ? json_string_value(rn) : o->ri) < 0)
+	/* the structured address, as in the notifications that follow */
+	r = asprintf(&sur, "%s/%s", parent.path, json_is_string(rn) ? json_string_value(rn) : o->ri);
+	store_res_clear(&parent);
+	if (r < 0)
 		return -ENOMEM;
 	json_array_foreach(nu, i, v) {
 		if (!json_is_string(v))
@@ -1400,6 +1448,12 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 
 	hcse_format_time(o.ctx.now, o.ctx.nowstr);
 	*resp = (struct hcse_response){.rsc = RSC_INTERNAL_SERVER_ERROR};
+	/* "/id-in/Cx" (SP-relative AE-ID of this CSE) is the same originator
+	 * as "Cx" (TS-0001 7.2) */
+	size_t csi_len = strlen(cse->csi);
+	if (strncmp(o.ctx.fr, cse->csi, csi_len) == 0 && o.ctx.fr[csi_len] == '/' &&
+	    o.ctx.fr[csi_len + 1])
+		o.ctx.fr += csi_len + 1;
 	if (req->rvi && !is_supported_rvi(req->rvi)) {
 		hcse_response_error(resp, RSC_RELEASE_VERSION_NOT_SUPPORTED,
 				    "release version not supported");
@@ -1439,8 +1493,10 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 	} else if (r < 0) {
 		log_warning_errno(r, "request failed");
 		hcse_response_error(resp, RSC_INTERNAL_SERVER_ERROR, "internal error");
-	} else
+	} else {
+		atomic_fetch_add(&cse->n_resources, o.ctx.n_created);
 		flush_events(cse, o.ctx.events);
+	}
 	json_decref(o.ctx.events);
 }
 
@@ -1498,8 +1554,10 @@ int hcse_expire(struct hcse *cse, int64_t now)
 	e.ctx.events = json_array();
 	hcse_format_time(now, e.ctx.nowstr);
 	r = store_write(cse->store, expire_txn, &e);
-	if (r >= 0)
+	if (r >= 0) {
+		atomic_fetch_add(&cse->n_resources, e.ctx.n_created);
 		flush_events(cse, e.ctx.events);
+	}
 	json_decref(e.ctx.events);
 	json_decref(e.paths);
 	return r < 0 ? r : e.count;
@@ -1540,6 +1598,16 @@ static int ensure_cse_base(struct store_txn *t, void *userdata)
 	return r;
 }
 
+static int count_resources(struct store_txn *t, void *userdata)
+{
+	struct hcse *cse = userdata;
+	int64_t n = 0;
+	int r = store_count(t, &n);
+
+	atomic_store(&cse->n_resources, n);
+	return r;
+}
+
 int hcse_new(const struct hcse_config *config, struct hcse **ret)
 {
 	struct hcse *cse = calloc(1, sizeof(*cse));
@@ -1576,6 +1644,8 @@ int hcse_new(const struct hcse_config *config, struct hcse **ret)
 	r = store_open(cse->db_path, &cse->store);
 	if (r >= 0)
 		r = store_write(cse->store, ensure_cse_base, cse);
+	if (r >= 0)
+		r = store_read(cse->store, count_resources, cse);
 	if (r >= 0 && cse->config.notify)
 		r = notifier_new(cse->csi, &cse->notifier);
 	if (r < 0) {

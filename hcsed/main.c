@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "atrest/conf.h"
 #include "atrest/httpd.h"
 #include "atrest/log.h"
+#include "atrest/sd_notify.h"
 #include "hcse.h"
 #include "http.h"
 
@@ -48,7 +50,7 @@ static void usage(FILE *f)
 	fputs("usage: hcsed [--listen HOST:PORT] [--db FILE] [--cse-rn NAME] [--cse-ri ID]\n"
 	      "             [--csi /ID] [--admin ORIGINATOR] [--max-body BYTES]\n"
 	      "             [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--threads N]\n"
-	      "             [--allow-plain] [-c CONFIG] [-d]\n",
+	      "             [--allow-plain] [-c CONFIG] [-d] [-v]\n",
 	      f);
 }
 
@@ -91,7 +93,7 @@ static int apply(struct settings *s, const char *key, const char *value)
 	if (strcmp(key, "max-depth") == 0)
 		return conf_parse_u64(value, 2, 64, &s->max_depth);
 	if (strcmp(key, "max-resources") == 0)
-		return conf_parse_u64(value, 10, UINT64_C(1) << 40, &s->max_resources);
+		return conf_parse_u64(value, 2, UINT64_C(1) << 40, &s->max_resources);
 	if (strcmp(key, "max-labels") == 0)
 		return conf_parse_u64(value, 1, 4096, &s->max_labels);
 	if (strcmp(key, "max-label-len") == 0)
@@ -142,14 +144,14 @@ static bool is_loopback(const char *listen)
 	return false;
 }
 
-static volatile sig_atomic_t stopping;
+static atomic_bool stopping; /* set by main, read by the sweeper */
 
 static void *sweeper(void *userdata)
 {
 	struct hcse *cse = userdata;
 
 	/* expirationTime (TS-0004 9.6.1.3): expired resources are removed */
-	while (!stopping) {
+	while (!atomic_load(&stopping)) {
 		int r = hcse_expire(cse, time(NULL));
 
 		if (r < 0)
@@ -189,13 +191,15 @@ int main(int argc, char **argv)
 		{"tls-ca", required_argument, NULL, 'A'},
 		{"threads", required_argument, NULL, 't'},
 		{"allow-plain", no_argument, NULL, 'P'},
+		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct settings s = {
 		.max_body = 64 * 1024 * 1024, /* issue 4: default 64 MiB */
-		.threads = 4,
+		/* requests mostly wait on fsync: more threads, bigger group commits */
+		.threads = 16,
 		.notify = true,
 	};
 	const char *config = NULL;
@@ -212,7 +216,7 @@ int main(int argc, char **argv)
 	/* first pass: -c and -d only; the config is read before the options
 	 * so that the command line wins */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dhv", opts, NULL)) != -1) {
 		if (c == 'c')
 			config = optarg;
 		else if (c == 'd')
@@ -232,7 +236,7 @@ int main(int argc, char **argv)
 	}
 	opterr = 1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dhv", opts, NULL)) != -1) {
 		const char *key = NULL;
 
 		switch (c) {
@@ -248,6 +252,7 @@ int main(int argc, char **argv)
 		case 'A': key = "tls-ca"; break;
 		case 't': key = "threads"; break;
 		case 'P': s.allow_plain = true; break;
+		case 'v': log_set_max_level(LOG_DEBUG); break;
 		case 'c':
 		case 'd':
 			break;
@@ -342,6 +347,7 @@ int main(int argc, char **argv)
 	}
 	log_info("serving %s (CSE-ID \"%s\", CSEBase \"%s\") on %s://%s", s.db, s.csi, s.cse_rn,
 		 s.tls_cert ? "https" : "http", s.listen);
+	(void)sd_notify_send("READY=1");
 
 	for (;;) {
 		if (sigwait(&mask, &sig) != 0)
@@ -350,7 +356,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	log_info("stopping on signal %d", sig);
-	stopping = 1;
+	(void)sd_notify_send("STOPPING=1");
+	atomic_store(&stopping, true);
 	h = httpd_stop(h);
 	pthread_join(sweep, NULL);
 out:

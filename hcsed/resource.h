@@ -17,6 +17,7 @@ struct hcse {
 	char *cse_rn, *cse_ri, *csi, *admin, *db_path;
 	struct store *store;
 	struct notifier *notifier;
+	_Atomic int64_t n_resources; /* committed resources, for max_resources */
 };
 
 /* One request being executed (inside one store transaction). */
@@ -30,7 +31,7 @@ struct hcse_ctx {
 	int rsc;      /* set with the -EPROTO a failing step returns */
 	char dbg[256];
 	json_t *events; /* notifications to send once the transaction is durable */
-	int64_t n_created;
+	int64_t n_created; /* resources created minus deleted, applied on commit */
 };
 
 /* Records rsc and a debug message; returns -EPROTO for `return ctx_fail(...)`. */
@@ -93,8 +94,9 @@ json_t *resource_to_json(const struct hcse *cse, const struct store_res *res);
  * asks for (container counters, subscription notifications). */
 int resource_delete(struct hcse_ctx *ctx, struct store_res *res);
 
-/* Container eviction (TS-0004 7.4.6/7.4.7: mni, mbs); called after a change. */
-int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt);
+/* Container eviction (TS-0004 7.4.6/7.4.7: mni, mbs); called after a change,
+ * then stores cnt (all of it, or only its counters when only_counters). */
+int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters);
 
 /* Queues notifications for the subscriptions under `subject` (TS-0004
  * 7.5.1.2.x): net is the notificationEventType, rep the representation. */

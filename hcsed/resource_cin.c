@@ -73,6 +73,11 @@ static int cin_create(struct hcse_ctx *ctx, struct store_res *parent, struct sto
 	/* TS-0004 7.4.7.2.1: content larger than the container's mbs -> NOT_ACCEPTABLE */
 	if (mbs && req->con_size > json_integer_value(mbs))
 		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "content larger than the container's mbs");
+	/* maxInstanceAge (TS-0004 7.4.6.1): an instance lives at most mia
+	 * seconds, so its expirationTime is capped; the sweeper removes it */
+	json_t *mia = json_object_get(parent->attrs, "mia");
+	if (mia && ctx->now + json_integer_value(mia) < res->et)
+		res->et = ctx->now + json_integer_value(mia);
 	json_object_del(res->attrs, "con"); /* the placeholder of the parse */
 	res->con = (char *)req->con;
 	res->con_len = req->con_len;

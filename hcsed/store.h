@@ -85,6 +85,9 @@ int store_insert(struct store_txn *t, struct store_res *r);
 /* Writes back attrs, et, counters and labels of r (found by r->seq). */
 int store_update(struct store_txn *t, const struct store_res *r);
 
+/* Writes back only cni, cbs and st of r (a contentInstance came or went). */
+int store_update_counters(struct store_txn *t, const struct store_res *r);
+
 /* Deletes the resource at path and everything below it. Returns the count. */
 int store_delete_subtree(struct store_txn *t, const char *path);
 

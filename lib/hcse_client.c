@@ -369,6 +369,32 @@ static int reply_errno(const struct reply *r, int *ret_rsc)
 	return errno_from_http(r->http);
 }
 
+/*
+ * Performs a request with a text body (may be NULL); on success *ret_raw
+ * (if asked) takes the response body (malloc'd, NUL-terminated, may be NULL).
+ */
+static int call_text(struct hcse_client *c, const char *method, const char *path,
+		     const char *query, int ty, const char *text, char **ret_raw, size_t *ret_len,
+		     int *ret_rsc)
+{
+	struct reply r;
+	int e;
+
+	if (ret_rsc)
+		*ret_rsc = 0;
+	e = request(c, method, path, query, ty, text, &r);
+	if (e < 0)
+		return e;
+	e = reply_errno(&r, ret_rsc);
+	if (e == 0 && ret_raw) {
+		*ret_raw = r.body.data;
+		*ret_len = r.body.len;
+		r.body.data = NULL;
+	}
+	reply_done(&r);
+	return e;
+}
+
 /* Performs a request, returns the translated result; *ret_json gets the parsed body if asked. */
 static int call(struct hcse_client *c, const char *method, const char *path, const char *query,
 		int ty, json_t *body, json_t **ret_json, int *ret_rsc)
@@ -511,19 +537,42 @@ int hcse_update_labels(struct hcse_client *c, const char *path, int ty, const ch
 	return call(c, "PUT", path, NULL, 0, body, NULL, ret_rsc);
 }
 
+/* True for text JSON carries verbatim in a string: compact JOSE and base64 are. */
+static bool is_plain_json_text(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* Where `"con":""` sits in a compact dump: the position of its closing quote. */
+static const char *find_empty_con(const char *text)
+{
+	const char *p = strstr(text, "\"con\":\"\"");
+
+	return p ? p + 7 : NULL;
+}
+
 int hcse_create_cin(struct hcse_client *c, const char *parent, const char *rn, const char *cnf,
 		    const char *con, size_t con_len, const char *const *labels, size_t n_labels,
 		    int *ret_rsc)
 {
 	_cleanup_json_ json_t *body = NULL;
+	_cleanup_free_ char *text = NULL, *full = NULL;
+	bool splice = is_plain_json_text(con, con_len);
+	const char *at;
 	json_t *inner;
 
 	inner = json_object();
 	if (!inner)
 		return -ENOMEM;
+	/* a segment is a megabyte of base64url: serialised around, not through, jansson */
 	if ((rn && json_object_set_new(inner, "rn", json_string(rn)) < 0) ||
 	    (cnf && json_object_set_new(inner, "cnf", json_string(cnf)) < 0) ||
-	    json_object_set_new(inner, "con", json_stringn(con, con_len)) < 0 ||
+	    json_object_set_new(inner, "con", splice ? json_string("") : json_stringn(con, con_len)) < 0 ||
 	    (n_labels > 0 && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0)) {
 		json_decref(inner);
 		return -ENOMEM;
@@ -531,7 +580,24 @@ int hcse_create_cin(struct hcse_client *c, const char *parent, const char *rn, c
 	body = wrap("cin", inner);
 	if (!body)
 		return -ENOMEM;
-	return call(c, "POST", parent, NULL, 4, body, NULL, ret_rsc);
+	text = json_dumps(body, JSON_COMPACT);
+	if (!text)
+		return -ENOMEM;
+	if (splice) {
+		size_t tl = strlen(text), head;
+
+		at = find_empty_con(text);
+		if (!at)
+			return -EINVAL;
+		head = (size_t)(at - text);
+		full = malloc(tl + con_len + 1);
+		if (!full)
+			return -ENOMEM;
+		memcpy(full, text, head);
+		memcpy(full + head, con, con_len);
+		memcpy(full + head + con_len, at, tl - head + 1);
+	}
+	return call_text(c, "POST", parent, NULL, 4, full ? full : text, NULL, NULL, ret_rsc);
 }
 
 int hcse_retrieve(struct hcse_client *c, const char *path, json_t **ret, int *ret_ty, int *ret_rsc)
@@ -561,27 +627,64 @@ int hcse_retrieve(struct hcse_client *c, const char *path, json_t **ret, int *re
 int hcse_retrieve_cin(struct hcse_client *c, const char *path, char **ret_con, size_t *ret_len,
 		      char **ret_cnf, int *ret_rsc)
 {
-	_cleanup_json_ json_t *cin = NULL;
-	_cleanup_free_ char *con = NULL, *cnf = NULL;
-	json_t *jcon, *jcnf;
-	int ty = 0, r;
+	_cleanup_free_ char *raw = NULL, *con = NULL, *cnf = NULL;
+	_cleanup_json_ json_t *resp = NULL;
+	const char *p, *q = NULL, *key;
+	json_error_t jerr;
+	json_t *cin = NULL, *jcon, *jcnf, *v;
+	size_t len = 0, con_len = 0;
+	int r;
 
-	r = hcse_retrieve(c, path, &cin, &ty, ret_rsc);
+	r = call_text(c, "GET", path, NULL, 0, NULL, &raw, &len, ret_rsc);
 	if (r < 0)
 		return r;
-	jcon = json_object_get(cin, "con");
-	if ((ty != 0 && ty != 4) || !json_is_string(jcon))
+	if (!raw)
 		return -EBADMSG;
-	con = strndup(json_string_value(jcon), json_string_length(jcon));
-	if (!con)
-		return -ENOMEM;
+	/*
+	 * The con of a sealed object is a megabyte of base64url: it is cut out
+	 * of the text before jansson parses the rest. `"con":"` outside a string
+	 * can only be a member name (quotes inside strings are escaped).
+	 */
+	p = strstr(raw, "\"con\":\"");
+	if (p) {
+		p += 7;
+		q = p;
+		while (*q && *q != '"' && *q != '\\')
+			q++;
+		if (*q == '"') {
+			con_len = (size_t)(q - p);
+			con = strndup(p, con_len);
+			if (!con)
+				return -ENOMEM;
+			memmove((char *)p, q, strlen(q) + 1); /* leaves "con":"" */
+			len -= con_len;
+		}
+	}
+	resp = json_loadb(raw, len, 0, &jerr);
+	if (!json_is_object(resp) || json_object_size(resp) != 1)
+		return -EBADMSG;
+	json_object_foreach(resp, key, v)
+		if (strcmp(key, "m2m:cin") == 0)
+			cin = v;
+	if (!json_is_object(cin))
+		return -EBADMSG;
+	jcon = json_object_get(cin, "con");
+	if (!json_is_string(jcon))
+		return -EBADMSG;
+	if (!con) {
+		/* escaped or unusual text: the slow, exact way */
+		con_len = json_string_length(jcon);
+		con = strndup(json_string_value(jcon), con_len);
+		if (!con)
+			return -ENOMEM;
+	}
 	jcnf = json_object_get(cin, "cnf");
 	if (ret_cnf && json_is_string(jcnf)) {
 		cnf = strdup(json_string_value(jcnf));
 		if (!cnf)
 			return -ENOMEM;
 	}
-	*ret_len = json_string_length(jcon);
+	*ret_len = con_len;
 	*ret_con = TAKE_PTR(con);
 	if (ret_cnf)
 		*ret_cnf = TAKE_PTR(cnf);

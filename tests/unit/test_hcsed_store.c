@@ -14,6 +14,17 @@
 #include "atrest/cleanup.h"
 #include "store.h"
 
+/* Every fdatasync() of the store goes through here (-Wl,--wrap=fdatasync). */
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+static _Atomic int syncs;
+
+int __wrap_fdatasync(int fd)
+{
+	syncs++;
+	return __real_fdatasync(fd);
+}
+
 struct fixture {
 	char dir[64];
 	char path[128];
@@ -250,6 +261,19 @@ static void test_find(void **state)
 	assert_string_equal(a.names, "t,");
 }
 
+/* An acknowledged write has been fdatasync'ed before store_write() returns
+ * (the WAL sync that synchronous=FULL would do, done outside the lock). */
+static void test_durable_on_return(void **state)
+{
+	struct fixture *f = *state;
+	int before;
+
+	put(f->s, (struct ins){"cb", NULL, "cse", "cse", .ty = 5, .depth = 1});
+	before = syncs;
+	put(f->s, (struct ins){"x", "cb", "cse/x", "x", .ty = 4, .depth = 2});
+	assert_true(syncs > before);
+}
+
 static int fail_cb(struct store_txn *t, void *userdata)
 {
 	insert_cb(t, userdata);
@@ -328,6 +352,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete_subtree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_durable_on_return, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	};
 

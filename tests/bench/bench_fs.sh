@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# atrestfs side by side with gocryptfs on the same disk (issue 5's benchmark):
+# sequential write of 256 MiB, warm and cold sequential reads, 2,000 files of
+# 4 KiB created and read back, the time until every upload is acknowledged, and
+# atrestfs's peak RSS while writing a 2 GiB file. Each figure is min/median/max
+# of RUNS runs (default 3); ratios compare medians (atrestfs / gocryptfs).
+# Usage (root): tests/bench/bench_fs.sh [BUILD-DIR]    env: RUNS, BENCH_DIR, SIZE_MIB
+set -euo pipefail
+ATREST_SRC=$(cd "$(dirname "$0")/../.." && pwd)
+ATREST_BUILD=$(cd "${1:-$ATREST_SRC/build}" && pwd)
+export ATREST_SRC ATREST_BUILD
+. "$ATREST_SRC/tests/integration/lib.sh"
+need_root
+need_fuse
+command -v gocryptfs >/dev/null || skip "gocryptfs is not installed (apt-get install gocryptfs)"
+
+RUNS=${RUNS:-3}
+SIZE_MIB=${SIZE_MIB:-256}
+N_SMALL=${N_SMALL:-2000}
+# the same disk for both: under BENCH_DIR (default: the temp dir)
+B=${BENCH_DIR:-$T}
+mkdir -p "$B"
+small=$ATREST_SRC/tests/bench/bench_small.py
+
+start_tefd
+start_hcsed
+head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >/dev/shm/atrest-bench-src
+at_exit "rm -f /dev/shm/atrest-bench-src"
+
+now() { date +%s.%N; }
+# mibs SECONDS -> MiB/s of SIZE_MIB
+mibs() { awk -v s="$1" -v m="$SIZE_MIB" 'BEGIN { printf "%.1f", m / s }'; }
+fps() { awk -v s="$1" -v n="$N_SMALL" 'BEGIN { printf "%.0f", n / s }'; }
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+declare -A R # R[metric/fs] = "v1 v2 v3"
+add() { R[$1/$2]="${R[$1/$2]:-} $3"; }
+
+GM=$B/gocrypt.plain
+gocryptfs_mount() {
+	mkdir -p "$GM"
+	gocryptfs -q -extpass "echo benchpass" "$B/gocrypt.cipher" "$GM" 2>>"$T/gocryptfs.out"
+	at_exit "fusermount3 -uz $GM"
+}
+gocryptfs_umount() { fusermount3 -u "$GM"; }
+
+for run in $(seq 1 "$RUNS"); do
+	echo "run $run of $RUNS" >&2
+	# ---- gocryptfs ----
+	rm -rf "$B/gocrypt.cipher" && mkdir -p "$B/gocrypt.cipher"
+	gocryptfs -q -init -extpass "echo benchpass" "$B/gocrypt.cipher" >/dev/null
+	gocryptfs_mount
+	t0=$(now); dd if=/dev/shm/atrest-bench-src of="$GM/big" bs=1M status=none; t1=$(now)
+	add write gocryptfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
+	t0=$(now); dd if="$GM/big" of=/dev/null bs=1M status=none; t1=$(now)
+	add warm gocryptfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
+	gocryptfs_umount; drop_caches; gocryptfs_mount
+	t0=$(now); dd if="$GM/big" of=/dev/null bs=1M status=none; t1=$(now)
+	add cold gocryptfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
+	mkdir "$GM/small"
+	add create gocryptfs "$(fps "$(/usr/bin/python3 "$small" create "$GM/small" "$N_SMALL")")"
+	add readsmall gocryptfs "$(fps "$(/usr/bin/python3 "$small" read "$GM/small" "$N_SMALL")")"
+	gocryptfs_umount
+
+	# ---- atrestfs ----
+	AM=$B/atrest.mnt
+	rm -rf "$B/atrest.cache" "$B/atrest.cache2"
+	HCSE_AE=bench$run$RANDOM
+	mount_atrestfs "$AM" "$B/atrest.cache" "ae=$HCSE_AE"
+	t0=$(now); dd if=/dev/shm/atrest-bench-src of="$AM/big" bs=1M status=none; t1=$(now)
+	add write atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
+	t0=$(now); dd if="$AM/big" of=/dev/null bs=1M status=none; t1=$(now)
+	add warm atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
+	mkdir "$AM/small"
+	add create atrestfs "$(fps "$(/usr/bin/python3 "$small" create "$AM/small" "$N_SMALL")")"
+	add synced atrestfs "$(/usr/bin/python3 "$small" synced "$AM/small" "$N_SMALL")"
+	wait_synced "$AM/big"
+	add readsmall atrestfs "$(fps "$(/usr/bin/python3 "$small" read "$AM/small" "$N_SMALL")")"
+	umount_atrestfs "$AM"
+	drop_caches
+	mount_atrestfs "$AM" "$B/atrest.cache2" "ae=$HCSE_AE"
+	t0=$(now); dd if="$AM/big" of=/dev/null bs=1M status=none; t1=$(now)
+	add cold atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
+	umount_atrestfs "$AM"
+done
+
+# peak RSS of atrestfs while writing a 2 GiB file (once)
+rm -rf "$B/atrest.cache3"
+mount_atrestfs "$B/atrest.mnt" "$B/atrest.cache3" "ae=rss$RANDOM"
+dd if=/dev/zero of="$B/atrest.mnt/huge" bs=1M count=2048 status=none
+rss=$(awk '/VmHWM/ { print int($2 / 1024) }' "/proc/$ATRESTFS_PID/status")
+umount_atrestfs "$B/atrest.mnt"
+
+# stats "v1 v2 v3" -> "min/median/max"
+stats() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END {
+	printf "%s/%s/%s", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
+median() { stats "$1" | cut -d/ -f2; }
+printf '\n%-38s %-24s %-24s %s\n' "metric (min/median/max of $RUNS)" atrestfs gocryptfs ratio
+row() { # row KEY LABEL
+	local a=${R[$1/atrestfs]:-} g=${R[$1/gocryptfs]:-} ratio=-
+	[ -n "$g" ] && ratio=$(awk -v a="$(median "$a")" -v g="$(median "$g")" 'BEGIN { printf "%.2fx", a / g }')
+	printf '%-38s %-24s %-24s %s\n' "$2" "$(stats "$a")" "$([ -n "$g" ] && stats "$g" || echo -)" "$ratio"
+}
+row write "seq write ${SIZE_MIB} MiB (MiB/s)"
+row warm "seq read, warm, new open (MiB/s)"
+row cold "seq read, fresh mount (MiB/s)"
+row create "$N_SMALL x 4 KiB created (files/s)"
+row readsmall "$N_SMALL x 4 KiB read back (files/s)"
+row synced "until all uploads acknowledged (s)"
+printf '%-38s %s MiB\n' "atrestfs peak RSS, 2 GiB write" "$rss"
