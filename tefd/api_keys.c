@@ -269,6 +269,7 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 	int r;
 
 	r = request_parse_update(req->body, req->body_len, &u, &err);
+	wipe_body(req); /* a (refused) keyValue may have come along */
 	if (r == -EINVAL) {
 		return api_refuse(a, c, resp, "update", 0, RSC_BAD_REQUEST, id_hex, "bad-request",
 				  err ? err : "bad request");
