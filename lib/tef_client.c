@@ -37,11 +37,49 @@ struct sbuf {
 	size_t cap;
 	size_t max; /* 0: RESPONSE_MAX */
 	bool overflow;
+	bool scratch; /* data is this thread's scratch: wiped, never freed */
 };
+
+/*
+ * Most answers fit one small secure buffer per thread; mapping a guarded,
+ * locked page per call (and unmapping it, with a TLB shootdown across the
+ * threads of a FUSE daemon) would cost more than the rest of the call.
+ */
+#define SCRATCH_SIZE 4096
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	sodium_free(p);
+}
+
+static void scratch_init(void)
+{
+	if (pthread_key_create(&scratch_key, scratch_free) != 0)
+		abort();
+}
+
+static char *scratch_get(void)
+{
+	char *s;
+
+	pthread_once(&scratch_once, scratch_init);
+	s = pthread_getspecific(scratch_key);
+	if (!s && (s = sodium_malloc(SCRATCH_SIZE)) && pthread_setspecific(scratch_key, s) != 0) {
+		sodium_free(s);
+		s = NULL;
+	}
+	return s;
+}
 
 static void sbuf_done(struct sbuf *b)
 {
-	sodium_free(b->data);
+	if (b->scratch)
+		sodium_memzero(b->data, b->cap);
+	else
+		sodium_free(b->data);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -54,6 +92,12 @@ static bool sbuf_reserve(struct sbuf *b, size_t extra)
 		return true;
 	if (b->len + extra + 1 > (b->max ? b->max : RESPONSE_MAX))
 		return false;
+	if (!b->data && b->len + extra + 1 <= SCRATCH_SIZE && (d = scratch_get())) {
+		b->data = d;
+		b->cap = SCRATCH_SIZE;
+		b->scratch = true;
+		return true;
+	}
 	cap = b->cap ? b->cap : 1024;
 	while (cap < b->len + extra + 1)
 		cap *= 2;
@@ -63,9 +107,13 @@ static bool sbuf_reserve(struct sbuf *b, size_t extra)
 	if (b->data)
 		memcpy(d, b->data, b->len);
 	d[b->len] = '\0';
-	sodium_free(b->data);
+	if (b->scratch)
+		sodium_memzero(b->data, b->cap);
+	else
+		sodium_free(b->data);
 	b->data = d;
 	b->cap = cap;
+	b->scratch = false;
 	return true;
 }
 

@@ -821,6 +821,15 @@ int keystore_get(struct keystore *ks, const char *id_hex, struct key_record **re
 	return get_locked(ks, id, ret);
 }
 
+int keystore_unwrap_into(const struct keystore *ks, const struct key_record *rec, uint8_t *out,
+			 size_t *ret_len)
+{
+	if (!rec->wrapped || rec->wrapped_len > INT32_MAX)
+		return -EBADMSG;
+	return unwrap_into(ks, rec->id, rec->owner, rec->suid, rec->nonce, NONCE_BYTES,
+			   rec->wrapped, (int)rec->wrapped_len, out, ret_len);
+}
+
 int keystore_unwrap(const struct keystore *ks, struct key_record *rec)
 {
 	if (rec->key)
