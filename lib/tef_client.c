@@ -13,6 +13,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
+#include "atrest/secure_scratch.h"
 #include "atrest/tef_client.h"
 
 #define POOL_MAX 16
@@ -40,40 +41,6 @@ struct sbuf {
 	bool scratch; /* data is this thread's scratch: wiped, never freed */
 };
 
-/*
- * Most answers fit one small secure buffer per thread; mapping a guarded,
- * locked page per call (and unmapping it, with a TLB shootdown across the
- * threads of a FUSE daemon) would cost more than the rest of the call.
- */
-#define SCRATCH_SIZE 4096
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *p)
-{
-	sodium_free(p);
-}
-
-static void scratch_init(void)
-{
-	if (pthread_key_create(&scratch_key, scratch_free) != 0)
-		abort();
-}
-
-static char *scratch_get(void)
-{
-	char *s;
-
-	pthread_once(&scratch_once, scratch_init);
-	s = pthread_getspecific(scratch_key);
-	if (!s && (s = sodium_malloc(SCRATCH_SIZE)) && pthread_setspecific(scratch_key, s) != 0) {
-		sodium_free(s);
-		s = NULL;
-	}
-	return s;
-}
-
 static void sbuf_done(struct sbuf *b)
 {
 	if (b->scratch)
@@ -92,9 +59,10 @@ static bool sbuf_reserve(struct sbuf *b, size_t extra)
 		return true;
 	if (b->len + extra + 1 > (b->max ? b->max : RESPONSE_MAX))
 		return false;
-	if (!b->data && b->len + extra + 1 <= SCRATCH_SIZE && (d = scratch_get())) {
+	/* most answers fit this thread's scratch page: no page mapped per call */
+	if (!b->data && b->len + extra + 1 <= SECURE_SCRATCH_SIZE && (d = secure_scratch())) {
 		b->data = d;
-		b->cap = SCRATCH_SIZE;
+		b->cap = SECURE_SCRATCH_SIZE;
 		b->scratch = true;
 		return true;
 	}

@@ -2,7 +2,6 @@
 /* The /keys routes: MAF Key Registration, Retrieval, Update, De-Registration
  * (TS-0003 8.8.2.7-8.8.2.10) and listing. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
+#include "atrest/secure_scratch.h"
 #include "api.h"
 #include "request.h"
 
@@ -49,44 +49,10 @@ static json_t *record_json(const struct api *a, const struct key_record *r)
 	return o;
 }
 
-/*
- * Per-thread secure scratch for the retrieval hot path: the unwrapped key and
- * its base64url text. Mapping a guarded, locked page per request (and the TLB
- * shootdowns of unmapping it) cost more than the rest of a retrieval.
- */
+/* Layout of this thread's secure scratch on the retrieval path. */
 #define SCRATCH_KEY 0
 #define SCRATCH_B64 32
 #define SCRATCH_SIZE 96
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *p)
-{
-	sodium_free(p);
-}
-
-static void scratch_init(void)
-{
-	if (pthread_key_create(&scratch_key, scratch_free) != 0)
-		abort();
-}
-
-static uint8_t *scratch_get(void)
-{
-	uint8_t *s;
-
-	pthread_once(&scratch_once, scratch_init);
-	s = pthread_getspecific(scratch_key);
-	if (!s) {
-		s = sodium_malloc(SCRATCH_SIZE);
-		if (s && pthread_setspecific(scratch_key, s) != 0) {
-			sodium_free(s);
-			s = NULL;
-		}
-	}
-	return s;
-}
 
 /*
  * A response carrying a key: the base64url text is made in secure memory and
@@ -97,7 +63,7 @@ static int reply_with_key(const struct api *a, struct httpd_response *resp, int 
 {
 	_cleanup_json_ json_t *meta = record_json(a, r);
 	_cleanup_free_ char *text = NULL;
-	char *b64 = (char *)scratch_get(), code[16], *body;
+	char *b64 = (char *)secure_scratch(), code[16], *body;
 	size_t n;
 
 	if (!b64)
@@ -287,7 +253,7 @@ int api_keys_retrieve(struct api *a, struct api_caller *c, const char *id_hex,
 		return api_refuse(a, c, resp, "retrieve", 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE,
 				  id_hex, TEF_REASON_EXPIRED, "the registration has expired");
 	}
-	key = scratch_get();
+	key = secure_scratch();
 	if (!key)
 		return -ENOMEM;
 	key += SCRATCH_KEY;
