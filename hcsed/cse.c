@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The Hosting CSE engine: addressing, the generic CRUD procedures of TS-0004 7.3, result content. */
+/* The Hosting CSE engine: addressing, the generic CRUD procedures of TS-0004 7.3, result content.
+ */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,8 +19,8 @@
 #define HCSE_MAX_CHILDREN 10000
 
 static const struct resource_type *const types[] = {
-	&resource_type_acp, &resource_type_ae,	&resource_type_cnt,
-	&resource_type_cin, &resource_type_cb,	&resource_type_sub,
+    &resource_type_acp, &resource_type_ae, &resource_type_cnt,
+    &resource_type_cin, &resource_type_cb, &resource_type_sub,
 };
 
 const struct resource_type *resource_type_find(int ty)
@@ -139,7 +140,7 @@ json_t *resource_to_json(const struct hcse *cse, const struct store_res *r)
 	json_object_set_new(j, "ct", json_string(r->ct));
 	hcse_format_time(r->et, buf);
 	json_object_set_new(j, "et", json_string(buf));
-	json_object_foreach((json_t *)r->attrs, key, v) {
+	json_object_foreach ((json_t *)r->attrs, key, v) {
 		if (key[0] == '_')
 			continue; /* internal bookkeeping */
 		json_object_set(j, key, v);
@@ -442,11 +443,11 @@ static int cnt_edge(struct hcse_ctx *ctx, const struct store_res *cnt, bool late
 /* ---- attribute validation (TS-0004 7.3.3.x: BAD_REQUEST on RO/unknown) -- */
 
 static const struct attr_def universal_attrs[] = {
-	{"rn", AK_STR, AF_C},
-	{"et", AK_TIME, AF_C | AF_U},
-	{"lbl", AK_STRLIST, AF_C | AF_U | AF_N},
-	{"cr", AK_ANY, AF_C},
-	{NULL, 0, 0},
+    {"rn", AK_STR, AF_C},
+    {"et", AK_TIME, AF_C | AF_U},
+    {"lbl", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"cr", AK_ANY, AF_C},
+    {NULL, 0, 0},
 };
 static const struct attr_def acpi_attr = {"acpi", AK_STRLIST, AF_C | AF_U | AF_N};
 
@@ -479,12 +480,16 @@ static bool kind_ok(enum attr_kind k, json_t *v)
 	case AK_STRLIST:
 		if (!json_is_array(v))
 			return false;
-		json_array_foreach(v, i, e) if (!json_is_string(e)) return false;
+		json_array_foreach (v, i, e)
+			if (!json_is_string(e))
+				return false;
 		return true;
 	case AK_INTLIST:
 		if (!json_is_array(v))
 			return false;
-		json_array_foreach(v, i, e) if (!json_is_integer(e)) return false;
+		json_array_foreach (v, i, e)
+			if (!json_is_integer(e))
+				return false;
 		return true;
 	case AK_OBJ:
 		return json_is_object(v);
@@ -502,7 +507,7 @@ static int validate_attrs(struct hcse_ctx *ctx, const struct resource_type *type
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(in, key, v) {
+	json_object_foreach (in, key, v) {
 		const struct attr_def *a = attr_find(type, key);
 
 		if (!a || !(a->flags & (create ? AF_C : AF_U)))
@@ -539,7 +544,7 @@ static int check_labels(struct hcse_ctx *ctx, json_t *lbl)
 		return 0;
 	if (json_array_size(lbl) > c->max_labels)
 		return ctx_fail(ctx, RSC_BAD_REQUEST, "too many labels");
-	json_array_foreach(lbl, i, v) {
+	json_array_foreach (lbl, i, v) {
 		size_t n = strlen(json_string_value(v));
 
 		if (n == 0 || n > c->max_label_len)
@@ -558,7 +563,7 @@ static int check_acpi(struct hcse_ctx *ctx, json_t *acpi)
 		return 0;
 	if (json_array_size(acpi) > 32)
 		return ctx_fail(ctx, RSC_BAD_REQUEST, "too many acpi entries");
-	json_array_foreach(acpi, i, v) {
+	json_array_foreach (acpi, i, v) {
 		struct store_res acp = {0};
 		const char *id = json_string_value(v);
 		int r = store_get_by_ri(ctx->t, id, false, &acp);
@@ -567,7 +572,8 @@ static int check_acpi(struct hcse_ctx *ctx, json_t *acpi)
 			r = store_get_by_path(ctx->t, id, false, &acp);
 		if (r == -ENOENT || (r == 0 && (acp.ty != TY_ACP || is_expired(ctx, &acp)))) {
 			store_res_clear(&acp);
-			return ctx_fail(ctx, RSC_BAD_REQUEST, "acpi names an unknown ACP \"%s\"", id);
+			return ctx_fail(ctx, RSC_BAD_REQUEST, "acpi names an unknown ACP \"%s\"",
+					id);
 		}
 		store_res_clear(&acp);
 		if (r < 0)
@@ -624,8 +630,10 @@ static bool has_label(const struct store_res *r, char *const *labels, size_t n)
 	json_t *lbl = json_object_get(r->attrs, "lbl"), *v;
 	size_t i;
 
-	json_array_foreach(lbl, i, v) for (size_t k = 0; k < n; k++) if (
-		strcmp(json_string_value(v), labels[k]) == 0) return true;
+	json_array_foreach (lbl, i, v)
+		for (size_t k = 0; k < n; k++)
+			if (strcmp(json_string_value(v), labels[k]) == 0)
+				return true;
 	return false;
 }
 
@@ -667,8 +675,8 @@ static int child_cb(struct store_res *r, void *userdata)
 		json_array_append_new(arr, j);
 	} else {
 		/* m2m:childResourceRef: name, type, structured address */
-		json_array_append_new(c->out, json_pack("{s:s,s:i,s:s}", "nm", r->rn, "typ", r->ty,
-							"val", r->path));
+		json_array_append_new(
+		    c->out, json_pack("{s:s,s:i,s:s}", "nm", r->rn, "typ", r->ty, "val", r->path));
 	}
 	return 0;
 }
@@ -681,13 +689,14 @@ static int collect_children(struct hcse_ctx *ctx, struct render *rd, const struc
 	 * policy bounds how many, so one Retrieve cannot load a container of
 	 * any size into memory (TS-0004 7.3.3.17: lim; 1,000 when absent) */
 	struct child_ctx c = {
-		.ctx = ctx,
-		.rd = rd,
-		.rcn = rcn,
-		.out = out,
-		.skip = fc->ofst,
-		.left = fc->lim < 0 ? HCSE_DEFAULT_CHILDREN
-				    : fc->lim > HCSE_MAX_CHILDREN ? HCSE_MAX_CHILDREN : fc->lim,
+	    .ctx = ctx,
+	    .rd = rd,
+	    .rcn = rcn,
+	    .out = out,
+	    .skip = fc->ofst,
+	    .left = fc->lim < 0			  ? HCSE_DEFAULT_CHILDREN
+		    : fc->lim > HCSE_MAX_CHILDREN ? HCSE_MAX_CHILDREN
+						  : fc->lim,
 	};
 
 	return store_children(ctx->t, res->ri, fc->n_tys == 1 ? fc->tys[0] : 0, false,
@@ -729,7 +738,8 @@ static int render_result(struct hcse_ctx *ctx, struct store_res *res, int rcn, j
 					json_decref(part);
 					json_decref(j);
 					render_clear(&rd);
-					return ctx_fail(ctx, RSC_BAD_REQUEST, "unknown attribute in atrl");
+					return ctx_fail(ctx, RSC_BAD_REQUEST,
+							"unknown attribute in atrl");
 				}
 				if (v)
 					json_object_set(part, ctx->req->atrl[i], v);
@@ -752,7 +762,7 @@ static int render_result(struct hcse_ctx *ctx, struct store_res *res, int rcn, j
 		const char *key;
 		json_t *v;
 
-		json_object_foreach(j, key, v) {
+		json_object_foreach (j, key, v) {
 			json_t *g = given ? json_object_get(given, key) : NULL;
 
 			if (!g || !json_equal(g, v))
@@ -835,7 +845,7 @@ static void nu_targets(struct hcse_ctx *ctx, const char *nu, json_t *urls)
 	    store_get_by_path(ctx->t, nu, false, &ae) < 0)
 		return;
 	poa = json_object_get(ae.attrs, "poa");
-	json_array_foreach(poa, i, v) {
+	json_array_foreach (poa, i, v) {
 		const char *u = json_string_value(v);
 
 		if (u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0))
@@ -851,7 +861,9 @@ static bool net_selected(json_t *sub_attrs, int net)
 
 	if (!json_array_size(nets))
 		return net == 1; /* default: update of the resource (TS-0004 7.4.8.1) */
-	json_array_foreach(nets, i, v) if (json_integer_value(v) == net) return true;
+	json_array_foreach (nets, i, v)
+		if (json_integer_value(v) == net)
+			return true;
 	return false;
 }
 
@@ -861,10 +873,11 @@ static void queue_event(struct hcse_ctx *ctx, json_t *sub, json_t *sgn)
 	       *u;
 	size_t i, k;
 
-	json_array_foreach(nu, i, v) if (json_is_string(v))
-		nu_targets(ctx, json_string_value(v), urls);
-	json_array_foreach(urls, k, u) json_array_append_new(
-		ctx->events, json_pack("{s:O,s:O}", "url", u, "body", sgn));
+	json_array_foreach (nu, i, v)
+		if (json_is_string(v))
+			nu_targets(ctx, json_string_value(v), urls);
+	json_array_foreach (urls, k, u)
+		json_array_append_new(ctx->events, json_pack("{s:O,s:O}", "url", u, "body", sgn));
 	json_decref(urls);
 }
 
@@ -894,10 +907,10 @@ int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int n
 {
 	json_t *first = json_object_iter_value(json_object_iter(rep));
 	struct sub_ctx s = {
-		.ctx = ctx,
-		.subs = json_array(),
-		/* a new subscription is not told of its own creation */
-		.skip_ri = json_string_value(json_object_get(first, "ri")),
+	    .ctx = ctx,
+	    .subs = json_array(),
+	    /* a new subscription is not told of its own creation */
+	    .skip_ri = json_string_value(json_object_get(first, "ri")),
 	};
 	json_t *sub;
 	size_t i;
@@ -908,7 +921,7 @@ int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int n
 		return 0;
 	}
 	r = store_children(ctx->t, subject->ri, TY_SUB, false, false, -1, 0, sub_collect_cb, &s);
-	json_array_foreach(s.subs, i, sub) {
+	json_array_foreach (s.subs, i, sub) {
 		json_t *attrs = json_object_get(sub, "attrs");
 		json_t *sgn;
 
@@ -972,7 +985,7 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		r = store_find(ctx->t, &f, path_list_cb, &p);
 		if (res->ty == TY_SUB)
 			path_list_cb(res, &p);
-		json_array_foreach(p.list, i, sub) {
+		json_array_foreach (p.list, i, sub) {
 			json_t *sgn = json_pack("{s:{s:b,s:O}}", "m2m:sgn", "sud", 1, "sur",
 						json_object_get(sub, "path"));
 			if (sgn)
@@ -987,8 +1000,9 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		struct store_res parent = {0};
 
 		if (store_get_by_ri(ctx->t, res->pi, false, &parent) == 0) {
-			_cleanup_json_ json_t *rep = json_pack("{s:o}", resource_type_find(res->ty)->tn,
-							       resource_to_json(ctx->cse, res));
+			_cleanup_json_ json_t *rep =
+			    json_pack("{s:o}", resource_type_find(res->ty)->tn,
+				      resource_to_json(ctx->cse, res));
 			r = resource_notify(ctx, &parent, 4, rep);
 		}
 		store_res_clear(&parent);
@@ -1035,7 +1049,7 @@ int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_co
 struct op {
 	struct hcse_ctx ctx;
 	struct hcse_response *resp;
-	char ri[64];   /* Create: preassigned resourceID (subscriptions verify first) */
+	char ri[64]; /* Create: preassigned resourceID (subscriptions verify first) */
 };
 
 static bool rcn_allowed(enum hcse_op op, int rcn)
@@ -1084,7 +1098,8 @@ static int op_create(struct store_txn *t, void *userdata)
 		parent_ok |= *p == parent.ty;
 	if (!parent_ok)
 		return ctx_fail(ctx, RSC_INVALID_CHILD_RESOURCE_TYPE,
-				"resource type %d cannot be a child of type %d", type->ty, parent.ty);
+				"resource type %d cannot be a child of type %d", type->ty,
+				parent.ty);
 	r = content_of(ctx, type, &in);
 	if (r < 0)
 		return r;
@@ -1138,7 +1153,7 @@ static int op_create(struct store_txn *t, void *userdata)
 		const char *key;
 		json_t *val;
 
-		json_object_foreach(in, key, val) {
+		json_object_foreach (in, key, val) {
 			if (json_is_null(val) || strcmp(key, "rn") == 0 || strcmp(key, "et") == 0)
 				continue;
 			if (strcmp(key, "cr") == 0)
@@ -1290,16 +1305,16 @@ static int op_update(struct store_txn *t, void *userdata)
 	r = check_content(ctx, type, in, false);
 	if (r < 0)
 		return r;
-	json_object_foreach(in, key, v) {
+	json_object_foreach (in, key, v) {
 		if (strcmp(key, "et") == 0) {
 			int64_t want;
 
 			hcse_parse_time(json_string_value(v), &want);
 			if (want <= ctx->now)
-				return ctx_fail(ctx, RSC_BAD_REQUEST, "expirationTime is in the past");
+				return ctx_fail(ctx, RSC_BAD_REQUEST,
+						"expirationTime is in the past");
 			res.et = want;
-		} else if (json_is_null(v) ||
-			   (strcmp(key, "acpi") == 0 && json_array_size(v) == 0))
+		} else if (json_is_null(v) || (strcmp(key, "acpi") == 0 && json_array_size(v) == 0))
 			json_object_del(res.attrs, key);
 		else
 			json_object_set(res.attrs, key, v);
@@ -1319,7 +1334,7 @@ static int op_update(struct store_txn *t, void *userdata)
 		return r;
 	if (ctx->cse->config.notify) {
 		_cleanup_json_ json_t *rep =
-			json_pack("{s:o}", type->tn, resource_to_json(ctx->cse, &res));
+		    json_pack("{s:o}", type->tn, resource_to_json(ctx->cse, &res));
 		r = resource_notify(ctx, &res, 1, rep);
 		if (r < 0)
 			return r;
@@ -1379,7 +1394,7 @@ static void flush_events(struct hcse *cse, json_t *events)
 	json_t *e;
 	size_t i;
 
-	json_array_foreach(events, i, e)
+	json_array_foreach (events, i, e)
 		notifier_send(cse->notifier, json_string_value(json_object_get(e, "url")),
 			      json_object_get(e, "body"));
 }
@@ -1407,11 +1422,12 @@ static int verify_subscription(struct op *o)
 	}
 	random_id("sub", o->ri);
 	/* the structured address, as in the notifications that follow */
-	r = asprintf(&sur, "%s/%s", parent.path, json_is_string(rn) ? json_string_value(rn) : o->ri);
+	r = asprintf(&sur, "%s/%s", parent.path,
+		     json_is_string(rn) ? json_string_value(rn) : o->ri);
 	store_res_clear(&parent);
 	if (r < 0)
 		return -ENOMEM;
-	json_array_foreach(nu, i, v) {
+	json_array_foreach (nu, i, v) {
 		if (!json_is_string(v))
 			continue;
 		/* the originator itself needs no verification (TS-0004 7.3.8.2.3) */
@@ -1419,9 +1435,9 @@ static int verify_subscription(struct op *o)
 			continue;
 		nu_targets(ctx, json_string_value(v), urls);
 	}
-	json_array_foreach(urls, i, v) {
-		_cleanup_json_ json_t *vrq = json_pack("{s:{s:b,s:s,s:s}}", "m2m:sgn", "vrq", 1,
-						       "sur", sur, "cr", ctx->fr);
+	json_array_foreach (urls, i, v) {
+		_cleanup_json_ json_t *vrq =
+		    json_pack("{s:{s:b,s:s,s:s}}", "m2m:sgn", "vrq", 1, "sur", sur, "cr", ctx->fr);
 		if (notifier_send_sync(ctx->cse->notifier, json_string_value(v), vrq, NULL) < 0)
 			return ctx_fail(ctx, RSC_SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
 					"verification request to \"%s\" failed",
@@ -1441,8 +1457,8 @@ static int nu_lookup(struct store_txn *t, void *userdata)
 void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_response *resp)
 {
 	struct op o = {
-		.ctx = {.cse = cse, .req = req, .fr = req->fr ? req->fr : "", .now = time(NULL)},
-		.resp = resp,
+	    .ctx = {.cse = cse, .req = req, .fr = req->fr ? req->fr : "", .now = time(NULL)},
+	    .resp = resp,
 	};
 	int r;
 
@@ -1528,7 +1544,7 @@ static int expire_txn(struct store_txn *t, void *userdata)
 	r = store_expired(t, e->ctx.now, 256, expired_cb, e);
 	if (r < 0)
 		return r;
-	json_array_foreach(e->paths, i, p) {
+	json_array_foreach (e->paths, i, p) {
 		struct store_res res = {0};
 
 		if (store_get_by_path(t, json_string_value(p), false, &res) < 0)
@@ -1546,8 +1562,8 @@ int hcse_expire(struct hcse *cse, int64_t now)
 {
 	struct hcse_request req = {.rcn = -1};
 	struct expire_ctx e = {
-		.ctx = {.cse = cse, .req = &req, .fr = cse->admin, .now = now},
-		.paths = json_array(),
+	    .ctx = {.cse = cse, .req = &req, .fr = cse->admin, .now = now},
+	    .paths = json_array(),
 	};
 	int r;
 
@@ -1579,17 +1595,17 @@ static int ensure_cse_base(struct store_txn *t, void *userdata)
 	hcse_format_time(time(NULL), now);
 	/* TS-0004 7.4.3: the CSEBase, created by the CSE itself */
 	cb = (struct store_res){
-		.ri = cse->cse_ri,
-		.path = cse->cse_rn,
-		.rn = cse->cse_rn,
-		.ty = TY_CB,
-		.depth = 1,
-		.ct = now,
-		.et = ET_FOREVER,
-		.cr = cse->admin,
-		.attrs = json_pack("{s:i,s:s,s:[iiiiii],s:[ssss],s:s}", "cst", 1, "csi", cse->csi,
-				   "srt", TY_ACP, TY_AE, TY_CNT, TY_CIN, TY_CB, TY_SUB, "srv", "2a",
-				   "3", "4", "5", "lt", now),
+	    .ri = cse->cse_ri,
+	    .path = cse->cse_rn,
+	    .rn = cse->cse_rn,
+	    .ty = TY_CB,
+	    .depth = 1,
+	    .ct = now,
+	    .et = ET_FOREVER,
+	    .cr = cse->admin,
+	    .attrs = json_pack("{s:i,s:s,s:[iiiiii],s:[ssss],s:s}", "cst", 1, "csi", cse->csi,
+			       "srt", TY_ACP, TY_AE, TY_CNT, TY_CIN, TY_CB, TY_SUB, "srv", "2a",
+			       "3", "4", "5", "lt", now),
 	};
 	if (!cb.attrs)
 		return -ENOMEM;

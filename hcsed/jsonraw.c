@@ -98,7 +98,14 @@ static int skip_string(struct scan *s, int64_t *ret_size)
 			if (s->end - s->p < 2)
 				return -EINVAL;
 			switch (s->p[1]) {
-			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+			case '"':
+			case '\\':
+			case '/':
+			case 'b':
+			case 'f':
+			case 'n':
+			case 'r':
+			case 't':
 				s->p += 2;
 				size++;
 				continue;
@@ -107,8 +114,9 @@ static int skip_string(struct scan *s, int64_t *ret_size)
 					return -EINVAL;
 				s->p += 6;
 				if (cp >= 0xd800 && cp <= 0xdbff) {
-					if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' ||
-					    hex4(s->p + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+					if (s->end - s->p < 6 || s->p[0] != '\\' ||
+					    s->p[1] != 'u' || hex4(s->p + 2, &lo) < 0 ||
+					    lo < 0xdc00 || lo > 0xdfff)
 						return -EINVAL;
 					s->p += 6;
 					size += 4;

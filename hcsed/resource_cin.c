@@ -11,11 +11,8 @@ static const int cin_parents[] = {TY_CNT, 0};
 
 /* TS-0004 Table 7.4.7.1-3: everything is WO; no acpi (has_acpi false). */
 static const struct attr_def cin_attrs[] = {
-	{"cnf", AK_STR, AF_C},
-	{"con", AK_ANY, AF_C},
-	{"or", AK_STR, AF_C},
-	{"dgt", AK_STR, AF_C},
-	{NULL, 0, 0},
+    {"cnf", AK_STR, AF_C}, {"con", AK_ANY, AF_C}, {"or", AK_STR, AF_C},
+    {"dgt", AK_STR, AF_C}, {NULL, 0, 0},
 };
 
 static bool is_token_char(char c)
@@ -90,11 +87,11 @@ static int cin_create(struct hcse_ctx *ctx, struct store_res *parent, struct sto
 }
 
 const struct resource_type resource_type_cin = {
-	.ty = TY_CIN,
-	.tn = "m2m:cin",
-	.prefix = "cin",
-	.has_acpi = false,
-	.parents = cin_parents,
-	.attrs = cin_attrs,
-	.create = cin_create,
+    .ty = TY_CIN,
+    .tn = "m2m:cin",
+    .prefix = "cin",
+    .has_acpi = false,
+    .parents = cin_parents,
+    .attrs = cin_attrs,
+    .create = cin_create,
 };

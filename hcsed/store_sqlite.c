@@ -46,58 +46,58 @@ enum stmt_id {
 #define COLS "seq,ri,pi,path,rn,ty,depth,ct,et,cr,aei,cs,cni,cbs,st,attrs"
 
 static const char *const stmt_sql[ST_CHILDREN] = {
-	[ST_BEGIN] = "BEGIN",
-	[ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_SAVEPOINT] = "SAVEPOINT op",
-	[ST_RELEASE] = "RELEASE op",
-	[ST_ROLLBACK_TO] = "ROLLBACK TO op",
-	[ST_GET_PATH] = "SELECT " COLS " FROM res WHERE path=?1",
-	[ST_GET_PATH_CON] = "SELECT " COLS ",con FROM res WHERE path=?1",
-	[ST_GET_RI] = "SELECT " COLS " FROM res WHERE ri=?1",
-	[ST_GET_RI_CON] = "SELECT " COLS ",con FROM res WHERE ri=?1",
-	[ST_GET_AEI] = "SELECT " COLS " FROM res WHERE aei=?1",
-	[ST_INSERT] = "INSERT INTO res(ri,pi,path,rn,ty,depth,ct,et,cr,aei,cs,cni,cbs,st,attrs,con)"
-		      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
-	[ST_UPDATE] = "UPDATE res SET et=?2,cni=?3,cbs=?4,st=?5,attrs=?6 WHERE seq=?1",
-	[ST_UPDATE_COUNTERS] = "UPDATE res SET cni=?2,cbs=?3,st=?4 WHERE seq=?1",
-	[ST_LBL_INSERT] = "INSERT OR IGNORE INTO lbl(label,seq) VALUES(?1,?2)",
-	[ST_LBL_DELETE] = "DELETE FROM lbl WHERE seq=?1",
-	/* A subtree is its root plus every path in ["root/", "root0"): '0' follows '/'. */
-	[ST_DELETE_LBL_SUBTREE] = "DELETE FROM lbl WHERE seq IN (SELECT seq FROM res WHERE path=?1"
-				  " OR (path>?1||'/' AND path<?1||'0'))",
-	[ST_DELETE_SUBTREE] = "DELETE FROM res WHERE path=?1 OR (path>?1||'/' AND path<?1||'0')",
-	[ST_EXPIRED] = "SELECT " COLS " FROM res WHERE et<?1 ORDER BY et LIMIT ?2",
-	[ST_COUNT] = "SELECT count(*) FROM res",
+    [ST_BEGIN] = "BEGIN",
+    [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT op",
+    [ST_RELEASE] = "RELEASE op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO op",
+    [ST_GET_PATH] = "SELECT " COLS " FROM res WHERE path=?1",
+    [ST_GET_PATH_CON] = "SELECT " COLS ",con FROM res WHERE path=?1",
+    [ST_GET_RI] = "SELECT " COLS " FROM res WHERE ri=?1",
+    [ST_GET_RI_CON] = "SELECT " COLS ",con FROM res WHERE ri=?1",
+    [ST_GET_AEI] = "SELECT " COLS " FROM res WHERE aei=?1",
+    [ST_INSERT] = "INSERT INTO res(ri,pi,path,rn,ty,depth,ct,et,cr,aei,cs,cni,cbs,st,attrs,con)"
+		  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+    [ST_UPDATE] = "UPDATE res SET et=?2,cni=?3,cbs=?4,st=?5,attrs=?6 WHERE seq=?1",
+    [ST_UPDATE_COUNTERS] = "UPDATE res SET cni=?2,cbs=?3,st=?4 WHERE seq=?1",
+    [ST_LBL_INSERT] = "INSERT OR IGNORE INTO lbl(label,seq) VALUES(?1,?2)",
+    [ST_LBL_DELETE] = "DELETE FROM lbl WHERE seq=?1",
+    /* A subtree is its root plus every path in ["root/", "root0"): '0' follows '/'. */
+    [ST_DELETE_LBL_SUBTREE] = "DELETE FROM lbl WHERE seq IN (SELECT seq FROM res WHERE path=?1"
+			      " OR (path>?1||'/' AND path<?1||'0'))",
+    [ST_DELETE_SUBTREE] = "DELETE FROM res WHERE path=?1 OR (path>?1||'/' AND path<?1||'0')",
+    [ST_EXPIRED] = "SELECT " COLS " FROM res WHERE et<?1 ORDER BY et LIMIT ?2",
+    [ST_COUNT] = "SELECT count(*) FROM res",
 };
 
 static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS res("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT," /* AUTOINCREMENT: never reused */
-	" ri TEXT NOT NULL UNIQUE,"
-	" pi TEXT,"
-	" path TEXT NOT NULL UNIQUE,"
-	" rn TEXT NOT NULL,"
-	" ty INTEGER NOT NULL,"
-	" depth INTEGER NOT NULL,"
-	" ct TEXT NOT NULL,"
-	" et INTEGER NOT NULL,"
-	" cr TEXT,"
-	" aei TEXT,"
-	" cs INTEGER NOT NULL DEFAULT 0,"
-	" cni INTEGER NOT NULL DEFAULT 0,"
-	" cbs INTEGER NOT NULL DEFAULT 0,"
-	" st INTEGER NOT NULL DEFAULT 0,"
-	" attrs TEXT NOT NULL,"
-	" con BLOB);"
-	"CREATE INDEX IF NOT EXISTS res_pi_seq ON res(pi,seq);"
-	"CREATE INDEX IF NOT EXISTS res_pi_ty_seq ON res(pi,ty,seq);"
-	"CREATE INDEX IF NOT EXISTS res_et ON res(et);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS res_aei ON res(aei) WHERE aei IS NOT NULL;"
-	"CREATE TABLE IF NOT EXISTS lbl(label TEXT NOT NULL, seq INTEGER NOT NULL,"
-	" PRIMARY KEY(label,seq)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS lbl_seq ON lbl(seq);";
+    "CREATE TABLE IF NOT EXISTS res("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT," /* AUTOINCREMENT: never reused */
+    " ri TEXT NOT NULL UNIQUE,"
+    " pi TEXT,"
+    " path TEXT NOT NULL UNIQUE,"
+    " rn TEXT NOT NULL,"
+    " ty INTEGER NOT NULL,"
+    " depth INTEGER NOT NULL,"
+    " ct TEXT NOT NULL,"
+    " et INTEGER NOT NULL,"
+    " cr TEXT,"
+    " aei TEXT,"
+    " cs INTEGER NOT NULL DEFAULT 0,"
+    " cni INTEGER NOT NULL DEFAULT 0,"
+    " cbs INTEGER NOT NULL DEFAULT 0,"
+    " st INTEGER NOT NULL DEFAULT 0,"
+    " attrs TEXT NOT NULL,"
+    " con BLOB);"
+    "CREATE INDEX IF NOT EXISTS res_pi_seq ON res(pi,seq);"
+    "CREATE INDEX IF NOT EXISTS res_pi_ty_seq ON res(pi,ty,seq);"
+    "CREATE INDEX IF NOT EXISTS res_et ON res(et);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS res_aei ON res(aei) WHERE aei IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS lbl(label TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " PRIMARY KEY(label,seq)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS lbl_seq ON lbl(seq);";
 
 struct conn {
 	sqlite3 *db;
@@ -111,10 +111,10 @@ struct store {
 	pthread_mutex_t wlock;
 	pthread_cond_t committed;
 	bool txn_open;
-	uint64_t txn_gen;  /* generation of the open (or last) write transaction */
-	uint64_t done_gen; /* last generation committed and on disk */
-	int wal_fd;        /* the -wal file, fsynced outside the lock */
-	bool failed[256];  /* commit outcome by generation % 256 */
+	uint64_t txn_gen;   /* generation of the open (or last) write transaction */
+	uint64_t done_gen;  /* last generation committed and on disk */
+	int wal_fd;	    /* the -wal file, fsynced outside the lock */
+	bool failed[256];   /* commit outcome by generation % 256 */
 	atomic_int waiting; /* writers queued on wlock: the leader lets them join */
 
 	pthread_key_t reader_key;
@@ -178,10 +178,9 @@ static int conn_open(const char *path, bool writer, struct conn **ret)
 
 	if (!c)
 		return -ENOMEM;
-	rc = sqlite3_open_v2(path, &c->db,
-			     SQLITE_OPEN_READWRITE | (writer ? SQLITE_OPEN_CREATE : 0) |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
+	rc = sqlite3_open_v2(
+	    path, &c->db,
+	    SQLITE_OPEN_READWRITE | (writer ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		log_debug("sqlite open \"%s\": %s", path, c->db ? sqlite3_errmsg(c->db) : "?");
 		conn_free(c);
@@ -213,14 +212,16 @@ static int conn_open(const char *path, bool writer, struct conn **ret)
 static const char *children_sql(int idx)
 {
 	static const char *const sql[8] = {
-		"SELECT " COLS " FROM res WHERE pi=?1 ORDER BY seq ASC LIMIT ?3 OFFSET ?4",
-		"SELECT " COLS " FROM res WHERE pi=?1 ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
-		"SELECT " COLS " FROM res WHERE pi=?1 AND ty=?2 ORDER BY seq ASC LIMIT ?3 OFFSET ?4",
-		"SELECT " COLS " FROM res WHERE pi=?1 AND ty=?2 ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
-		"SELECT " COLS ",con FROM res WHERE pi=?1 ORDER BY seq ASC LIMIT ?3 OFFSET ?4",
-		"SELECT " COLS ",con FROM res WHERE pi=?1 ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
-		"SELECT " COLS ",con FROM res WHERE pi=?1 AND ty=?2 ORDER BY seq ASC LIMIT ?3 OFFSET ?4",
-		"SELECT " COLS ",con FROM res WHERE pi=?1 AND ty=?2 ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
+	    "SELECT " COLS " FROM res WHERE pi=?1 ORDER BY seq ASC LIMIT ?3 OFFSET ?4",
+	    "SELECT " COLS " FROM res WHERE pi=?1 ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
+	    "SELECT " COLS " FROM res WHERE pi=?1 AND ty=?2 ORDER BY seq ASC LIMIT ?3 OFFSET ?4",
+	    "SELECT " COLS " FROM res WHERE pi=?1 AND ty=?2 ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
+	    "SELECT " COLS ",con FROM res WHERE pi=?1 ORDER BY seq ASC LIMIT ?3 OFFSET ?4",
+	    "SELECT " COLS ",con FROM res WHERE pi=?1 ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
+	    "SELECT " COLS
+	    ",con FROM res WHERE pi=?1 AND ty=?2 ORDER BY seq ASC LIMIT ?3 OFFSET ?4",
+	    "SELECT " COLS
+	    ",con FROM res WHERE pi=?1 AND ty=?2 ORDER BY seq DESC LIMIT ?3 OFFSET ?4",
 	};
 	return sql[idx];
 }
@@ -232,8 +233,8 @@ static int stmt(struct store_txn *t, enum stmt_id id, sqlite3_stmt **ret)
 
 	if (!*slot) {
 		const char *sql = id >= ST_CHILDREN ? children_sql(id - ST_CHILDREN) : stmt_sql[id];
-		int rc = sqlite3_prepare_v3(t->c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot,
-					    NULL);
+		int rc =
+		    sqlite3_prepare_v3(t->c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
 		if (rc != SQLITE_OK) {
 			log_debug("sqlite prepare: %s (%d)", sqlite3_errmsg(t->c->db),
 				  sqlite3_extended_errcode(t->c->db));
@@ -299,21 +300,21 @@ static int row_to_res(sqlite3_stmt *st, bool with_con, struct store_res *r)
 	json_error_t err;
 
 	*r = (struct store_res){
-		.seq = sqlite3_column_int64(st, 0),
-		.ri = col_strdup(st, 1),
-		.pi = col_strdup(st, 2),
-		.path = col_strdup(st, 3),
-		.rn = col_strdup(st, 4),
-		.ty = sqlite3_column_int(st, 5),
-		.depth = sqlite3_column_int(st, 6),
-		.ct = col_strdup(st, 7),
-		.et = sqlite3_column_int64(st, 8),
-		.cr = col_strdup(st, 9),
-		.aei = col_strdup(st, 10),
-		.cs = sqlite3_column_int64(st, 11),
-		.cni = sqlite3_column_int64(st, 12),
-		.cbs = sqlite3_column_int64(st, 13),
-		.st = sqlite3_column_int64(st, 14),
+	    .seq = sqlite3_column_int64(st, 0),
+	    .ri = col_strdup(st, 1),
+	    .pi = col_strdup(st, 2),
+	    .path = col_strdup(st, 3),
+	    .rn = col_strdup(st, 4),
+	    .ty = sqlite3_column_int(st, 5),
+	    .depth = sqlite3_column_int(st, 6),
+	    .ct = col_strdup(st, 7),
+	    .et = sqlite3_column_int64(st, 8),
+	    .cr = col_strdup(st, 9),
+	    .aei = col_strdup(st, 10),
+	    .cs = sqlite3_column_int64(st, 11),
+	    .cni = sqlite3_column_int64(st, 12),
+	    .cbs = sqlite3_column_int64(st, 13),
+	    .st = sqlite3_column_int64(st, 14),
 	};
 	r->attrs = attrs ? json_loads(attrs, 0, &err) : json_object();
 	if (!r->ri || !r->path || !r->rn || !r->ct || !r->attrs) {
@@ -389,7 +390,7 @@ static int write_labels(struct store_txn *t, int64_t seq, json_t *attrs, bool re
 		if (r < 0)
 			return r;
 	}
-	json_array_foreach(lbl, i, v) {
+	json_array_foreach (lbl, i, v) {
 		if (!json_is_string(v))
 			continue;
 		r = stmt(t, ST_LBL_INSERT, &st);
@@ -673,8 +674,9 @@ int store_open(const char *path, struct store **ret)
 	r = conn_open(path, true, &s->writer);
 	if (r >= 0)
 		r = conn_open(path, false, &s->checkpointer);
-	if (r >= 0 && sqlite3_exec(s->checkpointer->db, "PRAGMA query_only=0; PRAGMA journal_mode=WAL;",
-				    NULL, NULL, NULL))
+	if (r >= 0 &&
+	    sqlite3_exec(s->checkpointer->db, "PRAGMA query_only=0; PRAGMA journal_mode=WAL;", NULL,
+			 NULL, NULL))
 		r = -EIO;
 	if (r >= 0) {
 		if (pthread_create(&s->checkpoint_thread, NULL, checkpoint_run, s) != 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* hcsed load: contentInstance creates (1 KiB, 1 MiB) and la retrievals per second at 1, 8 and 32 connections (libcurl multi). */
+/* hcsed load: contentInstance creates (1 KiB, 1 MiB) and la retrievals per second at 1, 8 and 32
+ * connections (libcurl multi). */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -118,46 +119,46 @@ static double run(const char *url, const char *body, int ty, long want, int conn
 	return (double)done / (now() - t0);
 }
 
-/* -s HCSED: runs a fresh hcsed on a temporary database (loopback only). */
+/* -s HCSED: runs a fresh hcsed on a temporary database and a port the
+ * kernel picks (loopback only); the port is read from its log. */
 static pid_t spawn(const char *hcsed, char *dir, char *url, size_t url_len)
 {
-	static char listen[64], db[128];
-	int port = 20000 + (int)(getpid() % 20000);
+	char db[128], log[160];
 	pid_t pid;
 
 	if (!mkdtemp(dir))
 		return -1;
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	snprintf(db, sizeof(db), "%s/hcse.db", dir);
-	snprintf(url, url_len, "http://%s/cse-in", listen);
+	snprintf(log, sizeof(log), "%s/hcsed.log", dir);
 	pid = fork();
 	if (pid == 0) {
-		char log[160];
 		FILE *f;
 
 		/* the daemon goes with the benchmark, however that ends */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		snprintf(log, sizeof(log), "%s/hcsed.log", dir);
 		f = freopen(log, "a", stderr);
 		(void)f;
-		execl(hcsed, hcsed, "--listen", listen, "--db", db, "-d", (char *)NULL);
+		execl(hcsed, hcsed, "--listen", "127.0.0.1:0", "--db", db, "-d", (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 100 && pid > 0; i++) {
-		char probe[200];
+	for (int i = 0; i < 200 && pid > 0; i++) {
+		char line[512];
+		FILE *f = fopen(log, "r");
+		unsigned port = 0;
 
-		snprintf(probe, sizeof(probe), "%s", url);
-		CURL *e = curl_easy_init();
-		struct curl_slist *h = curl_slist_append(NULL, "X-M2M-RI: up");
-		h = curl_slist_append(h, "X-M2M-Origin: CAdmin");
-		curl_easy_setopt(e, CURLOPT_URL, probe);
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-		CURLcode cc = curl_easy_perform(e);
-		curl_easy_cleanup(e);
-		curl_slist_free_all(h);
-		if (cc == CURLE_OK)
+		while (f && fgets(line, sizeof(line), f)) {
+			char *p = strstr(line, " on http://127.0.0.1:");
+
+			if (p)
+				port = (unsigned)strtoul(p + strlen(" on http://127.0.0.1:"), NULL,
+							 10);
+		}
+		if (f)
+			fclose(f);
+		if (port) {
+			snprintf(url, url_len, "http://127.0.0.1:%u/cse-in", port);
 			return pid;
+		}
 		usleep(50000);
 	}
 	return -1;
@@ -186,7 +187,8 @@ int main(int argc, char **argv)
 			secs = atof(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: hcse_bench [-u http://HOST:PORT/cse-in | -s HCSED] [-t SECONDS]\n");
+			fprintf(stderr, "usage: hcse_bench [-u http://HOST:PORT/cse-in | -s HCSED] "
+					"[-t SECONDS]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -200,14 +202,16 @@ int main(int argc, char **argv)
 		base = spawned;
 	}
 	snprintf(origin, sizeof(origin), "Cbench%d", (int)getpid());
-	if (once(base, "{\"m2m:ae\":{\"rn\":\"bench\",\"api\":\"Nbench\",\"rr\":false,\"srv\":[\"3\"]}}",
+	if (once(base,
+		 "{\"m2m:ae\":{\"rn\":\"bench\",\"api\":\"Nbench\",\"rr\":false,\"srv\":[\"3\"]}}",
 		 2) != 201) {
 		/* a second run reuses the AE: register under a fresh name */
 		char body[256];
 
-		snprintf(body, sizeof(body),
-			 "{\"m2m:ae\":{\"rn\":\"%s\",\"api\":\"Nbench\",\"rr\":false,\"srv\":[\"3\"]}}",
-			 origin);
+		snprintf(
+		    body, sizeof(body),
+		    "{\"m2m:ae\":{\"rn\":\"%s\",\"api\":\"Nbench\",\"rr\":false,\"srv\":[\"3\"]}}",
+		    origin);
 		if (once(base, body, 2) != 201) {
 			fprintf(stderr, "cannot register an AE at %s\n", base);
 			return 1;
@@ -217,14 +221,15 @@ int main(int argc, char **argv)
 		snprintf(url, sizeof(url), "%s/bench", base);
 
 	small = malloc(2048);
-	snprintf(small, 2048, "{\"m2m:cin\":{\"cnf\":\"application/octet-stream:0:1\",\"con\":\"%s\"}}",
-		 "");
+	snprintf(small, 2048,
+		 "{\"m2m:cin\":{\"cnf\":\"application/octet-stream:0:1\",\"con\":\"%s\"}}", "");
 	big = malloc(1100000);
 	for (int k = 0; k < 2; k++) {
 		size_t n = k ? 1048576 : 1024;
 		char *b = k ? big : small, *p;
 
-		p = b + sprintf(b, "{\"m2m:cin\":{\"cnf\":\"application/octet-stream:0:1\",\"con\":\"");
+		p = b +
+		    sprintf(b, "{\"m2m:cin\":{\"cnf\":\"application/octet-stream:0:1\",\"con\":\"");
 		memset(p, 'A', n);
 		strcpy(p + n, "\"}}");
 	}
@@ -233,21 +238,21 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 2; k++) {
 		for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
 			/* a fresh container per run; mni keeps the database bounded */
-			snprintf(cnt, sizeof(cnt), "{\"m2m:cnt\":{\"rn\":\"c%d-%zu\",\"mni\":%d}}", k, i,
-				 k ? 64 : 10000);
+			snprintf(cnt, sizeof(cnt), "{\"m2m:cnt\":{\"rn\":\"c%d-%zu\",\"mni\":%d}}",
+				 k, i, k ? 64 : 10000);
 			if (once(url, cnt, 3) != 201) {
 				fprintf(stderr, "cannot create a container\n");
 				return 1;
 			}
 			snprintf(cnt, sizeof(cnt), "%s/c%d-%zu", url, k, i);
 			double r = run(cnt, k ? big : small, 4, 201, conns[i], secs, &bad);
-			printf("create %s con, %2d connections: %9.1f /s%s\n", k ? "1 MiB" : "1 KiB",
-			       conns[i], r, bad ? " (with errors)" : "");
+			printf("create %s con, %2d connections: %9.1f /s%s\n",
+			       k ? "1 MiB" : "1 KiB", conns[i], r, bad ? " (with errors)" : "");
 			if (k == 0) {
 				snprintf(la, sizeof(la), "%s/la", cnt);
 				r = run(la, NULL, 0, 200, conns[i], secs, &bad);
-				printf("retrieve la (1 KiB), %2d connections: %9.1f /s%s\n", conns[i], r,
-				       bad ? " (with errors)" : "");
+				printf("retrieve la (1 KiB), %2d connections: %9.1f /s%s\n",
+				       conns[i], r, bad ? " (with errors)" : "");
 			}
 			fflush(stdout);
 		}

@@ -329,10 +329,12 @@ def tls(workdir):
     p = lambda f: os.path.join(workdir, f)  # noqa: E731
     d = Daemon(workdir, ["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--tls-ca", p("ca.pem")])
     d.port = None
-    port = __import__("hcse_runner").free_port()
     logf = open(d.log, "ab")
-    d.proc = subprocess.Popen(["%s" % __import__("hcse_runner").HCSED, "--listen", "127.0.0.1:%d" % port,
+    offset = logf.tell()
+    d.proc = subprocess.Popen(["%s" % __import__("hcse_runner").HCSED, "--listen", "127.0.0.1:0",
                                "--db", p("tls.db"), "-d"] + d.extra, stdout=logf, stderr=logf)
+    logf.close()
+    port = started_port(d.log, d.proc, offset)
     ctx = ssl.create_default_context(cafile=p("ca.pem"))
     ctx.load_cert_chain(p("client.pem"), p("client.key"))
 
@@ -376,10 +378,12 @@ def config_file(workdir):
         f.write("# hcsed.conf(5)\ncse-rn = mycse\ncse-ri = myri\ncsi = /mycsi\nadmin = CBoss\n"
                 "max-resources = 4\nmax-labels = 1\n")
     d = Daemon(workdir, ["-c", conf])
-    d.port = __import__("hcse_runner").free_port()
     logf = open(d.log, "ab")
-    d.proc = subprocess.Popen([__import__("hcse_runner").HCSED, "-c", conf, "--listen", "127.0.0.1:%d" % d.port,
+    offset = logf.tell()
+    d.proc = subprocess.Popen([__import__("hcse_runner").HCSED, "-c", conf, "--listen", "127.0.0.1:0",
                                "--db", os.path.join(workdir, "conf.db"), "-d"], stdout=logf, stderr=logf)
+    logf.close()
+    d.port = started_port(d.log, d.proc, offset)
     try:
         for _ in range(100):
             try:
@@ -416,13 +420,16 @@ def service_manager(workdir):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.settimeout(10)
-    port = __import__("hcse_runner").free_port()
     env = dict(os.environ, NOTIFY_SOCKET=path)
-    p = subprocess.Popen([__import__("hcse_runner").HCSED, "--listen", "127.0.0.1:%d" % port,
+    log = os.path.join(workdir, "sd.log")
+    logf = open(log, "ab")
+    p = subprocess.Popen([__import__("hcse_runner").HCSED, "--listen", "127.0.0.1:0",
                           "--db", os.path.join(workdir, "notify.db"), "-d"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=logf, stderr=logf)
+    logf.close()
     try:
         msg = sock.recv(256)
+        port = started_port(log, p)
         must(msg == b"READY=1" and alive(port), "READY=1 to $NOTIFY_SOCKET once serving")
         p.send_signal(signal.SIGTERM)
         must(sock.recv(256) == b"STOPPING=1", "STOPPING=1 on SIGTERM")
@@ -432,6 +439,22 @@ def service_manager(workdir):
             p.kill()
             p.wait()
         sock.close()
+
+
+def started_port(log, proc, offset=0, timeout=10):
+    """The port an hcsed started with --listen 127.0.0.1:0 logs."""
+    import re
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("hcsed exited: see %s" % log)
+        with open(log, errors="replace") as f:
+            f.seek(offset)
+            m = re.search(r"serving .* on https?://[^\s]*:(\d+)\s*$", f.read(), re.M)
+        if m:
+            return int(m.group(1))
+        time.sleep(0.02)
+    raise AssertionError("hcsed did not start")
 
 
 def main():

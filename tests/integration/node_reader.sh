@@ -65,7 +65,7 @@ key=$(as_user "$OWNER_UID" "$OWNER_GID" curl -s --unix-socket "$TEF_SOCK" "http:
 	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["keyValue"])')
 [ "$(id -u)" = 0 ] || key=$(curl -s --unix-socket "$TEF_SOCK" "http://tef/keys/${cred%%@*}" |
 	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["keyValue"])')
-run_node --key "$key" -o "$T/out2" "$res" || fail "node --key: $(cat "$T/node.log")"
+run_node --key="$key" -o "$T/out2" "$res" || fail "node --key: $(cat "$T/node.log")"
 cmp "$T/plain" "$T/out2" || fail "node --key -o decrypted different bytes"
 ok "node + jose with the key as base64url, -o FILE"
 
