@@ -89,6 +89,7 @@ struct node *ns_node_new(struct fs *fs, uint64_t ino)
 	n->seg_size = (uint32_t)fs->opt.segment_size;
 	n->protection = fs->opt.protection;
 	pthread_mutex_init(&n->data_lock, NULL);
+	pthread_cond_init(&n->seal_cond, NULL);
 	return n;
 }
 
@@ -98,6 +99,7 @@ void ns_node_free(struct node *n)
 		return;
 	data_drop(n);
 	pthread_mutex_destroy(&n->data_lock);
+	pthread_cond_destroy(&n->seal_cond);
 	free(n->name);
 	free(n->symlink);
 	free(n->cred_id);

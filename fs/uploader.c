@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
@@ -19,6 +21,7 @@
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 30000
 #define IDLE_MS 5000
+#define YIELD_MAX_MS 2000
 /* key renewal when key_ttl is not set: tefd's default is long; renew a week ahead */
 #define RENEW_DEFAULT_TTL (30 * 86400)
 #define RENEW_DEFAULT_AHEAD (7 * 86400)
@@ -101,6 +104,33 @@ static int push_labels(struct fs *fs, uint64_t ino, bool create)
 	return 0;
 }
 
+static bool stopping(const struct fs *fs);
+
+void fs_note_io(struct fs *fs)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	atomic_store(&fs->last_io_ns, (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
+}
+
+/*
+ * Uploads are background work: while applications read or write, wait a
+ * little (at most YIELD_MAX_MS per object) so they get the CPU first.
+ */
+static void yield_to_io(struct fs *fs)
+{
+	for (unsigned waited = 0; waited < YIELD_MAX_MS && !stopping(fs); waited += 20) {
+		struct timespec ts, d = { 0, 20000000 };
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+		if (now - atomic_load(&fs->last_io_ns) > 100000000)
+			return;
+		nanosleep(&d, NULL);
+	}
+}
+
 /* Creates a contentInstance, replacing a stale one of the same name (left by a crash). */
 static int put_cin(struct fs *fs, const char *parent, const char *rn, const char *con, size_t len)
 {
@@ -170,6 +200,7 @@ static int sync_node(struct fs *fs, uint64_t ino)
 		/* stopping: what is left stays queued for the next start */
 		if (stopping(fs))
 			return 0;
+		yield_to_io(fs);
 		r = cache_seg_read(fs->cache, ino, idx[i], gen[i], &con, &len);
 		if (r == -ENOENT)
 			continue; /* superseded meanwhile */
@@ -377,6 +408,9 @@ static void wait_ms(struct uploader *u, unsigned ms)
 static void *uploader_main(void *arg)
 {
 	struct uploader *u = arg;
+
+	/* background work: the scheduler prefers the FUSE threads */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 
 	for (;;) {
 		int r;
