@@ -97,6 +97,9 @@ struct node {
 	int64_t expires;         /* owner-set expiry (unix s) or 0 */
 	int64_t key_expires;     /* the registration's expiry as tefd last said (unix s) */
 	char *targets;           /* the registration's targetIDs, comma-separated */
+	char *xattrs;            /* other user.* attributes: "encoded-name=compact-JOSE\n" lines */
+	uint64_t xattrs_ver;     /* bumps when they change */
+	uint64_t xattrs_rver;    /* the version stored on the HCSE as contentInstance xa<N> */
 	bool meta_dirty;         /* labels must be pushed */
 	bool remote_created;
 	bool segs_known;         /* the committed segment list is loaded */

@@ -105,6 +105,7 @@ void ns_node_free(struct node *n)
 	free(n->cred_id);
 	free(n->rkid);
 	free(n->targets);
+	free(n->xattrs);
 	free(n);
 }
 
@@ -432,6 +433,9 @@ int node_labels(const struct node *n, uint64_t size, uint64_t version, char ***r
 	}
 	if (target)
 		ADD("atrest:target=%s", target);
+	/* sealed user.* attributes live in contentInstance xa<N> (uploader.c) */
+	if (n->xattrs_rver)
+		ADD("atrest:xattrs=%" PRIu64, n->xattrs_rver);
 #undef ADD
 	if (!ok) {
 		labels_free(l, k);
@@ -512,6 +516,8 @@ int node_from_labels(struct node *n, const char *const *labels, size_t n_labels)
 			n->rkid = strdup(v);
 		} else if (strcmp(key, "expires") == 0)
 			n->expires = strtoll(v, NULL, 10);
+		else if (strcmp(key, "xattrs") == 0)
+			n->xattrs_ver = n->xattrs_rver = strtoull(v, NULL, 10);
 		else if (strcmp(key, "target") == 0) {
 			free(n->symlink);
 			n->symlink = name_decode(v);

@@ -153,6 +153,46 @@ static bool stopping(const struct fs *fs)
 	return fs->up && atomic_load(&fs->up->stop);
 }
 
+/* Sealed user.* attributes: a new xa<N> contentInstance, then the labels
+ * point at it (meta_dirty), then the old one goes (gc, after the labels). */
+static int push_xattrs(struct fs *fs, uint64_t ino, const char *path)
+{
+	_cleanup_free_ char *text = NULL, *old = NULL;
+	uint64_t ver, rver;
+	char rn[32];
+	struct node *n;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	if (!n || n->xattrs_ver == n->xattrs_rver) {
+		pthread_mutex_unlock(&fs->lock);
+		return 0;
+	}
+	ver = n->xattrs_ver;
+	rver = n->xattrs_rver;
+	text = strdup(n->xattrs ? n->xattrs : "");
+	pthread_mutex_unlock(&fs->lock);
+	if (!text)
+		return -ENOMEM;
+	snprintf(rn, sizeof(rn), "xa%" PRIu64, ver);
+	r = put_cin(fs, path, rn, text, strlen(text));
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	if (n) {
+		n->xattrs_rver = ver;
+		n->meta_dirty = true;
+		n->meta_seq++;
+		cache_node_save(fs->cache, n);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (rver && asprintf(&old, "%s/xa%" PRIu64, path, rver) >= 0)
+		cache_gc_add(fs->cache, ino, 0, old);
+	return 0;
+}
+
 static int sync_node(struct fs *fs, uint64_t ino)
 {
 	_cleanup_free_ char *path = NULL, *manifest = NULL;
@@ -249,6 +289,10 @@ static int sync_node(struct fs *fs, uint64_t ino)
 		if (rkid[0])
 			keys_record_version(fs, uid, gid, rkid, mver);
 	}
+
+	r = push_xattrs(fs, ino, path);
+	if (r < 0)
+		return r;
 
 	pthread_mutex_lock(&fs->lock);
 	n = ns_get(fs, ino);
