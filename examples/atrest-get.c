@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* atrest-get: a standalone Client AE that reads atrest data through hcsed and tefd (the contribution's steps 11-19). */
+/* atrest-get: a standalone Client AE that reads atrest data through hcsed and tefd (the
+ * contribution's steps 11-19). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,8 +26,8 @@
  * so scripts tell a denial from tampering without parsing messages. */
 enum {
 	EXIT_OK = 0,
-	EXIT_ERROR = 1,       /* anything else: out of memory, cannot write the output */
-	EXIT_USAGE = 2,       /* bad command line */
+	EXIT_ERROR = 1,	      /* anything else: out of memory, cannot write the output */
+	EXIT_USAGE = 2,	      /* bad command line */
 	EXIT_HCSE_DENIED = 3, /* the HCSE refused the originator (4103, 4106) */
 	EXIT_NOT_FOUND = 4,   /* no such resource, or not an atrest file / ESData */
 	EXIT_TEF_DENIED = 5,  /* the TEF did not release the key (denied or unknown) */
@@ -56,9 +57,9 @@ struct options {
 };
 
 static struct options opt = {
-	.hcse_url = "http://127.0.0.1:8080/cse-in",
-	.origin = "Catrest-get",
-	.tef = "/run/atrest/tef.sock",
+    .hcse_url = "http://127.0.0.1:8080/cse-in",
+    .origin = "Catrest-get",
+    .tef = "/run/atrest/tef.sock",
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct hcse_client *, hcse_client_free)
@@ -85,6 +86,7 @@ static void usage(FILE *f)
 	      "  -o, --output FILE   write the plaintext there (default stdout)\n"
 	      "  -l, --list          list the directory container PATH\n"
 	      "  -v, --verbose       report each step of the contribution on stderr\n"
+	      "  -h, --help          this text;  --version  the version\n"
 	      "exit: 0 ok, 1 error, 2 usage, 3 HCSE denied, 4 not found, 5 TEF denied,\n"
 	      "      6 key expired, 7 verification failed, 8 unreachable\n",
 	      f);
@@ -123,7 +125,8 @@ static void step(int n, const char *fmt, ...)
 static int fail_hcse(int r, int rsc, const char *what, const char *path)
 {
 	if (hcse_is_unreachable(r)) {
-		say("HCSE %s unreachable while retrieving '%s': %s", opt.hcse_url, path, strerror(-r));
+		say("HCSE %s unreachable while retrieving '%s': %s", opt.hcse_url, path,
+		    strerror(-r));
 		return EXIT_UNREACHABLE;
 	}
 	if (r == -EACCES) {
@@ -149,8 +152,8 @@ static bool tef_is_unreachable(int r)
 static int fail_tef(int r, int rsc, const char *kid)
 {
 	if (tef_is_unreachable(r)) {
-		say("TEF %s unreachable, or it refused the TLS handshake: %s", opt.tef,
-		    strerror(-r));
+		say("TEF %s unreachable%s: %s", opt.tef,
+		    opt.tef[0] == '/' ? "" : ", or it refused the TLS handshake", strerror(-r));
 		return EXIT_UNREACHABLE;
 	}
 	if (r == -EKEYEXPIRED) {
@@ -196,6 +199,15 @@ static const char *seal_reason(int r)
 	}
 }
 
+/* True for the codes opening a sealed object returns when it does not verify. */
+static bool is_seal_error(int r)
+{
+	return r == SEAL_E_MALFORMED || r == SEAL_E_AUTH || r == SEAL_E_KID ||
+	       r == SEAL_E_OTHER_FILE || r == SEAL_E_REORDERED || r == SEAL_E_GENERATION ||
+	       r == SEAL_E_TRUNCATED || r == SEAL_E_ROLLBACK || r == SEAL_E_KIND ||
+	       r == -EMSGSIZE || r == -ERANGE || r == -ENOBUFS;
+}
+
 static int fail_seal(int r, const char *what, const char *path)
 {
 	if (r == -ENOMEM)
@@ -232,7 +244,7 @@ static const char *label(json_t *res, const char *key)
 	size_t kl = strlen(key), i;
 	json_t *v;
 
-	json_array_foreach(json_object_get(res, "lbl"), i, v) {
+	json_array_foreach (json_object_get(res, "lbl"), i, v) {
 		const char *s = json_string_value(v);
 
 		if (!s || strncmp(s, LBL_PREFIX, strlen(LBL_PREFIX)) != 0)
@@ -334,8 +346,9 @@ static int fetch_key(const char *kid, struct seal_key **ret, uint64_t *ret_min_v
 	r = seal_key_new(reg->key, reg->key_len, ret);
 	if (r < 0)
 		return say("cannot hold the key: %s", strerror(-r)), EXIT_ERROR;
-	step(18, "received the credential over the secure channel (%zu-byte key, SUID %d, "
-		 "expires %" PRId64 ", recorded version %" PRIu64 ")",
+	step(18,
+	     "received the credential over the secure channel (%zu-byte key, SUID %d, "
+	     "expires %" PRId64 ", recorded version %" PRIu64 ")",
 	     reg->key_len, reg->suid, reg->expiration, reg->version);
 	*ret_min_version = reg->version;
 	return 0;
@@ -352,7 +365,7 @@ static int output_open(struct output *o)
 {
 	_cleanup_free_ char *copy = NULL;
 
-	*o = (struct output){ .fd = STDOUT_FILENO };
+	*o = (struct output){.fd = STDOUT_FILENO};
 	if (!opt.output || strcmp(opt.output, "-") == 0)
 		return 0;
 	copy = strdup(opt.output);
@@ -410,7 +423,8 @@ static int get_esdata(const char *path, json_t *cin)
 	_cleanup_(seal_key_freep) struct seal_key *key = NULL;
 	_cleanup_free_ char *kid = NULL, *plain = NULL;
 	json_t *jcon = json_object_get(cin, "con");
-	const char *con = json_string_value(jcon), *cnf = json_string_value(json_object_get(cin, "cnf"));
+	const char *con = json_string_value(jcon),
+		   *cnf = json_string_value(json_object_get(cin, "cnf"));
 	size_t len = json_string_length(jcon), plain_len = 0;
 	struct output out;
 	uint64_t min_version;
@@ -427,8 +441,9 @@ static int get_esdata(const char *path, json_t *cin)
 		    cnf ? cnf : "");
 		return EXIT_VERIFY;
 	}
-	step(14, "received the protected data of '%s' (%zu bytes, cnf \"%s\") with Credential-Id "
-		 "'%s'",
+	step(14,
+	     "received the protected data of '%s' (%zu bytes, cnf \"%s\") with Credential-Id "
+	     "'%s'",
 	     path, len, cnf ? cnf : "", kid);
 	rc = fetch_key(kid, &key, &min_version);
 	if (rc)
@@ -510,8 +525,8 @@ static int get_file(struct hcse_client *hcse, const char *path, json_t *cnt)
 	_cleanup_(seal_manifest_freep) struct seal_manifest *m = NULL;
 	_cleanup_free_ char *mpath = NULL, *compact = NULL, *kid = NULL;
 	const char *fid = label(cnt, "fid");
-	struct source src = { .hcse = hcse, .path = path };
-	struct seal_params p = { 0 };
+	struct source src = {.hcse = hcse, .path = path};
+	struct seal_params p = {0};
 	uint64_t version = 0, min_version = 0;
 	struct output out;
 	size_t len = 0;
@@ -534,27 +549,29 @@ static int get_file(struct hcse_client *hcse, const char *path, json_t *cnt)
 	r = seal_peek_kid(compact, len, &kid);
 	if (r < 0)
 		return fail_seal(r, "manifest", mpath);
-	step(14, "received the protected manifest '%s' (version %" PRIu64 ") with Credential-Id '%s'",
+	step(14,
+	     "received the protected manifest '%s' (version %" PRIu64 ") with Credential-Id '%s'",
 	     mpath, version, kid);
 
 	rc = fetch_key(kid, &key, &min_version);
 	if (rc)
 		return rc;
 	p = (struct seal_params){
-		.key = key,
-		.kid = kid,
-		.file_id = fid,
-		/* the compact form says which: 5 parts JWE, 3 parts JWS; opening
-		 * checks the header's alg agrees */
-		.protection = is_jwe(compact) ? SEAL_CONFIDENTIALITY : SEAL_INTEGRITY,
+	    .key = key,
+	    .kid = kid,
+	    .file_id = fid,
+	    /* the compact form says which: 5 parts JWE, 3 parts JWS; opening
+	     * checks the header's alg agrees */
+	    .protection = is_jwe(compact) ? SEAL_CONFIDENTIALITY : SEAL_INTEGRITY,
 	};
 	/* DESIGN.md 4: the version recorded at the TEF defeats an HCSE that
 	 * serves an older manifest */
 	r = seal_manifest_open(&p, compact, len, min_version, &m);
 	if (r < 0)
 		return fail_seal(r, "manifest", mpath);
-	step(19, "manifest verified: version %" PRIu64 " (TEF recorded %" PRIu64 "), %" PRIu64
-		 " bytes in %zu segment(s) of %" PRIu32 ", mode %o uid %" PRIu32 " gid %" PRIu32,
+	step(19,
+	     "manifest verified: version %" PRIu64 " (TEF recorded %" PRIu64 "), %" PRIu64
+	     " bytes in %zu segment(s) of %" PRIu32 ", mode %o uid %" PRIu32 " gid %" PRIu32,
 	     m->version, min_version, m->length, m->n_segments, m->segment_size, m->mode, m->uid,
 	     m->gid);
 
@@ -569,10 +586,11 @@ static int get_file(struct hcse_client *hcse, const char *path, json_t *cnt)
 		if (asprintf(&sp, "%s/%s", path, src.failed) < 0)
 			sp = NULL;
 		rc = fail_hcse(src.error, src.rsc, "retrieval of", sp ? sp : path);
-	} else if (r == -EPIPE || r == -ENOSPC || r == -EIO)
-		rc = (say("cannot write the output: %s", strerror(-r)), EXIT_ERROR);
-	else if (r < 0)
+	} else if (is_seal_error(r))
 		rc = fail_seal(r, "file", path);
+	else if (r < 0)
+		rc = r == -ENOMEM ? (say("out of memory"), EXIT_ERROR)
+				  : (say("cannot write the output: %s", strerror(-r)), EXIT_ERROR);
 	else
 		step(19, "every segment verified%s in order: %" PRIu64 " bytes written to %s",
 		     p.protection == SEAL_CONFIDENTIALITY ? " and decrypted" : "", m->length,
@@ -678,24 +696,32 @@ static int list_dir(struct hcse_client *hcse, const char *path, json_t *res, int
 
 static int parse_args(int argc, char **argv)
 {
-	enum { OPT_CERT = 0x100, OPT_KEY, OPT_CA, OPT_TEF_CERT, OPT_TEF_KEY, OPT_TEF_CA, OPT_VERSION };
+	enum {
+		OPT_CERT = 0x100,
+		OPT_KEY,
+		OPT_CA,
+		OPT_TEF_CERT,
+		OPT_TEF_KEY,
+		OPT_TEF_CA,
+		OPT_VERSION
+	};
 	static const struct option longopts[] = {
-		{ "hcse", required_argument, NULL, 'H' },
-		{ "origin", required_argument, NULL, 'O' },
-		{ "tef", required_argument, NULL, 'T' },
-		{ "cert", required_argument, NULL, OPT_CERT },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "ca", required_argument, NULL, OPT_CA },
-		{ "tef-cert", required_argument, NULL, OPT_TEF_CERT },
-		{ "tef-key", required_argument, NULL, OPT_TEF_KEY },
-		{ "tef-ca", required_argument, NULL, OPT_TEF_CA },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "list", no_argument, NULL, 'l' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, OPT_VERSION },
-		{ 0 },
+	    {"hcse", required_argument, NULL, 'H'},
+	    {"origin", required_argument, NULL, 'O'},
+	    {"tef", required_argument, NULL, 'T'},
+	    {"cert", required_argument, NULL, OPT_CERT},
+	    {"key", required_argument, NULL, OPT_KEY},
+	    {"ca", required_argument, NULL, OPT_CA},
+	    {"tef-cert", required_argument, NULL, OPT_TEF_CERT},
+	    {"tef-key", required_argument, NULL, OPT_TEF_KEY},
+	    {"tef-ca", required_argument, NULL, OPT_TEF_CA},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"list", no_argument, NULL, 'l'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {0},
 	};
 	uint64_t t;
 	int c;
@@ -766,6 +792,16 @@ static int parse_args(int argc, char **argv)
 		say("the HCSE URL must start with http:// or https://");
 		return EXIT_USAGE;
 	}
+	if (strncmp(opt.tef, "http://", 7) == 0) {
+		say("tefd's TCP listener speaks TLS only: use https://HOST:PORT or a socket path");
+		return EXIT_USAGE;
+	}
+	if (strncmp(opt.tef, "https://", 8) == 0 && !opt.list &&
+	    (!(opt.tef_cert ?: opt.cert) || !(opt.tef_ca ?: opt.ca))) {
+		say("tefd over TLS needs a client certificate and a CA: --cert/--key/--ca "
+		    "(or --tef-cert/--tef-key/--tef-ca)");
+		return EXIT_USAGE;
+	}
 	if (!!opt.cert != !!opt.key || !!opt.tef_cert != !!opt.tef_key) {
 		say("--cert and --key (and --tef-cert and --tef-key) go together");
 		return EXIT_USAGE;
@@ -781,7 +817,7 @@ int main(int argc, char **argv)
 {
 	_cleanup_(hcse_client_freep) struct hcse_client *hcse = NULL;
 	_cleanup_json_ json_t *res = NULL;
-	struct hcse_tls tls = { 0 };
+	struct hcse_tls tls = {0};
 	const char *path;
 	int ty = 0, rsc = 0, r, rc;
 
@@ -792,15 +828,15 @@ int main(int argc, char **argv)
 		return say("libsodium failed to initialise"), EXIT_ERROR;
 	path = relative_path(opt.path);
 
-	tls = (struct hcse_tls){ .cert = opt.cert, .key = opt.key, .ca = opt.ca };
+	tls = (struct hcse_tls){.cert = opt.cert, .key = opt.key, .ca = opt.ca};
 	r = hcse_client_new(opt.hcse_url, opt.origin, &tls, opt.timeout_ms, &hcse);
 	if (r < 0)
 		return say("cannot set up an HCSE client for '%s': %s", opt.hcse_url, strerror(-r)),
 		       EXIT_ERROR;
 	step(11, "security association with the HCSE %s as '%s'%s", opt.hcse_url, opt.origin,
 	     strncmp(opt.hcse_url, "https://", 8) == 0
-		     ? (opt.cert ? " (mutual TLS)" : " (TLS, no client certificate)")
-		     : " (plain HTTP: loopback only)");
+		 ? (opt.cert ? " (mutual TLS)" : " (TLS, no client certificate)")
+		 : " (plain HTTP: loopback only)");
 	step(12, "retrieving '%s' from the HCSE", path);
 	r = hcse_retrieve(hcse, path, &res, &ty, &rsc);
 	if (r < 0) {

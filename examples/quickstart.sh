@@ -7,14 +7,15 @@
 #   examples/quickstart.sh stop           stop a running quickstart
 #
 # Environment: ATREST_STATE (default ./.atrest), HCSED_LISTEN (127.0.0.1:8080),
-# DEMO_UID (1000): the unprivileged uid the demo writes and reads as.
+# DEMO_UID (1000): the unprivileged uid the demo writes and reads as,
+# ATREST_BUILD (./build): the meson build directory to use.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 state=${ATREST_STATE:-$src/.atrest}
 listen=${HCSED_LISTEN:-127.0.0.1:8080}
 demo_uid=${DEMO_UID:-1000}
-build=$src/build
+build=${ATREST_BUILD:-$src/build}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -48,7 +49,7 @@ if [ "${1:-}" = "stop" ]; then
 fi
 case "${1:-}" in
 -h | --help)
-	sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 esac
@@ -118,8 +119,8 @@ as_demo sh -c "echo 'hello from a legacy app' > '$demo/hello.txt'"
 as_demo cat "$demo/hello.txt"
 
 say "its Credential-Id (getfattr, no key released)"
-getfattr -n user.onem2m.credential-id "$demo/hello.txt" || true
-getfattr -n user.onem2m.resource "$demo/hello.txt" || true
+getfattr --absolute-names -n user.onem2m.credential-id "$demo/hello.txt" || true
+getfattr --absolute-names -n user.onem2m.resource "$demo/hello.txt" || true
 
 res=$(getfattr --only-values -n user.onem2m.resource "$demo/hello.txt" 2>/dev/null || true)
 if [ -n "$res" ]; then
@@ -130,7 +131,7 @@ if [ -n "$res" ]; then
 	done
 	curl -s -H 'X-M2M-Origin: CAdmin' -H 'X-M2M-RI: qs' -H 'X-M2M-RVI: 3' "http://$listen$res/la" |
 		cut -c1-400
-	echo
+	echo " ..."
 fi
 
 cat <<EOF
@@ -143,6 +144,9 @@ atrest is running.
 Stop with Ctrl-C here, or from another shell: $0 stop
 EOF
 
-while kill -0 "$(cat "$state/atrestfs.pid")" 2>/dev/null; do sleep 1; done
-say "atrestfs exited; stopping"
+fs_pid=$(cat "$state/atrestfs.pid")
+while kill -0 "$fs_pid" 2>/dev/null; do sleep 1; done
+# Stopped from another shell: that one already cleaned up.
+[ -f "$state/tefd.pid" ] || exit 0
+say "atrestfs exited (see $state/log/atrestfs.log); stopping"
 stop_all

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* atrestfs: parses options, opens the cache and the clients, mounts, runs the FUSE loop, tears down. */
 #include <errno.h>
+#include <limits.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -423,6 +426,13 @@ int main(int argc, char *argv[])
 		log_error("libsodium cannot initialise");
 		return 1;
 	}
+	/* Open files' plaintext and their keys live in this process: a core
+	 * dump would put them on the gateway's disk (DESIGN.md, Secrets). */
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) < 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		log_error_errno(-errno, "cannot disable core dumps");
+		return 1;
+	}
 
 	the_fs = &fs;
 	pthread_mutex_init(&fs.lock, NULL);
@@ -492,7 +502,10 @@ int main(int argc, char *argv[])
 	if (!loop)
 		goto out_unmount;
 	fuse_loop_cfg_set_clone_fd(loop, cmd.clone_fd);
-	fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
+	/* UINT_MAX is fuse_parse_cmdline()'s "not given": libfuse 3.14 would
+	 * print a spurious warning for it */
+	if (cmd.max_idle_threads != UINT_MAX)
+		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 	if (cmd.max_threads > 0 && cmd.max_threads <= 100000)
 		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
 	ret = fuse_session_loop_mt(se, loop) != 0;

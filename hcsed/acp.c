@@ -156,10 +156,11 @@ static bool ip_list_match(json_t *list, const char *addr, int family, bool *ret_
 	bool any = false;
 
 	*ret_valid = true;
-	json_array_foreach(list, i, v) {
+	json_array_foreach (list, i, v) {
 		bool valid;
 
-		if (!json_is_string(v) || (ip_in(json_string_value(v), addr, family, &valid), !valid)) {
+		if (!json_is_string(v) ||
+		    (ip_in(json_string_value(v), addr, family, &valid), !valid)) {
 			*ret_valid = false;
 			return false;
 		}
@@ -183,7 +184,7 @@ static bool acco_entry_match(json_t *acco, const char *peer, int64_t now, bool *
 
 		if (!json_is_array(actw))
 			return *ret_valid = false;
-		json_array_foreach(actw, i, v) {
+		json_array_foreach (actw, i, v) {
 			any |= schedule_eval(json_string_value(v), now, &valid);
 			if (!valid)
 				return *ret_valid = false;
@@ -196,7 +197,8 @@ static bool acco_entry_match(json_t *acco, const char *peer, int64_t now, bool *
 		const char *a = peer && *peer ? peer : NULL;
 		char mapped[64];
 
-		if (!json_is_object(acip) || (v4 && !json_is_array(v4)) || (v6 && !json_is_array(v6)))
+		if (!json_is_object(acip) || (v4 && !json_is_array(v4)) ||
+		    (v6 && !json_is_array(v6)))
 			return *ret_valid = false;
 		/* "::ffff:a.b.c.d" is an IPv4 peer */
 		if (a && strncmp(a, "::ffff:", 7) == 0 && strchr(a, '.')) {
@@ -244,7 +246,7 @@ bool acp_privileges_valid(const json_t *privileges)
 		return json_object_size(privileges) == 0;
 	if (!json_is_array(acr) || json_object_size(privileges) != 1)
 		return false;
-	json_array_foreach(acr, i, rule) {
+	json_array_foreach (acr, i, rule) {
 		json_t *acor = json_object_get(rule, "acor"), *acop = json_object_get(rule, "acop");
 		json_t *acco = json_object_get(rule, "acco");
 		const char *key;
@@ -252,13 +254,17 @@ bool acp_privileges_valid(const json_t *privileges)
 		if (!json_is_object(rule) || !json_is_array(acor) || !json_is_integer(acop) ||
 		    json_integer_value(acop) < 1 || json_integer_value(acop) > 63)
 			return false;
-		json_object_foreach(rule, key, v) if (strcmp(key, "acor") && strcmp(key, "acop") &&
-						      strcmp(key, "acco") && strcmp(key, "acaf")) return false;
-		json_array_foreach(acor, k, v) if (!json_is_string(v)) return false;
+		json_object_foreach (rule, key, v)
+			if (strcmp(key, "acor") && strcmp(key, "acop") && strcmp(key, "acco") &&
+			    strcmp(key, "acaf"))
+				return false;
+		json_array_foreach (acor, k, v)
+			if (!json_is_string(v))
+				return false;
 		if (acco) {
 			if (!json_is_array(acco))
 				return false;
-			json_array_foreach(acco, k, v) {
+			json_array_foreach (acco, k, v) {
 				bool valid;
 
 				acco_entry_match(v, NULL, 0, &valid);
@@ -270,24 +276,24 @@ bool acp_privileges_valid(const json_t *privileges)
 	return true;
 }
 
-bool acp_privileges_allow(const json_t *privileges, const char *originator, const char *csi,
-			  int op, const char *peer_addr, int64_t now)
+bool acp_privileges_allow(const json_t *privileges, const char *originator, const char *csi, int op,
+			  const char *peer_addr, int64_t now)
 {
 	json_t *acr = json_object_get(privileges, "acr"), *rule, *v;
 	size_t i, k;
 
-	json_array_foreach(acr, i, rule) {
+	json_array_foreach (acr, i, rule) {
 		json_t *acco = json_object_get(rule, "acco");
 		bool who = false, when = json_array_size(acco) == 0;
 
 		if (!(json_integer_value(json_object_get(rule, "acop")) & op))
 			continue;
-		json_array_foreach(json_object_get(rule, "acor"), k, v)
+		json_array_foreach (json_object_get(rule, "acor"), k, v)
 			who |= acor_match(json_string_value(v), originator, csi);
 		if (!who)
 			continue;
 		/* TS-0004 Table 6.3.5.x accessControlContexts: any entry may match */
-		json_array_foreach(acco, k, v) {
+		json_array_foreach (acco, k, v) {
 			bool valid;
 
 			when |= acco_entry_match(v, peer_addr, now, &valid);
@@ -305,7 +311,7 @@ static bool acpi_allow(struct hcse_ctx *ctx, json_t *acpi, int op)
 	json_t *v;
 	size_t i;
 
-	json_array_foreach(acpi, i, v) {
+	json_array_foreach (acpi, i, v) {
 		struct store_res acp = {0};
 		const char *id = json_string_value(v);
 		bool ok = false;
@@ -393,6 +399,7 @@ int acp_check(struct hcse_ctx *ctx, const struct store_res *res, int op)
 	if (r < 0)
 		return r;
 	if (!ok)
-		return ctx_fail(ctx, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, "originator has no privilege");
+		return ctx_fail(ctx, RSC_ORIGINATOR_HAS_NO_PRIVILEGE,
+				"originator has no privilege");
 	return 0;
 }

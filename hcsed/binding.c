@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* TS-0009 HTTP binding: methods, X-M2M-* headers, query parameters and the path as a To parameter. */
+/* TS-0009 HTTP binding: methods, X-M2M-* headers, query parameters and the path as a To parameter.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,9 +238,10 @@ static int parse_content_type(const char *ct, bool *ret_json, int *ret_ty)
 	while (n && p[n - 1] == ' ')
 		n--;
 	/* TS-0009 6.4.3 / 8.2: JSON serialisation media types */
-	*ret_json = (n == strlen("application/json") && strncasecmp(p, "application/json", n) == 0) ||
-		    (n == strlen("application/vnd.onem2m-res+json") &&
-		     strncasecmp(p, "application/vnd.onem2m-res+json", n) == 0);
+	*ret_json =
+	    (n == strlen("application/json") && strncasecmp(p, "application/json", n) == 0) ||
+	    (n == strlen("application/vnd.onem2m-res+json") &&
+	     strncasecmp(p, "application/vnd.onem2m-res+json", n) == 0);
 	while (semi) {
 		const char *param = semi + 1;
 
@@ -324,7 +326,8 @@ int binding_parse(const struct binding_input *in, struct hcse_request *req,
 	req->is_tls = in->is_tls;
 	if (in->is_tls) {
 		snprintf(req->cert_cn, sizeof(req->cert_cn), "%s", in->cert_cn ? in->cert_cn : "");
-		snprintf(req->cert_uri, sizeof(req->cert_uri), "%s", in->cert_uri ? in->cert_uri : "");
+		snprintf(req->cert_uri, sizeof(req->cert_uri), "%s",
+			 in->cert_uri ? in->cert_uri : "");
 		if (!req->fr || !cert_names(in, req->fr))
 			return fail(req, err, RSC_ORIGINATOR_NOT_AUTHENTICATED,
 				    "X-M2M-Origin does not match the client certificate");

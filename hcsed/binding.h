@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The HTTP binding (TS-0009): an HTTP request to a request primitive, a response primitive to HTTP. */
+/* The HTTP binding (TS-0009): an HTTP request to a request primitive, a response primitive to HTTP.
+ */
 #pragma once
 
 #include <stdbool.h>
@@ -14,8 +15,8 @@ struct binding_input {
 	/* header by case-insensitive name, or NULL */
 	const char *(*header)(void *userdata, const char *name);
 	/* calls fn for every decoded query argument in order */
-	int (*query_foreach)(void *userdata, int (*fn)(const char *key, const char *value, void *ud),
-			     void *ud);
+	int (*query_foreach)(void *userdata,
+			     int (*fn)(const char *key, const char *value, void *ud), void *ud);
 	void *userdata;
 	const char *body; /* NUL-terminated, kept alive while the request is processed */
 	size_t body_len;

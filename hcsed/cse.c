@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The Hosting CSE engine: addressing, the generic CRUD procedures of TS-0004 7.3, result content. */
+/* The Hosting CSE engine: addressing, the generic CRUD procedures of TS-0004 7.3, result content.
+ */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +15,12 @@
 #include "resource.h"
 
 #define ET_FOREVER 253402300799LL /* 99991231T235959 */
+#define HCSE_DEFAULT_CHILDREN 1000
+#define HCSE_MAX_CHILDREN 10000
 
 static const struct resource_type *const types[] = {
-	&resource_type_acp, &resource_type_ae,	&resource_type_cnt,
-	&resource_type_cin, &resource_type_cb,	&resource_type_sub,
+    &resource_type_acp, &resource_type_ae, &resource_type_cnt,
+    &resource_type_cin, &resource_type_cb, &resource_type_sub,
 };
 
 const struct resource_type *resource_type_find(int ty)
@@ -136,7 +140,7 @@ json_t *resource_to_json(const struct hcse *cse, const struct store_res *r)
 	json_object_set_new(j, "ct", json_string(r->ct));
 	hcse_format_time(r->et, buf);
 	json_object_set_new(j, "et", json_string(buf));
-	json_object_foreach((json_t *)r->attrs, key, v) {
+	json_object_foreach ((json_t *)r->attrs, key, v) {
 		if (key[0] == '_')
 			continue; /* internal bookkeeping */
 		json_object_set(j, key, v);
@@ -439,11 +443,11 @@ static int cnt_edge(struct hcse_ctx *ctx, const struct store_res *cnt, bool late
 /* ---- attribute validation (TS-0004 7.3.3.x: BAD_REQUEST on RO/unknown) -- */
 
 static const struct attr_def universal_attrs[] = {
-	{"rn", AK_STR, AF_C},
-	{"et", AK_TIME, AF_C | AF_U},
-	{"lbl", AK_STRLIST, AF_C | AF_U | AF_N},
-	{"cr", AK_ANY, AF_C},
-	{NULL, 0, 0},
+    {"rn", AK_STR, AF_C},
+    {"et", AK_TIME, AF_C | AF_U},
+    {"lbl", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"cr", AK_ANY, AF_C},
+    {NULL, 0, 0},
 };
 static const struct attr_def acpi_attr = {"acpi", AK_STRLIST, AF_C | AF_U | AF_N};
 
@@ -476,12 +480,16 @@ static bool kind_ok(enum attr_kind k, json_t *v)
 	case AK_STRLIST:
 		if (!json_is_array(v))
 			return false;
-		json_array_foreach(v, i, e) if (!json_is_string(e)) return false;
+		json_array_foreach (v, i, e)
+			if (!json_is_string(e))
+				return false;
 		return true;
 	case AK_INTLIST:
 		if (!json_is_array(v))
 			return false;
-		json_array_foreach(v, i, e) if (!json_is_integer(e)) return false;
+		json_array_foreach (v, i, e)
+			if (!json_is_integer(e))
+				return false;
 		return true;
 	case AK_OBJ:
 		return json_is_object(v);
@@ -499,7 +507,7 @@ static int validate_attrs(struct hcse_ctx *ctx, const struct resource_type *type
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(in, key, v) {
+	json_object_foreach (in, key, v) {
 		const struct attr_def *a = attr_find(type, key);
 
 		if (!a || !(a->flags & (create ? AF_C : AF_U)))
@@ -536,7 +544,7 @@ static int check_labels(struct hcse_ctx *ctx, json_t *lbl)
 		return 0;
 	if (json_array_size(lbl) > c->max_labels)
 		return ctx_fail(ctx, RSC_BAD_REQUEST, "too many labels");
-	json_array_foreach(lbl, i, v) {
+	json_array_foreach (lbl, i, v) {
 		size_t n = strlen(json_string_value(v));
 
 		if (n == 0 || n > c->max_label_len)
@@ -555,7 +563,7 @@ static int check_acpi(struct hcse_ctx *ctx, json_t *acpi)
 		return 0;
 	if (json_array_size(acpi) > 32)
 		return ctx_fail(ctx, RSC_BAD_REQUEST, "too many acpi entries");
-	json_array_foreach(acpi, i, v) {
+	json_array_foreach (acpi, i, v) {
 		struct store_res acp = {0};
 		const char *id = json_string_value(v);
 		int r = store_get_by_ri(ctx->t, id, false, &acp);
@@ -564,13 +572,28 @@ static int check_acpi(struct hcse_ctx *ctx, json_t *acpi)
 			r = store_get_by_path(ctx->t, id, false, &acp);
 		if (r == -ENOENT || (r == 0 && (acp.ty != TY_ACP || is_expired(ctx, &acp)))) {
 			store_res_clear(&acp);
-			return ctx_fail(ctx, RSC_BAD_REQUEST, "acpi names an unknown ACP \"%s\"", id);
+			return ctx_fail(ctx, RSC_BAD_REQUEST, "acpi names an unknown ACP \"%s\"",
+					id);
 		}
 		store_res_clear(&acp);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+/* Attributes, labels and acpi of a Create or Update content (TS-0004 7.3.3.x). */
+static int check_content(struct hcse_ctx *ctx, const struct resource_type *type, json_t *in,
+			 bool create)
+{
+	int r = validate_attrs(ctx, type, in, create);
+
+	if (r >= 0)
+		r = check_labels(ctx, json_object_get(in, "lbl"));
+	if (r >= 0)
+		/* acpi: null and [] remove it; unknown ACPs are refused (4000) */
+		r = check_acpi(ctx, json_object_get(in, "acpi"));
+	return r;
 }
 
 /* The single "m2m:xxx" member of a request Content, or a ctx_fail. */
@@ -607,8 +630,10 @@ static bool has_label(const struct store_res *r, char *const *labels, size_t n)
 	json_t *lbl = json_object_get(r->attrs, "lbl"), *v;
 	size_t i;
 
-	json_array_foreach(lbl, i, v) for (size_t k = 0; k < n; k++) if (
-		strcmp(json_string_value(v), labels[k]) == 0) return true;
+	json_array_foreach (lbl, i, v)
+		for (size_t k = 0; k < n; k++)
+			if (strcmp(json_string_value(v), labels[k]) == 0)
+				return true;
 	return false;
 }
 
@@ -650,8 +675,8 @@ static int child_cb(struct store_res *r, void *userdata)
 		json_array_append_new(arr, j);
 	} else {
 		/* m2m:childResourceRef: name, type, structured address */
-		json_array_append_new(c->out, json_pack("{s:s,s:i,s:s}", "nm", r->rn, "typ", r->ty,
-							"val", r->path));
+		json_array_append_new(
+		    c->out, json_pack("{s:s,s:i,s:s}", "nm", r->rn, "typ", r->ty, "val", r->path));
 	}
 	return 0;
 }
@@ -660,8 +685,18 @@ static int collect_children(struct hcse_ctx *ctx, struct render *rd, const struc
 			    int rcn, json_t *out)
 {
 	const struct hcse_filter *fc = &ctx->req->fc;
+	/* children are returned in full (con included for rcn 4/8): a local
+	 * policy bounds how many, so one Retrieve cannot load a container of
+	 * any size into memory (TS-0004 7.3.3.17: lim; 1,000 when absent) */
 	struct child_ctx c = {
-		.ctx = ctx, .rd = rd, .rcn = rcn, .out = out, .skip = fc->ofst, .left = fc->lim,
+	    .ctx = ctx,
+	    .rd = rd,
+	    .rcn = rcn,
+	    .out = out,
+	    .skip = fc->ofst,
+	    .left = fc->lim < 0			  ? HCSE_DEFAULT_CHILDREN
+		    : fc->lim > HCSE_MAX_CHILDREN ? HCSE_MAX_CHILDREN
+						  : fc->lim,
 	};
 
 	return store_children(ctx->t, res->ri, fc->n_tys == 1 ? fc->tys[0] : 0, false,
@@ -703,7 +738,8 @@ static int render_result(struct hcse_ctx *ctx, struct store_res *res, int rcn, j
 					json_decref(part);
 					json_decref(j);
 					render_clear(&rd);
-					return ctx_fail(ctx, RSC_BAD_REQUEST, "unknown attribute in atrl");
+					return ctx_fail(ctx, RSC_BAD_REQUEST,
+							"unknown attribute in atrl");
 				}
 				if (v)
 					json_object_set(part, ctx->req->atrl[i], v);
@@ -726,7 +762,7 @@ static int render_result(struct hcse_ctx *ctx, struct store_res *res, int rcn, j
 		const char *key;
 		json_t *v;
 
-		json_object_foreach(j, key, v) {
+		json_object_foreach (j, key, v) {
 			json_t *g = given ? json_object_get(given, key) : NULL;
 
 			if (!g || !json_equal(g, v))
@@ -809,7 +845,7 @@ static void nu_targets(struct hcse_ctx *ctx, const char *nu, json_t *urls)
 	    store_get_by_path(ctx->t, nu, false, &ae) < 0)
 		return;
 	poa = json_object_get(ae.attrs, "poa");
-	json_array_foreach(poa, i, v) {
+	json_array_foreach (poa, i, v) {
 		const char *u = json_string_value(v);
 
 		if (u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0))
@@ -825,7 +861,9 @@ static bool net_selected(json_t *sub_attrs, int net)
 
 	if (!json_array_size(nets))
 		return net == 1; /* default: update of the resource (TS-0004 7.4.8.1) */
-	json_array_foreach(nets, i, v) if (json_integer_value(v) == net) return true;
+	json_array_foreach (nets, i, v)
+		if (json_integer_value(v) == net)
+			return true;
 	return false;
 }
 
@@ -835,21 +873,44 @@ static void queue_event(struct hcse_ctx *ctx, json_t *sub, json_t *sgn)
 	       *u;
 	size_t i, k;
 
-	json_array_foreach(nu, i, v) if (json_is_string(v))
-		nu_targets(ctx, json_string_value(v), urls);
-	json_array_foreach(urls, k, u) json_array_append_new(
-		ctx->events, json_pack("{s:O,s:O}", "url", u, "body", sgn));
+	json_array_foreach (nu, i, v)
+		if (json_is_string(v))
+			nu_targets(ctx, json_string_value(v), urls);
+	json_array_foreach (urls, k, u)
+		json_array_append_new(ctx->events, json_pack("{s:O,s:O}", "url", u, "body", sgn));
 	json_decref(urls);
+}
+
+/* expirationCounter (TS-0004 7.4.8.1): each notification counts down; at 0
+ * the subscription is deleted (which sends its subscriptionDeletion). */
+static int count_down(struct hcse_ctx *ctx, const char *path)
+{
+	struct store_res sub = {0};
+	int r = store_get_by_path(ctx->t, path, false, &sub);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	json_int_t left = json_integer_value(json_object_get(sub.attrs, "exc")) - 1;
+	if (left <= 0)
+		r = resource_delete(ctx, &sub);
+	else {
+		json_object_set_new(sub.attrs, "exc", json_integer(left));
+		r = store_update(ctx->t, &sub);
+	}
+	store_res_clear(&sub);
+	return r;
 }
 
 int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep)
 {
 	json_t *first = json_object_iter_value(json_object_iter(rep));
 	struct sub_ctx s = {
-		.ctx = ctx,
-		.subs = json_array(),
-		/* a new subscription is not told of its own creation */
-		.skip_ri = json_string_value(json_object_get(first, "ri")),
+	    .ctx = ctx,
+	    .subs = json_array(),
+	    /* a new subscription is not told of its own creation */
+	    .skip_ri = json_string_value(json_object_get(first, "ri")),
 	};
 	json_t *sub;
 	size_t i;
@@ -860,7 +921,7 @@ int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int n
 		return 0;
 	}
 	r = store_children(ctx->t, subject->ri, TY_SUB, false, false, -1, 0, sub_collect_cb, &s);
-	json_array_foreach(s.subs, i, sub) {
+	json_array_foreach (s.subs, i, sub) {
 		json_t *attrs = json_object_get(sub, "attrs");
 		json_t *sgn;
 
@@ -872,6 +933,8 @@ int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int n
 		if (sgn)
 			queue_event(ctx, sub, sgn);
 		json_decref(sgn);
+		if (r >= 0 && json_object_get(attrs, "exc"))
+			r = count_down(ctx, json_string_value(json_object_get(sub, "path")));
 	}
 	json_decref(s.subs);
 	return r;
@@ -904,7 +967,7 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		if (r == 0) {
 			cnt.cni = cnt.cni > 0 ? cnt.cni - 1 : 0;
 			cnt.cbs = cnt.cbs > res->cs ? cnt.cbs - res->cs : 0;
-			r = store_update(ctx->t, &cnt);
+			r = store_update_counters(ctx->t, &cnt);
 		}
 		store_res_clear(&cnt);
 		if (r < 0 && r != -ENOENT)
@@ -922,7 +985,7 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		r = store_find(ctx->t, &f, path_list_cb, &p);
 		if (res->ty == TY_SUB)
 			path_list_cb(res, &p);
-		json_array_foreach(p.list, i, sub) {
+		json_array_foreach (p.list, i, sub) {
 			json_t *sgn = json_pack("{s:{s:b,s:O}}", "m2m:sgn", "sud", 1, "sur",
 						json_object_get(sub, "path"));
 			if (sgn)
@@ -937,17 +1000,21 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		struct store_res parent = {0};
 
 		if (store_get_by_ri(ctx->t, res->pi, false, &parent) == 0) {
-			_cleanup_json_ json_t *rep = json_pack("{s:o}", resource_type_find(res->ty)->tn,
-							       resource_to_json(ctx->cse, res));
+			_cleanup_json_ json_t *rep =
+			    json_pack("{s:o}", resource_type_find(res->ty)->tn,
+				      resource_to_json(ctx->cse, res));
 			r = resource_notify(ctx, &parent, 4, rep);
 		}
 		store_res_clear(&parent);
 	}
 	r = store_delete_subtree(ctx->t, res->path);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	ctx->n_created -= r;
+	return 0;
 }
 
-int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt)
+int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters)
 {
 	json_t *mni = json_object_get(cnt->attrs, "mni"), *mbs = json_object_get(cnt->attrs, "mbs");
 
@@ -966,13 +1033,15 @@ int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt)
 			return r;
 		}
 		r = store_delete_subtree(ctx->t, old.path);
+		if (r > 0)
+			ctx->n_created -= r;
 		cnt->cni = cnt->cni > 0 ? cnt->cni - 1 : 0;
 		cnt->cbs = cnt->cbs > old.cs ? cnt->cbs - old.cs : 0;
 		store_res_clear(&old);
 		if (r < 0)
 			return r;
 	}
-	return store_update(ctx->t, cnt);
+	return only_counters ? store_update_counters(ctx->t, cnt) : store_update(ctx->t, cnt);
 }
 
 /* ---- the operations ------------------------------------------------------ */
@@ -980,7 +1049,7 @@ int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt)
 struct op {
 	struct hcse_ctx ctx;
 	struct hcse_response *resp;
-	char ri[64];   /* Create: preassigned resourceID (subscriptions verify first) */
+	char ri[64]; /* Create: preassigned resourceID (subscriptions verify first) */
 };
 
 static bool rcn_allowed(enum hcse_op op, int rcn)
@@ -1029,7 +1098,8 @@ static int op_create(struct store_txn *t, void *userdata)
 		parent_ok |= *p == parent.ty;
 	if (!parent_ok)
 		return ctx_fail(ctx, RSC_INVALID_CHILD_RESOURCE_TYPE,
-				"resource type %d cannot be a child of type %d", type->ty, parent.ty);
+				"resource type %d cannot be a child of type %d", type->ty,
+				parent.ty);
 	r = content_of(ctx, type, &in);
 	if (r < 0)
 		return r;
@@ -1039,13 +1109,7 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r < 0)
 			return r;
 	}
-	r = validate_attrs(ctx, type, in, true);
-	if (r < 0)
-		return r;
-	r = check_labels(ctx, json_object_get(in, "lbl"));
-	if (r < 0)
-		return r;
-	r = check_acpi(ctx, json_object_get(in, "acpi"));
+	r = check_content(ctx, type, in, true);
 	if (r < 0)
 		return r;
 	if ((unsigned)parent.depth + 1 > conf->max_depth)
@@ -1089,7 +1153,7 @@ static int op_create(struct store_txn *t, void *userdata)
 		const char *key;
 		json_t *val;
 
-		json_object_foreach(in, key, val) {
+		json_object_foreach (in, key, val) {
 			if (json_is_null(val) || strcmp(key, "rn") == 0 || strcmp(key, "et") == 0)
 				continue;
 			if (strcmp(key, "cr") == 0)
@@ -1123,26 +1187,22 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r != -ENOENT)
 			return r;
 	}
-	if (conf->max_resources) {
-		int64_t n;
-
-		r = store_count(t, &n);
-		if (r < 0)
-			return r;
-		if ((uint64_t)n >= conf->max_resources)
-			return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource limit reached");
-	}
+	/* a counter, not count(*): concurrent creates may pass it by a few */
+	if (conf->max_resources &&
+	    (uint64_t)(atomic_load(&ctx->cse->n_resources) + ctx->n_created) >= conf->max_resources)
+		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource limit reached");
 	r = store_insert(t, &res);
 	if (r == -EEXIST)
 		return ctx_fail(ctx, RSC_CONFLICT, "resource exists");
 	if (r < 0)
 		return r;
+	ctx->n_created++;
 
 	if (type->ty == TY_CIN) {
 		/* TS-0004 7.4.7.2.1: cni/cbs/st of the container, then eviction */
 		parent.cni++;
 		parent.cbs += res.cs;
-		r = resource_cnt_evict(ctx, &parent);
+		r = resource_cnt_evict(ctx, &parent, true);
 		if (r < 0)
 			return r;
 	}
@@ -1242,26 +1302,19 @@ static int op_update(struct store_txn *t, void *userdata)
 	r = content_of(ctx, type, &in);
 	if (r < 0)
 		return r;
-	r = validate_attrs(ctx, type, in, false);
+	r = check_content(ctx, type, in, false);
 	if (r < 0)
 		return r;
-	r = check_labels(ctx, json_object_get(in, "lbl"));
-	if (r < 0)
-		return r;
-	/* acpi: null and [] remove it; unknown ACPs are refused (4000) */
-	r = check_acpi(ctx, json_object_get(in, "acpi"));
-	if (r < 0)
-		return r;
-	json_object_foreach(in, key, v) {
+	json_object_foreach (in, key, v) {
 		if (strcmp(key, "et") == 0) {
 			int64_t want;
 
 			hcse_parse_time(json_string_value(v), &want);
 			if (want <= ctx->now)
-				return ctx_fail(ctx, RSC_BAD_REQUEST, "expirationTime is in the past");
+				return ctx_fail(ctx, RSC_BAD_REQUEST,
+						"expirationTime is in the past");
 			res.et = want;
-		} else if (json_is_null(v) ||
-			   (strcmp(key, "acpi") == 0 && json_array_size(v) == 0))
+		} else if (json_is_null(v) || (strcmp(key, "acpi") == 0 && json_array_size(v) == 0))
 			json_object_del(res.attrs, key);
 		else
 			json_object_set(res.attrs, key, v);
@@ -1274,14 +1327,14 @@ static int op_update(struct store_txn *t, void *userdata)
 	}
 	if (res.ty == TY_CNT) {
 		res.st++; /* stateTag: every modification (TS-0004 7.4.6.1) */
-		r = resource_cnt_evict(ctx, &res); /* also stores res */
+		r = resource_cnt_evict(ctx, &res, false); /* also stores res */
 	} else
 		r = store_update(t, &res);
 	if (r < 0)
 		return r;
 	if (ctx->cse->config.notify) {
 		_cleanup_json_ json_t *rep =
-			json_pack("{s:o}", type->tn, resource_to_json(ctx->cse, &res));
+		    json_pack("{s:o}", type->tn, resource_to_json(ctx->cse, &res));
 		r = resource_notify(ctx, &res, 1, rep);
 		if (r < 0)
 			return r;
@@ -1341,7 +1394,7 @@ static void flush_events(struct hcse *cse, json_t *events)
 	json_t *e;
 	size_t i;
 
-	json_array_foreach(events, i, e)
+	json_array_foreach (events, i, e)
 		notifier_send(cse->notifier, json_string_value(json_object_get(e, "url")),
 			      json_object_get(e, "body"));
 }
@@ -1357,13 +1410,24 @@ static int verify_subscription(struct op *o)
 	_cleanup_free_ char *sur = NULL;
 	size_t i;
 
+	struct store_res parent = {0};
+	int r;
+
 	if (!json_is_array(nu) || !urls)
 		return 0; /* the Create itself reports the bad content */
+	r = resolve(ctx, ctx->req->to, false, false, &parent, NULL);
+	if (r < 0) {
+		ctx->rsc = 0; /* likewise */
+		return r == -EPROTO ? 0 : r;
+	}
 	random_id("sub", o->ri);
-	if (asprintf(&sur, "%s/%s", ctx->req->to ? ctx->req->to : "",
-		     json_is_string(rn) ? json_string_value(rn) : o->ri) < 0)
+	/* the structured address, as in the notifications that follow */
+	r = asprintf(&sur, "%s/%s", parent.path,
+		     json_is_string(rn) ? json_string_value(rn) : o->ri);
+	store_res_clear(&parent);
+	if (r < 0)
 		return -ENOMEM;
-	json_array_foreach(nu, i, v) {
+	json_array_foreach (nu, i, v) {
 		if (!json_is_string(v))
 			continue;
 		/* the originator itself needs no verification (TS-0004 7.3.8.2.3) */
@@ -1371,9 +1435,9 @@ static int verify_subscription(struct op *o)
 			continue;
 		nu_targets(ctx, json_string_value(v), urls);
 	}
-	json_array_foreach(urls, i, v) {
-		_cleanup_json_ json_t *vrq = json_pack("{s:{s:b,s:s,s:s}}", "m2m:sgn", "vrq", 1,
-						       "sur", sur, "cr", ctx->fr);
+	json_array_foreach (urls, i, v) {
+		_cleanup_json_ json_t *vrq =
+		    json_pack("{s:{s:b,s:s,s:s}}", "m2m:sgn", "vrq", 1, "sur", sur, "cr", ctx->fr);
 		if (notifier_send_sync(ctx->cse->notifier, json_string_value(v), vrq, NULL) < 0)
 			return ctx_fail(ctx, RSC_SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
 					"verification request to \"%s\" failed",
@@ -1393,13 +1457,19 @@ static int nu_lookup(struct store_txn *t, void *userdata)
 void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_response *resp)
 {
 	struct op o = {
-		.ctx = {.cse = cse, .req = req, .fr = req->fr ? req->fr : "", .now = time(NULL)},
-		.resp = resp,
+	    .ctx = {.cse = cse, .req = req, .fr = req->fr ? req->fr : "", .now = time(NULL)},
+	    .resp = resp,
 	};
 	int r;
 
 	hcse_format_time(o.ctx.now, o.ctx.nowstr);
 	*resp = (struct hcse_response){.rsc = RSC_INTERNAL_SERVER_ERROR};
+	/* "/id-in/Cx" (SP-relative AE-ID of this CSE) is the same originator
+	 * as "Cx" (TS-0001 7.2) */
+	size_t csi_len = strlen(cse->csi);
+	if (strncmp(o.ctx.fr, cse->csi, csi_len) == 0 && o.ctx.fr[csi_len] == '/' &&
+	    o.ctx.fr[csi_len + 1])
+		o.ctx.fr += csi_len + 1;
 	if (req->rvi && !is_supported_rvi(req->rvi)) {
 		hcse_response_error(resp, RSC_RELEASE_VERSION_NOT_SUPPORTED,
 				    "release version not supported");
@@ -1439,8 +1509,10 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 	} else if (r < 0) {
 		log_warning_errno(r, "request failed");
 		hcse_response_error(resp, RSC_INTERNAL_SERVER_ERROR, "internal error");
-	} else
+	} else {
+		atomic_fetch_add(&cse->n_resources, o.ctx.n_created);
 		flush_events(cse, o.ctx.events);
+	}
 	json_decref(o.ctx.events);
 }
 
@@ -1472,7 +1544,7 @@ static int expire_txn(struct store_txn *t, void *userdata)
 	r = store_expired(t, e->ctx.now, 256, expired_cb, e);
 	if (r < 0)
 		return r;
-	json_array_foreach(e->paths, i, p) {
+	json_array_foreach (e->paths, i, p) {
 		struct store_res res = {0};
 
 		if (store_get_by_path(t, json_string_value(p), false, &res) < 0)
@@ -1490,16 +1562,18 @@ int hcse_expire(struct hcse *cse, int64_t now)
 {
 	struct hcse_request req = {.rcn = -1};
 	struct expire_ctx e = {
-		.ctx = {.cse = cse, .req = &req, .fr = cse->admin, .now = now},
-		.paths = json_array(),
+	    .ctx = {.cse = cse, .req = &req, .fr = cse->admin, .now = now},
+	    .paths = json_array(),
 	};
 	int r;
 
 	e.ctx.events = json_array();
 	hcse_format_time(now, e.ctx.nowstr);
 	r = store_write(cse->store, expire_txn, &e);
-	if (r >= 0)
+	if (r >= 0) {
+		atomic_fetch_add(&cse->n_resources, e.ctx.n_created);
 		flush_events(cse, e.ctx.events);
+	}
 	json_decref(e.ctx.events);
 	json_decref(e.paths);
 	return r < 0 ? r : e.count;
@@ -1521,22 +1595,32 @@ static int ensure_cse_base(struct store_txn *t, void *userdata)
 	hcse_format_time(time(NULL), now);
 	/* TS-0004 7.4.3: the CSEBase, created by the CSE itself */
 	cb = (struct store_res){
-		.ri = cse->cse_ri,
-		.path = cse->cse_rn,
-		.rn = cse->cse_rn,
-		.ty = TY_CB,
-		.depth = 1,
-		.ct = now,
-		.et = ET_FOREVER,
-		.cr = cse->admin,
-		.attrs = json_pack("{s:i,s:s,s:[iiiiii],s:[ssss],s:s}", "cst", 1, "csi", cse->csi,
-				   "srt", TY_ACP, TY_AE, TY_CNT, TY_CIN, TY_CB, TY_SUB, "srv", "2a",
-				   "3", "4", "5", "lt", now),
+	    .ri = cse->cse_ri,
+	    .path = cse->cse_rn,
+	    .rn = cse->cse_rn,
+	    .ty = TY_CB,
+	    .depth = 1,
+	    .ct = now,
+	    .et = ET_FOREVER,
+	    .cr = cse->admin,
+	    .attrs = json_pack("{s:i,s:s,s:[iiiiii],s:[ssss],s:s}", "cst", 1, "csi", cse->csi,
+			       "srt", TY_ACP, TY_AE, TY_CNT, TY_CIN, TY_CB, TY_SUB, "srv", "2a",
+			       "3", "4", "5", "lt", now),
 	};
 	if (!cb.attrs)
 		return -ENOMEM;
 	r = store_insert(t, &cb);
 	json_decref(cb.attrs);
+	return r;
+}
+
+static int count_resources(struct store_txn *t, void *userdata)
+{
+	struct hcse *cse = userdata;
+	int64_t n = 0;
+	int r = store_count(t, &n);
+
+	atomic_store(&cse->n_resources, n);
 	return r;
 }
 
@@ -1576,6 +1660,8 @@ int hcse_new(const struct hcse_config *config, struct hcse **ret)
 	r = store_open(cse->db_path, &cse->store);
 	if (r >= 0)
 		r = store_write(cse->store, ensure_cse_base, cse);
+	if (r >= 0)
+		r = store_read(cse->store, count_resources, cse);
 	if (r >= 0 && cse->config.notify)
 		r = notifier_new(cse->csi, &cse->notifier);
 	if (r < 0) {

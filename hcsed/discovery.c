@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Discovery (TS-0004 7.3.3.17 filter criteria, fu=1): streamed from the store, never a whole subtree in memory. */
+/* Discovery (TS-0004 7.3.3.17 filter criteria, fu=1): streamed from the store, never a whole
+ * subtree in memory. */
 #include <errno.h>
 #include <string.h>
 
@@ -55,8 +56,8 @@ static int disc_cb(struct store_res *r, void *userdata)
 	/* drt 1 structured (default), 2 unstructured (TS-0004 6.3.4.2.8) */
 	const char *id = fc->drt == 2 ? r->ri : r->path;
 	if (d->refs)
-		json_array_append_new(d->out,
-				      json_pack("{s:s,s:i,s:s}", "nm", r->rn, "typ", r->ty, "val", id));
+		json_array_append_new(
+		    d->out, json_pack("{s:s,s:i,s:s}", "nm", r->rn, "typ", r->ty, "val", id));
 	else
 		json_array_append_new(d->out, json_string(id));
 	return 0;
@@ -67,21 +68,21 @@ int discovery_run(struct hcse_ctx *ctx, const struct store_res *base, json_t **r
 	const struct hcse_filter *fc = &ctx->req->fc;
 	int rcn = ctx->req->rcn < 0 ? 1 : ctx->req->rcn;
 	struct store_filter f = {
-		.base_path = base->path,
-		.max_depth = fc->lvl > 0 ? base->depth + fc->lvl : 0,
-		.tys = fc->tys,
-		.n_tys = fc->n_tys,
-		.labels = (const char *const *)fc->labels,
-		.n_labels = fc->n_labels,
-		.cra = fc->cra[0] ? fc->cra : NULL,
-		.crb = fc->crb[0] ? fc->crb : NULL,
-		.now = ctx->now,
+	    .base_path = base->path,
+	    .max_depth = fc->lvl > 0 ? base->depth + fc->lvl : 0,
+	    .tys = fc->tys,
+	    .n_tys = fc->n_tys,
+	    .labels = (const char *const *)fc->labels,
+	    .n_labels = fc->n_labels,
+	    .cra = fc->cra[0] ? fc->cra : NULL,
+	    .crb = fc->crb[0] ? fc->crb : NULL,
+	    .now = ctx->now,
 	};
 	struct disc d = {
-		.ctx = ctx,
-		.skip = fc->ofst,
-		.left = fc->lim >= 0 && fc->lim < DISCOVERY_MAX_RESULTS ? fc->lim
-									: DISCOVERY_MAX_RESULTS,
+	    .ctx = ctx,
+	    .skip = fc->ofst,
+	    .left =
+		fc->lim >= 0 && fc->lim < DISCOVERY_MAX_RESULTS ? fc->lim : DISCOVERY_MAX_RESULTS,
 	};
 	int r;
 

@@ -51,7 +51,7 @@ enum hcse_acop {
 /* Filter Criteria (TS-0004 7.3.3.17 / Table 6.3.5.8-1), the supported part. */
 struct hcse_filter {
 	bool present; /* any filter criterion was given */
-	int fu;       /* filterUsage: 1 discovery, 2 conditional retrieval (default) */
+	int fu;	      /* filterUsage: 1 discovery, 2 conditional retrieval (default) */
 	int tys[HCSE_MAX_FC_TYS];
 	size_t n_tys;
 	char *labels[HCSE_MAX_FC_LABELS];
@@ -71,7 +71,7 @@ struct hcse_request {
 	char *fr;  /* From (originator), may be NULL */
 	char *rqi; /* Request Identifier */
 	char *rvi; /* Release Version Indicator */
-	int ty;    /* Resource Type (Create), 0 when absent */
+	int ty;	   /* Resource Type (Create), 0 when absent */
 	int rcn;   /* Result Content, -1 when absent */
 	struct hcse_filter fc;
 	char *atrl[HCSE_MAX_ATRL]; /* attribute list (partial retrieve), n_atrl of them */
@@ -105,17 +105,17 @@ int hcse_response_error(struct hcse_response *resp, int rsc, const char *msg);
 
 struct hcse_config {
 	const char *db_path;
-	const char *cse_rn;   /* CSEBase resourceName, "cse-in" */
-	const char *cse_ri;   /* CSEBase resourceID, "id-in" */
-	const char *csi;      /* CSE-ID, "/id-in" */
-	const char *admin;    /* admin originator, "CAdmin" */
-	unsigned max_depth;   /* path segments under the CSEBase, 0: 16 */
+	const char *cse_rn;	/* CSEBase resourceName, "cse-in" */
+	const char *cse_ri;	/* CSEBase resourceID, "id-in" */
+	const char *csi;	/* CSE-ID, "/id-in" */
+	const char *admin;	/* admin originator, "CAdmin" */
+	unsigned max_depth;	/* path segments under the CSEBase, 0: 16 */
 	uint64_t max_resources; /* 0: 1,000,000 */
-	unsigned max_labels;  /* per resource, 0: 64 */
+	unsigned max_labels;	/* per resource, 0: 64 */
 	unsigned max_label_len; /* bytes, 0: 256 */
-	uint64_t max_mbs;     /* a container's maxByteSize default and cap */
-	uint64_t max_mni;     /* a container's maxNrOfInstances default and cap */
-	bool notify;          /* send subscription notifications (HTTP) */
+	uint64_t max_mbs;	/* a container's maxByteSize default and cap */
+	uint64_t max_mni;	/* a container's maxNrOfInstances default and cap */
+	bool notify;		/* send subscription notifications (HTTP) */
 };
 
 struct hcse;

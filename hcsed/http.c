@@ -50,18 +50,18 @@ int http_handle(void *userdata, const struct httpd_request *hreq, struct httpd_r
 {
 	struct hcse *cse = userdata;
 	struct binding_input in = {
-		.method = hreq->method,
-		.path = hreq->path,
-		.header = get_header,
-		.query_foreach = foreach_query,
-		.userdata = (void *)hreq,
-		.body = hreq->body,
-		.body_len = hreq->body_len,
-		.body_too_large = hreq->body_too_large,
-		.peer_addr = hreq->peer.addr,
-		.is_tls = hreq->peer.is_tls,
-		.cert_cn = hreq->peer.cert_cn,
-		.cert_uri = hreq->peer.cert_uri,
+	    .method = hreq->method,
+	    .path = hreq->path,
+	    .header = get_header,
+	    .query_foreach = foreach_query,
+	    .userdata = (void *)hreq,
+	    .body = hreq->body,
+	    .body_len = hreq->body_len,
+	    .body_too_large = hreq->body_too_large,
+	    .peer_addr = hreq->peer.addr,
+	    .is_tls = hreq->peer.is_tls,
+	    .cert_cn = hreq->peer.cert_cn,
+	    .cert_uri = hreq->peer.cert_uri,
 	};
 	struct hcse_request req;
 	struct hcse_response out = {0};
@@ -71,8 +71,8 @@ int http_handle(void *userdata, const struct httpd_request *hreq, struct httpd_r
 	if (r == -EPROTO) {
 		/* echo what could be read even for a refused request */
 		struct hcse_request echo = {
-			.rqi = (char *)httpd_request_header(hreq, "X-M2M-RI"),
-			.rvi = (char *)httpd_request_header(hreq, "X-M2M-RVI"),
+		    .rqi = (char *)httpd_request_header(hreq, "X-M2M-RI"),
+		    .rvi = (char *)httpd_request_header(hreq, "X-M2M-RVI"),
 		};
 		if (echo.rqi && strlen(echo.rqi) > 1024)
 			echo.rqi = NULL;

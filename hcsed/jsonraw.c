@@ -98,7 +98,14 @@ static int skip_string(struct scan *s, int64_t *ret_size)
 			if (s->end - s->p < 2)
 				return -EINVAL;
 			switch (s->p[1]) {
-			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+			case '"':
+			case '\\':
+			case '/':
+			case 'b':
+			case 'f':
+			case 'n':
+			case 'r':
+			case 't':
 				s->p += 2;
 				size++;
 				continue;
@@ -107,8 +114,9 @@ static int skip_string(struct scan *s, int64_t *ret_size)
 					return -EINVAL;
 				s->p += 6;
 				if (cp >= 0xd800 && cp <= 0xdbff) {
-					if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' ||
-					    hex4(s->p + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+					if (s->end - s->p < 6 || s->p[0] != '\\' ||
+					    s->p[1] != 'u' || hex4(s->p + 2, &lo) < 0 ||
+					    lo < 0xdc00 || lo > 0xdfff)
 						return -EINVAL;
 					s->p += 6;
 					size += 4;
@@ -254,12 +262,36 @@ static int skip_value(struct scan *s, int64_t *ret_size)
 	return r;
 }
 
-/* Compares the raw string token at [a, b) (quotes included) with key. */
-static bool token_is(const char *a, const char *b, const char *key)
+/* After an object member: 0 when another follows (',' consumed), 1 at the
+ * end ('}' consumed), -EINVAL otherwise. */
+static int member_end(struct scan *s)
 {
+	ws(s);
+	if (s->p < s->end && *s->p == ',') {
+		s->p++;
+		return 0;
+	}
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return 1;
+	}
+	return -EINVAL;
+}
+
+/* A member name and its ':' at s->p; *ret_is says whether it is `key`. */
+static int member_name(struct scan *s, const char *key, bool *ret_is)
+{
+	const char *k = s->p;
 	size_t n = strlen(key);
 
-	return (size_t)(b - a) == n + 2 && memcmp(a + 1, key, n) == 0;
+	if (skip_string(s, NULL) < 0)
+		return -EINVAL;
+	*ret_is = (size_t)(s->p - k) == n + 2 && memcmp(k + 1, key, n) == 0;
+	ws(s);
+	if (s->p >= s->end || *s->p++ != ':')
+		return -EINVAL;
+	ws(s);
+	return 0;
 }
 
 int hcse_split_con(const char *body, size_t len, const char **ret_con, size_t *ret_con_len,
@@ -276,21 +308,16 @@ int hcse_split_con(const char *body, size_t len, const char **ret_con, size_t *r
 		return -EINVAL;
 	s.p++;
 	for (bool first = true;; first = false) {
-		const char *k;
+		bool is_cin, is_con;
+		int e;
 
 		ws(&s);
 		if (first && s.p < s.end && *s.p == '}') {
 			s.p++;
 			break;
 		}
-		k = s.p;
-		if (skip_string(&s, NULL) < 0)
+		if (member_name(&s, "m2m:cin", &is_cin) < 0)
 			return -EINVAL;
-		bool is_cin = token_is(k, s.p, "m2m:cin");
-		ws(&s);
-		if (s.p >= s.end || *s.p++ != ':')
-			return -EINVAL;
-		ws(&s);
 		if (is_cin && s.p < s.end && *s.p == '{') {
 			s.p++;
 			for (bool f2 = true;; f2 = false) {
@@ -299,14 +326,8 @@ int hcse_split_con(const char *body, size_t len, const char **ret_con, size_t *r
 					s.p++;
 					break;
 				}
-				k = s.p;
-				if (skip_string(&s, NULL) < 0)
+				if (member_name(&s, "con", &is_con) < 0)
 					return -EINVAL;
-				bool is_con = token_is(k, s.p, "con");
-				ws(&s);
-				if (s.p >= s.end || *s.p++ != ':')
-					return -EINVAL;
-				ws(&s);
 				if (is_con) {
 					if (con)
 						return -EINVAL; /* duplicate member */
@@ -316,29 +337,19 @@ int hcse_split_con(const char *body, size_t len, const char **ret_con, size_t *r
 					con_end = s.p;
 				} else if (skip_value(&s, NULL) < 0)
 					return -EINVAL;
-				ws(&s);
-				if (s.p < s.end && *s.p == ',') {
-					s.p++;
-					continue;
-				}
-				if (s.p < s.end && *s.p == '}') {
-					s.p++;
+				e = member_end(&s);
+				if (e < 0)
+					return e;
+				if (e > 0)
 					break;
-				}
-				return -EINVAL;
 			}
 		} else if (skip_value(&s, NULL) < 0)
 			return -EINVAL;
-		ws(&s);
-		if (s.p < s.end && *s.p == ',') {
-			s.p++;
-			continue;
-		}
-		if (s.p < s.end && *s.p == '}') {
-			s.p++;
+		e = member_end(&s);
+		if (e < 0)
+			return e;
+		if (e > 0)
 			break;
-		}
-		return -EINVAL;
 	}
 	ws(&s);
 	if (s.p != s.end)

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* hcsed: options and config, then the CSE, the HTTP server and the expiry sweeper, torn down in reverse. */
+/* hcsed: options and config, then the CSE, the HTTP server and the expiry sweeper, torn down in
+ * reverse. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "atrest/conf.h"
 #include "atrest/httpd.h"
 #include "atrest/log.h"
+#include "atrest/sd_notify.h"
 #include "hcse.h"
 #include "http.h"
 
@@ -48,7 +51,7 @@ static void usage(FILE *f)
 	fputs("usage: hcsed [--listen HOST:PORT] [--db FILE] [--cse-rn NAME] [--cse-ri ID]\n"
 	      "             [--csi /ID] [--admin ORIGINATOR] [--max-body BYTES]\n"
 	      "             [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--threads N]\n"
-	      "             [--allow-plain] [-c CONFIG] [-d]\n",
+	      "             [--allow-plain] [-c CONFIG] [-d] [-v]\n",
 	      f);
 }
 
@@ -91,7 +94,7 @@ static int apply(struct settings *s, const char *key, const char *value)
 	if (strcmp(key, "max-depth") == 0)
 		return conf_parse_u64(value, 2, 64, &s->max_depth);
 	if (strcmp(key, "max-resources") == 0)
-		return conf_parse_u64(value, 10, UINT64_C(1) << 40, &s->max_resources);
+		return conf_parse_u64(value, 2, UINT64_C(1) << 40, &s->max_resources);
 	if (strcmp(key, "max-labels") == 0)
 		return conf_parse_u64(value, 1, 4096, &s->max_labels);
 	if (strcmp(key, "max-label-len") == 0)
@@ -142,14 +145,14 @@ static bool is_loopback(const char *listen)
 	return false;
 }
 
-static volatile sig_atomic_t stopping;
+static atomic_bool stopping; /* set by main, read by the sweeper */
 
 static void *sweeper(void *userdata)
 {
 	struct hcse *cse = userdata;
 
 	/* expirationTime (TS-0004 9.6.1.3): expired resources are removed */
-	while (!stopping) {
+	while (!atomic_load(&stopping)) {
 		int r = hcse_expire(cse, time(NULL));
 
 		if (r < 0)
@@ -177,26 +180,20 @@ static void settings_free(struct settings *s)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"db", required_argument, NULL, 'D'},
-		{"cse-rn", required_argument, NULL, 'n'},
-		{"cse-ri", required_argument, NULL, 'i'},
-		{"csi", required_argument, NULL, 's'},
-		{"admin", required_argument, NULL, 'a'},
-		{"max-body", required_argument, NULL, 'm'},
-		{"tls-cert", required_argument, NULL, 'C'},
-		{"tls-key", required_argument, NULL, 'K'},
-		{"tls-ca", required_argument, NULL, 'A'},
-		{"threads", required_argument, NULL, 't'},
-		{"allow-plain", no_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, 'l'},	{"db", required_argument, NULL, 'D'},
+	    {"cse-rn", required_argument, NULL, 'n'},	{"cse-ri", required_argument, NULL, 'i'},
+	    {"csi", required_argument, NULL, 's'},	{"admin", required_argument, NULL, 'a'},
+	    {"max-body", required_argument, NULL, 'm'}, {"tls-cert", required_argument, NULL, 'C'},
+	    {"tls-key", required_argument, NULL, 'K'},	{"tls-ca", required_argument, NULL, 'A'},
+	    {"threads", required_argument, NULL, 't'},	{"allow-plain", no_argument, NULL, 'P'},
+	    {"verbose", no_argument, NULL, 'v'},	{"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	{NULL, 0, NULL, 0},
 	};
 	struct settings s = {
-		.max_body = 64 * 1024 * 1024, /* issue 4: default 64 MiB */
-		.threads = 4,
-		.notify = true,
+	    .max_body = 64 * 1024 * 1024, /* issue 4: default 64 MiB */
+	    /* requests mostly wait on fsync: more threads, bigger group commits */
+	    .threads = 16,
+	    .notify = true,
 	};
 	const char *config = NULL;
 	struct hcse_config hc;
@@ -212,7 +209,7 @@ int main(int argc, char **argv)
 	/* first pass: -c and -d only; the config is read before the options
 	 * so that the command line wins */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dhv", opts, NULL)) != -1) {
 		if (c == 'c')
 			config = optarg;
 		else if (c == 'd')
@@ -232,22 +229,49 @@ int main(int argc, char **argv)
 	}
 	opterr = 1;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:dhv", opts, NULL)) != -1) {
 		const char *key = NULL;
 
 		switch (c) {
-		case 'l': key = "listen"; break;
-		case 'D': key = "db"; break;
-		case 'n': key = "cse-rn"; break;
-		case 'i': key = "cse-ri"; break;
-		case 's': key = "csi"; break;
-		case 'a': key = "admin"; break;
-		case 'm': key = "max-body"; break;
-		case 'C': key = "tls-cert"; break;
-		case 'K': key = "tls-key"; break;
-		case 'A': key = "tls-ca"; break;
-		case 't': key = "threads"; break;
-		case 'P': s.allow_plain = true; break;
+		case 'l':
+			key = "listen";
+			break;
+		case 'D':
+			key = "db";
+			break;
+		case 'n':
+			key = "cse-rn";
+			break;
+		case 'i':
+			key = "cse-ri";
+			break;
+		case 's':
+			key = "csi";
+			break;
+		case 'a':
+			key = "admin";
+			break;
+		case 'm':
+			key = "max-body";
+			break;
+		case 'C':
+			key = "tls-cert";
+			break;
+		case 'K':
+			key = "tls-key";
+			break;
+		case 'A':
+			key = "tls-ca";
+			break;
+		case 't':
+			key = "threads";
+			break;
+		case 'P':
+			s.allow_plain = true;
+			break;
+		case 'v':
+			log_set_max_level(LOG_DEBUG);
+			break;
 		case 'c':
 		case 'd':
 			break;
@@ -305,16 +329,16 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
 	hc = (struct hcse_config){
-		.db_path = s.db,
-		.cse_rn = s.cse_rn,
-		.cse_ri = s.cse_ri,
-		.csi = s.csi,
-		.admin = s.admin,
-		.max_depth = (unsigned)s.max_depth,
-		.max_resources = s.max_resources,
-		.max_labels = (unsigned)s.max_labels,
-		.max_label_len = (unsigned)s.max_label_len,
-		.notify = s.notify,
+	    .db_path = s.db,
+	    .cse_rn = s.cse_rn,
+	    .cse_ri = s.cse_ri,
+	    .csi = s.csi,
+	    .admin = s.admin,
+	    .max_depth = (unsigned)s.max_depth,
+	    .max_resources = s.max_resources,
+	    .max_labels = (unsigned)s.max_labels,
+	    .max_label_len = (unsigned)s.max_label_len,
+	    .notify = s.notify,
 	};
 	r = hcse_new(&hc, &cse);
 	if (r < 0) {
@@ -322,14 +346,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	http = (struct httpd_config){
-		.listen = s.listen,
-		.tls_cert = s.tls_cert,
-		.tls_key = s.tls_key,
-		.tls_ca = s.tls_ca,
-		.max_body = s.max_body,
-		.threads = (unsigned)s.threads,
-		.timeout_sec = (unsigned)s.timeout,
-		.max_connections = (unsigned)s.max_connections,
+	    .listen = s.listen,
+	    .tls_cert = s.tls_cert,
+	    .tls_key = s.tls_key,
+	    .tls_ca = s.tls_ca,
+	    .max_body = s.max_body,
+	    .threads = (unsigned)s.threads,
+	    .timeout_sec = (unsigned)s.timeout,
+	    .max_connections = (unsigned)s.max_connections,
 	};
 	r = httpd_start(&http, http_handle, cse, &h);
 	if (r < 0) {
@@ -340,8 +364,13 @@ int main(int argc, char **argv)
 		r = log_error_errno(EAGAIN, "cannot start the expiry sweeper");
 		goto out;
 	}
-	log_info("serving %s (CSE-ID \"%s\", CSEBase \"%s\") on %s://%s", s.db, s.csi, s.cse_rn,
-		 s.tls_cert ? "https" : "http", s.listen);
+	/* the port actually bound: "--listen 127.0.0.1:0" lets the kernel
+	 * choose, and this line tells which (tests read it) */
+	log_info("serving %s (CSE-ID \"%s\", CSEBase \"%s\") on %s://%.*s:%u", s.db, s.csi,
+		 s.cse_rn, s.tls_cert ? "https" : "http",
+		 (int)(strrchr(s.listen, ':') ? strrchr(s.listen, ':') - s.listen : 0), s.listen,
+		 httpd_port(h));
+	(void)sd_notify_send("READY=1");
 
 	for (;;) {
 		if (sigwait(&mask, &sig) != 0)
@@ -350,7 +379,8 @@ int main(int argc, char **argv)
 			break;
 	}
 	log_info("stopping on signal %d", sig);
-	stopping = 1;
+	(void)sd_notify_send("STOPPING=1");
+	atomic_store(&stopping, true);
 	h = httpd_stop(h);
 	pthread_join(sweep, NULL);
 out:

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Subscription notifications over HTTP (TS-0004 7.5.1, TS-0009 binding), sent off the request path. */
+/* Subscription notifications over HTTP (TS-0004 7.5.1, TS-0009 binding), sent off the request path.
+ */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

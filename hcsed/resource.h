@@ -17,6 +17,7 @@ struct hcse {
 	char *cse_rn, *cse_ri, *csi, *admin, *db_path;
 	struct store *store;
 	struct notifier *notifier;
+	_Atomic int64_t n_resources; /* committed resources, for max_resources */
 };
 
 /* One request being executed (inside one store transaction). */
@@ -27,14 +28,15 @@ struct hcse_ctx {
 	const char *fr; /* originator ("" when absent) */
 	int64_t now;
 	char nowstr[16];
-	int rsc;      /* set with the -EPROTO a failing step returns */
+	int rsc; /* set with the -EPROTO a failing step returns */
 	char dbg[256];
-	json_t *events; /* notifications to send once the transaction is durable */
-	int64_t n_created;
+	json_t *events;	   /* notifications to send once the transaction is durable */
+	int64_t n_created; /* resources created minus deleted, applied on commit */
 };
 
 /* Records rsc and a debug message; returns -EPROTO for `return ctx_fail(...)`. */
-int ctx_fail(struct hcse_ctx *ctx, int rsc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ctx_fail(struct hcse_ctx *ctx, int rsc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Attribute kinds and where they may appear (TS-0004 7.4.x.1 tables: RW/RO/WO). */
 enum attr_kind {
@@ -63,10 +65,10 @@ struct attr_def {
 
 struct resource_type {
 	int ty;
-	const char *tn; /* "m2m:cnt" */
+	const char *tn;	    /* "m2m:cnt" */
 	const char *prefix; /* resourceID prefix */
 	bool has_acpi;
-	const int *parents; /* allowed parent types, 0-terminated */
+	const int *parents;	      /* allowed parent types, 0-terminated */
 	const struct attr_def *attrs; /* type-specific, NULL-terminated */
 	/* Type-specific checks and defaults on Create: res->attrs already holds
 	 * the validated attributes; returns 0 or ctx_fail(). */
@@ -93,8 +95,9 @@ json_t *resource_to_json(const struct hcse *cse, const struct store_res *res);
  * asks for (container counters, subscription notifications). */
 int resource_delete(struct hcse_ctx *ctx, struct store_res *res);
 
-/* Container eviction (TS-0004 7.4.6/7.4.7: mni, mbs); called after a change. */
-int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt);
+/* Container eviction (TS-0004 7.4.6/7.4.7: mni, mbs); called after a change,
+ * then stores cnt (all of it, or only its counters when only_counters). */
+int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters);
 
 /* Queues notifications for the subscriptions under `subject` (TS-0004
  * 7.5.1.2.x): net is the notificationEventType, rep the representation. */
@@ -111,8 +114,8 @@ int acp_check(struct hcse_ctx *ctx, const struct store_res *res, int op);
 int acp_allowed(struct hcse_ctx *ctx, const struct store_res *res, int op, bool *ret);
 
 /* Checks one ACP's privileges object ({"acr": [...]}) for an operation. */
-bool acp_privileges_allow(const json_t *privileges, const char *originator, const char *csi,
-			  int op, const char *peer_addr, int64_t now);
+bool acp_privileges_allow(const json_t *privileges, const char *originator, const char *csi, int op,
+			  const char *peer_addr, int64_t now);
 
 /* Validates a privileges object (pv/pvs): structure and value ranges. */
 bool acp_privileges_valid(const json_t *privileges);

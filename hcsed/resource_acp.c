@@ -7,11 +7,11 @@ static const int acp_parents[] = {TY_CB, TY_AE, 0};
 
 /* TS-0004 Table 7.4.2.1-3 */
 static const struct attr_def acp_attrs[] = {
-	{"pv", AK_OBJ, AF_C | AF_U | AF_M},
-	{"pvs", AK_OBJ, AF_C | AF_U | AF_M},
-	{"at", AK_STRLIST, AF_C | AF_U | AF_N},
-	{"aa", AK_STRLIST, AF_C | AF_U | AF_N},
-	{NULL, 0, 0},
+    {"pv", AK_OBJ, AF_C | AF_U | AF_M},
+    {"pvs", AK_OBJ, AF_C | AF_U | AF_M},
+    {"at", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"aa", AK_STRLIST, AF_C | AF_U | AF_N},
+    {NULL, 0, 0},
 };
 
 static int acp_validate(struct hcse_ctx *ctx, struct store_res *res)
@@ -35,12 +35,12 @@ static int acp_update(struct hcse_ctx *ctx, struct store_res *res, json_t *chang
 }
 
 const struct resource_type resource_type_acp = {
-	.ty = TY_ACP,
-	.tn = "m2m:acp",
-	.prefix = "acp",
-	.has_acpi = false,
-	.parents = acp_parents,
-	.attrs = acp_attrs,
-	.create = acp_create,
-	.update = acp_update,
+    .ty = TY_ACP,
+    .tn = "m2m:acp",
+    .prefix = "acp",
+    .has_acpi = false,
+    .parents = acp_parents,
+    .attrs = acp_attrs,
+    .create = acp_create,
+    .update = acp_update,
 };

@@ -12,17 +12,17 @@ static const int ae_parents[] = {TY_CB, 0};
 
 /* TS-0004 Table 7.4.5.1-3 (RW/WO/RO) */
 static const struct attr_def ae_attrs[] = {
-	{"apn", AK_STR, AF_C | AF_U | AF_N},
-	{"api", AK_STR, AF_C | AF_M},
-	{"poa", AK_STRLIST, AF_C | AF_U | AF_N},
-	{"or", AK_STR, AF_C | AF_U | AF_N},
-	{"nl", AK_STR, AF_C | AF_U | AF_N},
-	{"rr", AK_BOOL, AF_C | AF_U | AF_M},
-	{"csz", AK_STRLIST, AF_C | AF_U | AF_N},
-	{"srv", AK_STRLIST, AF_C | AF_U | AF_M},
-	{"at", AK_STRLIST, AF_C | AF_U | AF_N},
-	{"aa", AK_STRLIST, AF_C | AF_U | AF_N},
-	{NULL, 0, 0},
+    {"apn", AK_STR, AF_C | AF_U | AF_N},
+    {"api", AK_STR, AF_C | AF_M},
+    {"poa", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"or", AK_STR, AF_C | AF_U | AF_N},
+    {"nl", AK_STR, AF_C | AF_U | AF_N},
+    {"rr", AK_BOOL, AF_C | AF_U | AF_M},
+    {"csz", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"srv", AK_STRLIST, AF_C | AF_U | AF_M},
+    {"at", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"aa", AK_STRLIST, AF_C | AF_U | AF_N},
+    {NULL, 0, 0},
 };
 
 static bool is_known_release(const char *s)
@@ -44,8 +44,9 @@ static int check_common(struct hcse_ctx *ctx, json_t *attrs)
 	if (srv) {
 		if (json_array_size(srv) == 0)
 			return ctx_fail(ctx, RSC_BAD_REQUEST, "srv must not be empty");
-		json_array_foreach(srv, i, v) if (!is_known_release(json_string_value(v))) return ctx_fail(
-			ctx, RSC_BAD_REQUEST, "unknown release in srv");
+		json_array_foreach (srv, i, v)
+			if (!is_known_release(json_string_value(v)))
+				return ctx_fail(ctx, RSC_BAD_REQUEST, "unknown release in srv");
 	}
 	return 0;
 }
@@ -114,12 +115,12 @@ static int ae_update(struct hcse_ctx *ctx, struct store_res *res, json_t *change
 }
 
 const struct resource_type resource_type_ae = {
-	.ty = TY_AE,
-	.tn = "m2m:ae",
-	.prefix = "C",
-	.has_acpi = true,
-	.parents = ae_parents,
-	.attrs = ae_attrs,
-	.create = ae_create,
-	.update = ae_update,
+    .ty = TY_AE,
+    .tn = "m2m:ae",
+    .prefix = "C",
+    .has_acpi = true,
+    .parents = ae_parents,
+    .attrs = ae_attrs,
+    .create = ae_create,
+    .update = ae_update,
 };

@@ -6,14 +6,14 @@ static const int cb_parents[] = {0};
 
 /* TS-0004 7.4.3.1: everything is read-only but acpi and labels. */
 static const struct attr_def cb_attrs[] = {
-	{NULL, 0, 0},
+    {NULL, 0, 0},
 };
 
 const struct resource_type resource_type_cb = {
-	.ty = TY_CB,
-	.tn = "m2m:cb",
-	.prefix = "cb",
-	.has_acpi = true,
-	.parents = cb_parents,
-	.attrs = cb_attrs,
+    .ty = TY_CB,
+    .tn = "m2m:cb",
+    .prefix = "cb",
+    .has_acpi = true,
+    .parents = cb_parents,
+    .attrs = cb_attrs,
 };

@@ -11,11 +11,8 @@ static const int cin_parents[] = {TY_CNT, 0};
 
 /* TS-0004 Table 7.4.7.1-3: everything is WO; no acpi (has_acpi false). */
 static const struct attr_def cin_attrs[] = {
-	{"cnf", AK_STR, AF_C},
-	{"con", AK_ANY, AF_C},
-	{"or", AK_STR, AF_C},
-	{"dgt", AK_STR, AF_C},
-	{NULL, 0, 0},
+    {"cnf", AK_STR, AF_C}, {"con", AK_ANY, AF_C}, {"or", AK_STR, AF_C},
+    {"dgt", AK_STR, AF_C}, {NULL, 0, 0},
 };
 
 static bool is_token_char(char c)
@@ -73,6 +70,11 @@ static int cin_create(struct hcse_ctx *ctx, struct store_res *parent, struct sto
 	/* TS-0004 7.4.7.2.1: content larger than the container's mbs -> NOT_ACCEPTABLE */
 	if (mbs && req->con_size > json_integer_value(mbs))
 		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "content larger than the container's mbs");
+	/* maxInstanceAge (TS-0004 7.4.6.1): an instance lives at most mia
+	 * seconds, so its expirationTime is capped; the sweeper removes it */
+	json_t *mia = json_object_get(parent->attrs, "mia");
+	if (mia && ctx->now + json_integer_value(mia) < res->et)
+		res->et = ctx->now + json_integer_value(mia);
 	json_object_del(res->attrs, "con"); /* the placeholder of the parse */
 	res->con = (char *)req->con;
 	res->con_len = req->con_len;
@@ -85,11 +87,11 @@ static int cin_create(struct hcse_ctx *ctx, struct store_res *parent, struct sto
 }
 
 const struct resource_type resource_type_cin = {
-	.ty = TY_CIN,
-	.tn = "m2m:cin",
-	.prefix = "cin",
-	.has_acpi = false,
-	.parents = cin_parents,
-	.attrs = cin_attrs,
-	.create = cin_create,
+    .ty = TY_CIN,
+    .tn = "m2m:cin",
+    .prefix = "cin",
+    .has_acpi = false,
+    .parents = cin_parents,
+    .attrs = cin_attrs,
+    .create = cin_create,
 };

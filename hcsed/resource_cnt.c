@@ -7,15 +7,15 @@ static const int cnt_parents[] = {TY_CB, TY_AE, TY_CNT, 0};
 
 /* TS-0004 Table 7.4.6.1-3 */
 static const struct attr_def cnt_attrs[] = {
-	{"mni", AK_UINT, AF_C | AF_U | AF_N},
-	{"mbs", AK_UINT, AF_C | AF_U | AF_N},
-	{"mia", AK_UINT, AF_C | AF_U | AF_N},
-	{"disr", AK_BOOL, AF_C | AF_U | AF_N},
-	{"li", AK_STR, AF_C | AF_U | AF_N},
-	{"or", AK_STR, AF_C | AF_U | AF_N},
-	{"at", AK_STRLIST, AF_C | AF_U | AF_N},
-	{"aa", AK_STRLIST, AF_C | AF_U | AF_N},
-	{NULL, 0, 0},
+    {"mni", AK_UINT, AF_C | AF_U | AF_N},
+    {"mbs", AK_UINT, AF_C | AF_U | AF_N},
+    {"mia", AK_UINT, AF_C | AF_U | AF_N},
+    {"disr", AK_BOOL, AF_C | AF_U | AF_N},
+    {"li", AK_STR, AF_C | AF_U | AF_N},
+    {"or", AK_STR, AF_C | AF_U | AF_N},
+    {"at", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"aa", AK_STRLIST, AF_C | AF_U | AF_N},
+    {NULL, 0, 0},
 };
 
 /* TS-0004 7.4.6.2.1: the Hosting CSE may cap mni/mbs by local policy. */
@@ -49,12 +49,12 @@ static int cnt_update(struct hcse_ctx *ctx, struct store_res *res, json_t *chang
 }
 
 const struct resource_type resource_type_cnt = {
-	.ty = TY_CNT,
-	.tn = "m2m:cnt",
-	.prefix = "cnt",
-	.has_acpi = true,
-	.parents = cnt_parents,
-	.attrs = cnt_attrs,
-	.create = cnt_create,
-	.update = cnt_update,
+    .ty = TY_CNT,
+    .tn = "m2m:cnt",
+    .prefix = "cnt",
+    .has_acpi = true,
+    .parents = cnt_parents,
+    .attrs = cnt_attrs,
+    .create = cnt_create,
+    .update = cnt_update,
 };

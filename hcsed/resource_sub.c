@@ -7,14 +7,14 @@ static const int sub_parents[] = {TY_CB, TY_AE, TY_CNT, TY_ACP, 0};
 
 /* TS-0004 Table 7.4.8.1-3 */
 static const struct attr_def sub_attrs[] = {
-	{"nu", AK_STRLIST, AF_C | AF_U | AF_M},
-	{"enc", AK_OBJ, AF_C | AF_U | AF_N},
-	{"exc", AK_UINT, AF_C | AF_U | AF_N},
-	{"nct", AK_UINT, AF_C | AF_U | AF_N},
-	{"su", AK_STR, AF_C},
-	{"ln", AK_BOOL, AF_C | AF_U | AF_N},
-	{"nsi", AK_ANY, AF_C | AF_U | AF_N},
-	{NULL, 0, 0},
+    {"nu", AK_STRLIST, AF_C | AF_U | AF_M},
+    {"enc", AK_OBJ, AF_C | AF_U | AF_N},
+    {"exc", AK_UINT, AF_C | AF_U | AF_N},
+    {"nct", AK_UINT, AF_C | AF_U | AF_N},
+    {"su", AK_STR, AF_C},
+    {"ln", AK_BOOL, AF_C | AF_U | AF_N},
+    {"nsi", AK_ANY, AF_C | AF_U | AF_N},
+    {NULL, 0, 0},
 };
 
 static int sub_validate(struct hcse_ctx *ctx, struct store_res *res)
@@ -29,7 +29,7 @@ static int sub_validate(struct hcse_ctx *ctx, struct store_res *res)
 	/* m2m:notificationEventType 1..9 (TS-0004 6.3.4.2.x) */
 	if (net && !json_is_array(net))
 		return ctx_fail(ctx, RSC_BAD_REQUEST, "enc/net must be a list");
-	json_array_foreach(net, i, v) {
+	json_array_foreach (net, i, v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 9)
 			return ctx_fail(ctx, RSC_BAD_REQUEST, "invalid notificationEventType");
 	}
@@ -52,12 +52,12 @@ static int sub_update(struct hcse_ctx *ctx, struct store_res *res, json_t *chang
 }
 
 const struct resource_type resource_type_sub = {
-	.ty = TY_SUB,
-	.tn = "m2m:sub",
-	.prefix = "sub",
-	.has_acpi = true,
-	.parents = sub_parents,
-	.attrs = sub_attrs,
-	.create = sub_create,
-	.update = sub_update,
+    .ty = TY_SUB,
+    .tn = "m2m:sub",
+    .prefix = "sub",
+    .has_acpi = true,
+    .parents = sub_parents,
+    .attrs = sub_attrs,
+    .create = sub_create,
+    .update = sub_update,
 };

@@ -25,11 +25,11 @@ struct store_res {
 	char *path; /* structured CSE-relative name: "cse-in/ae/cnt" */
 	char *rn;
 	int ty;
-	int depth; /* number of path segments: the CSEBase is 1 */
-	char *ct;  /* "YYYYMMDDTHHMMSS" */
-	int64_t et; /* expirationTime, seconds since the epoch */
-	char *cr;   /* creator, or NULL */
-	char *aei;  /* AE-ID of an <AE> (unique), else NULL */
+	int depth;   /* number of path segments: the CSEBase is 1 */
+	char *ct;    /* "YYYYMMDDTHHMMSS" */
+	int64_t et;  /* expirationTime, seconds since the epoch */
+	char *cr;    /* creator, or NULL */
+	char *aei;   /* AE-ID of an <AE> (unique), else NULL */
 	int64_t cs;  /* contentInstance: contentSize */
 	int64_t cni; /* container: currentNrOfInstances */
 	int64_t cbs; /* container: currentByteSize */
@@ -85,6 +85,9 @@ int store_insert(struct store_txn *t, struct store_res *r);
 /* Writes back attrs, et, counters and labels of r (found by r->seq). */
 int store_update(struct store_txn *t, const struct store_res *r);
 
+/* Writes back only cni, cbs and st of r (a contentInstance came or went). */
+int store_update_counters(struct store_txn *t, const struct store_res *r);
+
 /* Deletes the resource at path and everything below it. Returns the count. */
 int store_delete_subtree(struct store_txn *t, const char *path);
 
@@ -102,14 +105,14 @@ int store_children(struct store_txn *t, const char *pi, int ty, bool newest_firs
 /* Discovery filter (TS-0004 7.3.3.17.x; conditions are ANDed). */
 struct store_filter {
 	const char *base_path; /* the subtree root (not itself a result) */
-	int max_depth;         /* absolute depth limit, 0: none */
-	const int *tys;        /* resource types (ORed), n_tys of them */
+	int max_depth;	       /* absolute depth limit, 0: none */
+	const int *tys;	       /* resource types (ORed), n_tys of them */
 	size_t n_tys;
 	const char *const *labels; /* the resource has one of these labels (ORed) */
 	size_t n_labels;
 	const char *cra; /* created after (exclusive), or NULL */
 	const char *crb; /* created before (exclusive), or NULL */
-	int64_t now;     /* expired resources are never found */
+	int64_t now;	 /* expired resources are never found */
 };
 
 /* Streams the resources matching f in creation order (no con, no limits: the

@@ -23,7 +23,7 @@ static int parse_digits(const char *s, size_t n, int *ret)
 int tef_timestamp_parse(const char *s, int64_t *ret)
 {
 	int year, mon, day, hour, min, sec;
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	time_t t;
 
 	if (!s || strlen(s) != TEF_TIMESTAMP_LEN || s[8] != 'T')

@@ -21,7 +21,7 @@
 
 struct tef_client {
 	char *unix_path; /* NULL for TLS */
-	char *base;      /* "http://tefd" or the https URL, without a trailing slash */
+	char *base;	 /* "http://tefd" or the https URL, without a trailing slash */
 	char *cert;
 	char *key;
 	char *ca;
@@ -258,11 +258,11 @@ static int exchange(struct tef_client *c, const struct tef_identity *onbehalf, c
 	if (asprintf(&url, "%s%s", c->base, path) < 0)
 		return -ENOMEM;
 	if (onbehalf) {
-		size_t n = (size_t)snprintf(obo, sizeof(obo), "%s: uid=%u;gid=%u",
-					    TEF_HDR_ON_BEHALF_OF, (unsigned)onbehalf->uid,
-					    (unsigned)onbehalf->gid);
-		size_t ng = onbehalf->n_groups < TEF_MAX_GROUPS ? onbehalf->n_groups
-								: TEF_MAX_GROUPS;
+		size_t n =
+		    (size_t)snprintf(obo, sizeof(obo), "%s: uid=%u;gid=%u", TEF_HDR_ON_BEHALF_OF,
+				     (unsigned)onbehalf->uid, (unsigned)onbehalf->gid);
+		size_t ng =
+		    onbehalf->n_groups < TEF_MAX_GROUPS ? onbehalf->n_groups : TEF_MAX_GROUPS;
 
 		for (size_t i = 0; i < ng && n < sizeof(obo); i++)
 			n += (size_t)snprintf(obo + n, sizeof(obo) - n, "%s%u",
@@ -310,9 +310,13 @@ static int exchange(struct tef_client *c, const struct tef_identity *onbehalf, c
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
+	/* never follow the URL anywhere else: tefd does not redirect */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	if (c->unix_path) {
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
 	} else {
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
 		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
 		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
@@ -480,7 +484,7 @@ static int call(struct tef_client *c, const struct tef_identity *onbehalf, const
 		const char *path, const char *body, bool is_retrieval, json_t **ret_json,
 		int *ret_rsc)
 {
-	struct answer ans = { 0 };
+	struct answer ans = {0};
 	json_t *o;
 	int r;
 
@@ -540,8 +544,8 @@ static char *body_with_key(const json_t *o, const uint8_t *key, size_t key_len)
 
 	if (!text)
 		return NULL;
-	b64_cap = key ? sodium_base64_ENCODED_LEN(key_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING)
-		      : 1;
+	b64_cap =
+	    key ? sodium_base64_ENCODED_LEN(key_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING) : 1;
 	n = strlen(text) + b64_cap + 32;
 	body = sodium_malloc(n);
 	if (!body)
@@ -653,8 +657,8 @@ int tef_update(struct tef_client *c, const struct tef_identity *onbehalf, const 
 	if (u->set_targets &&
 	    json_object_set_new(o, TEF_M_TARGET_IDS, strv_to_json(u->targets, u->n_targets)) < 0)
 		return -ENOMEM;
-	if (u->set_version && json_object_set_new(o, TEF_M_ATREST_VERSION,
-						  json_integer((json_int_t)u->version)) < 0)
+	if (u->set_version &&
+	    json_object_set_new(o, TEF_M_ATREST_VERSION, json_integer((json_int_t)u->version)) < 0)
 		return -ENOMEM;
 	body = json_dumps(o, JSON_COMPACT);
 	if (!body)
@@ -748,7 +752,7 @@ int tef_list(struct tef_client *c, const struct tef_identity *onbehalf,
 
 int tef_backup(struct tef_client *c, uint8_t **ret, size_t *ret_len, int *ret_rsc)
 {
-	struct answer ans = { .body.max = BACKUP_MAX };
+	struct answer ans = {.body.max = BACKUP_MAX};
 	uint8_t *copy;
 	int r;
 

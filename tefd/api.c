@@ -98,8 +98,7 @@ static int reply(struct httpd_response *resp, int status, int rsc, char *body)
 	return 0;
 }
 
-int api_error(struct httpd_response *resp, int status, int rsc, const char *reason,
-	      const char *msg)
+int api_error(struct httpd_response *resp, int status, int rsc, const char *reason, const char *msg)
 {
 	_cleanup_json_ json_t *o = json_object();
 	char *body;
@@ -111,6 +110,18 @@ int api_error(struct httpd_response *resp, int status, int rsc, const char *reas
 	if (!body)
 		return -ENOMEM;
 	return reply(resp, status, rsc, body);
+}
+
+int api_refuse(struct api *a, const struct api_caller *c, struct httpd_response *resp,
+	       const char *op, int status, int rsc, const char *id_hex, const char *why,
+	       const char *msg)
+{
+	/* only the reasons a client must act on are told; the rest stay in the audit log */
+	bool tell = why && (strcmp(why, TEF_REASON_EXPIRED) == 0 ||
+			    strcmp(why, TEF_REASON_RATE_LIMITED) == 0);
+
+	api_audit(a, c, op, rsc, id_hex, why);
+	return api_error(resp, status, rsc, tell ? why : NULL, msg);
 }
 
 int api_not_found(struct httpd_response *resp)
@@ -136,12 +147,12 @@ void api_audit(struct api *a, const struct api_caller *c, const char *op, int rs
 	       const char *id_hex, const char *reason)
 {
 	struct audit_entry e = {
-		.op = op,
-		.rsc = rsc,
-		.caller = c->peer_text,
-		.onbehalf = c->on_behalf ? c->onbehalf_text : NULL,
-		.id_hex = id_hex,
-		.reason = reason,
+	    .op = op,
+	    .rsc = rsc,
+	    .caller = c->peer_text,
+	    .onbehalf = c->on_behalf ? c->onbehalf_text : NULL,
+	    .id_hex = id_hex,
+	    .reason = reason,
 	};
 
 	audit_log(a->audit, &e);
@@ -221,9 +232,10 @@ static int identify(struct api *a, const struct httpd_request *req, const char *
 	} else {
 		/* TCP without a usable client certificate: no service at all */
 		snprintf(c->peer_text, sizeof(c->peer_text), "tcp:%s", p->addr);
-		api_audit(a, c, op, RSC_ORIGINATOR_NOT_AUTHENTICATED, NULL, "no-certificate");
-		return api_error(resp, 0, RSC_ORIGINATOR_NOT_AUTHENTICATED, NULL,
-				 "a client certificate naming an AE-ID or CSE-ID is required") ?: 1;
+		return api_refuse(a, c, resp, op, 0, RSC_ORIGINATOR_NOT_AUTHENTICATED, NULL,
+				  "no-certificate",
+				  "a client certificate naming an AE-ID or CSE-ID is required")
+			   ?: 1;
 	}
 	c->effective = c->peer;
 
@@ -231,17 +243,18 @@ static int identify(struct api *a, const struct httpd_request *req, const char *
 	if (!obo)
 		return 0;
 	if (!policy_is_delegate(&a->policy, &c->peer)) {
-		log_warning("refused %s from %s: it is not a delegate but sent " TEF_HDR_ON_BEHALF_OF,
-			    op, c->peer_text);
-		api_audit(a, c, op, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL, "not-a-delegate");
-		return api_error(resp, 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL,
-				 "only delegates may act on behalf of others") ?: 1;
+		log_warning(
+		    "refused %s from %s: it is not a delegate but sent " TEF_HDR_ON_BEHALF_OF, op,
+		    c->peer_text);
+		return api_refuse(a, c, resp, op, 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL,
+				  "not-a-delegate", "only delegates may act on behalf of others")
+			   ?: 1;
 	}
 	if (identity_parse_on_behalf_of(obo, &c->effective) < 0) {
-		api_audit(a, c, op, RSC_BAD_REQUEST, NULL, "bad-on-behalf-of");
-		return api_error(resp, 0, RSC_BAD_REQUEST, NULL,
-				 "header '" TEF_HDR_ON_BEHALF_OF
-				 "' must be uid=N;gid=N[;groups=N,N...]") ?: 1;
+		return api_refuse(a, c, resp, op, 0, RSC_BAD_REQUEST, NULL, "bad-on-behalf-of",
+				  "header '" TEF_HDR_ON_BEHALF_OF
+				  "' must be uid=N;gid=N[;groups=N,N...]")
+			   ?: 1;
 	}
 	c->on_behalf = true;
 	c->groups_loaded = true;
@@ -252,9 +265,10 @@ static int identify(struct api *a, const struct httpd_request *req, const char *
 int api_handle(void *userdata, const struct httpd_request *req, struct httpd_response *resp)
 {
 	struct api *a = userdata;
-	struct api_caller c = { 0 };
+	struct api_caller c = {0};
 	char id[TEF_RELATIVE_KEY_ID_HEX + 1];
-	bool is_item = strncmp(req->path, TEF_ROUTE_KEYS_PREFIX, strlen(TEF_ROUTE_KEYS_PREFIX)) == 0;
+	bool is_item =
+	    strncmp(req->path, TEF_ROUTE_KEYS_PREFIX, strlen(TEF_ROUTE_KEYS_PREFIX)) == 0;
 	const char *op = op_name(req->method, is_item);
 	int r;
 
@@ -262,8 +276,8 @@ int api_handle(void *userdata, const struct httpd_request *req, struct httpd_res
 	if (r != 0)
 		return r < 0 ? r : 0;
 	if (req->body_too_large) {
-		api_audit(a, &c, op, RSC_BAD_REQUEST, NULL, "body-too-large");
-		return api_error(resp, 413, RSC_BAD_REQUEST, NULL, "the request body is too large");
+		return api_refuse(a, &c, resp, op, 413, RSC_BAD_REQUEST, NULL, "body-too-large",
+				  "the request body is too large");
 	}
 
 	if (strcmp(req->path, TEF_ROUTE_KEYS) == 0) {
@@ -287,10 +301,11 @@ int api_handle(void *userdata, const struct httpd_request *req, struct httpd_res
 	    strcmp(req->method, "DELETE") != 0)
 		return api_error(resp, 0, RSC_OPERATION_NOT_ALLOWED, NULL,
 				 "only GET, PUT and DELETE are allowed on a key");
-	if (strcmp(op, "retrieve") == 0 && api_rate_is_limited(a, &c.effective, keystore_now(a->ks))) {
-		api_audit(a, &c, op, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL, TEF_REASON_RATE_LIMITED);
-		return api_error(resp, 429, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, TEF_REASON_RATE_LIMITED,
-				 "too many failed retrievals: try again later");
+	if (strcmp(op, "retrieve") == 0 &&
+	    api_rate_is_limited(a, &c.effective, keystore_now(a->ks))) {
+		return api_refuse(a, &c, resp, op, 429, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL,
+				  TEF_REASON_RATE_LIMITED,
+				  "too many failed retrievals: try again later");
 	}
 	/* a malformed id is just another unknown id */
 	if (tef_relative_key_id(req->path + strlen(TEF_ROUTE_KEYS_PREFIX), id) < 0) {

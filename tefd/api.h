@@ -29,7 +29,7 @@ struct api {
 	int64_t max_ttl;
 	unsigned max_per_owner;
 	unsigned max_failed_retrievals; /* per identity and window; 0: no limit */
-	unsigned failure_window;        /* seconds */
+	unsigned failure_window;	/* seconds */
 	pthread_mutex_t rate_lock;
 	struct api_rate_slot rate[API_RATE_SLOTS];
 };
@@ -45,7 +45,7 @@ int api_handle(void *userdata, const struct httpd_request *req, struct httpd_res
 
 /* Who is asking: the authenticated peer and the identity acted for. */
 struct api_caller {
-	struct identity peer;    /* kernel- or TLS-verified */
+	struct identity peer;	   /* kernel- or TLS-verified */
 	struct identity effective; /* peer, or whom a delegate acts for */
 	bool on_behalf;
 	pid_t pid;
@@ -60,6 +60,14 @@ void api_caller_load_groups(struct api_caller *c);
 /* Error answer: status from the RSC (or `status` when non-zero), X-M2M-RSC, {"m2m:dbg":msg}. */
 int api_error(struct httpd_response *resp, int status, int rsc, const char *reason,
 	      const char *msg);
+
+/*
+ * Audits a refusal (with `why` as its reason) and answers it with api_error();
+ * the body carries `why` as "reason" only for "expired" and "rate-limited".
+ */
+int api_refuse(struct api *a, const struct api_caller *c, struct httpd_response *resp,
+	       const char *op, int status, int rsc, const char *id_hex, const char *why,
+	       const char *msg);
 
 /* The one answer for a missing id and a forbidden one: byte-identical (issue 3). */
 int api_not_found(struct httpd_response *resp);

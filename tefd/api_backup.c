@@ -16,15 +16,14 @@ int api_backup(struct api *a, struct api_caller *c, struct httpd_response *resp)
 
 	/* only local admins acting as themselves: a delegate cannot borrow an admin */
 	if (c->on_behalf || !policy_is_admin(&a->policy, &c->peer)) {
-		api_audit(a, c, "backup", RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL, "not-admin");
-		return api_error(resp, 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL,
-				 "only admins may take a backup");
+		return api_refuse(a, c, resp, "backup", 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL,
+				  "not-admin", "only admins may take a backup");
 	}
 	r = keystore_snapshot(a->ks, &data, &len);
 	if (r < 0) {
 		log_error_errno(r, "cannot take a snapshot of the key store");
-		api_audit(a, c, "backup", RSC_INTERNAL_SERVER_ERROR, NULL, "storage");
-		return api_error(resp, 0, RSC_INTERNAL_SERVER_ERROR, NULL, "storage error");
+		return api_refuse(a, c, resp, "backup", 0, RSC_INTERNAL_SERVER_ERROR, NULL,
+				  "storage", "storage error");
 	}
 	api_audit(a, c, "backup", RSC_OK, NULL, NULL);
 	log_info("backup of %zu bytes taken by %s", len, c->peer_text);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The /keys routes: MAF Key Registration, Retrieval, Update, De-Registration (TS-0003 8.8.2.7-8.8.2.10) and listing. */
+/* The /keys routes: MAF Key Registration, Retrieval, Update, De-Registration
+ * (TS-0003 8.8.2.7-8.8.2.10) and listing. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,8 @@ static int reply_with_key(const struct api *a, struct httpd_response *resp, int 
 	_cleanup_json_ json_t *meta = record_json(a, r);
 	_cleanup_free_ char *text = NULL;
 	_cleanup_sodium_free_ char *b64 = NULL;
-	size_t b64_cap = sodium_base64_ENCODED_LEN(r->key_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	size_t b64_cap =
+	    sodium_base64_ENCODED_LEN(r->key_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	char code[16], *body;
 	size_t n;
 
@@ -113,13 +115,13 @@ static void wipe_body(const struct httpd_request *req)
 static int effective_expiration(const struct api *a, bool has, int64_t asked, int64_t now,
 				int64_t *ret)
 {
-	if (!has) {
-		*ret = now + (a->default_ttl < a->max_ttl ? a->default_ttl : a->max_ttl);
-		return 0;
-	}
-	if (asked <= now)
+	int64_t ttl = a->default_ttl < a->max_ttl ? a->default_ttl : a->max_ttl, t;
+
+	if (has && asked <= now)
 		return -EINVAL;
-	*ret = asked - now > a->max_ttl ? now + a->max_ttl : asked;
+	t = has ? (asked - now > a->max_ttl ? now + a->max_ttl : asked) : now + ttl;
+	/* always a time the wire format can say */
+	*ret = t > TEF_TIMESTAMP_MAX ? TEF_TIMESTAMP_MAX : t;
 	return 0;
 }
 
@@ -127,8 +129,8 @@ int api_keys_register(struct api *a, struct api_caller *c, const struct httpd_re
 		      struct httpd_response *resp)
 {
 	_cleanup_free_ char *err = NULL;
-	struct reg_request rq = { 0 };
-	struct key_record rec = { 0 };
+	struct reg_request rq = {0};
+	struct key_record rec = {0};
 	int64_t now = keystore_now(a->ks);
 	bool generated = false;
 	int r;
@@ -136,16 +138,15 @@ int api_keys_register(struct api *a, struct api_caller *c, const struct httpd_re
 	r = request_parse_registration(req->body, req->body_len, &rq, &err);
 	wipe_body(req);
 	if (r == -EINVAL) {
-		api_audit(a, c, "register", RSC_BAD_REQUEST, NULL, "bad-request");
-		return api_error(resp, 0, RSC_BAD_REQUEST, NULL, err ? err : "bad request");
+		return api_refuse(a, c, resp, "register", 0, RSC_BAD_REQUEST, NULL, "bad-request",
+				  err ? err : "bad request");
 	}
 	if (r < 0)
 		return r;
-	if (effective_expiration(a, rq.has_expiration, rq.expiration, now, &rec.expires) < 0) {
+	if (effective_expiration(a, rq.c.has_expiration, rq.c.expiration, now, &rec.expires) < 0) {
 		reg_request_done(&rq);
-		api_audit(a, c, "register", RSC_BAD_REQUEST, NULL, "bad-request");
-		return api_error(resp, 0, RSC_BAD_REQUEST, NULL,
-				 "member '" TEF_M_EXPIRATION_TIME "' is in the past");
+		return api_refuse(a, c, resp, "register", 0, RSC_BAD_REQUEST, NULL, "bad-request",
+				  "member '" TEF_M_EXPIRATION_TIME "' is in the past");
 	}
 	if (!rq.key) {
 		/* TS-0003 8.8.2.7: the MAF generates the key when none is proposed */
@@ -160,24 +161,24 @@ int api_keys_register(struct api *a, struct api_caller *c, const struct httpd_re
 	}
 	rec.owner = c->effective.principal;
 	rec.suid = rq.suid;
-	rec.labels = rq.labels;
-	rec.n_labels = rq.n_labels;
-	rec.targets = rq.targets;
-	rec.n_targets = rq.n_targets;
+	rec.labels = rq.c.labels;
+	rec.n_labels = rq.c.n_labels;
+	rec.targets = rq.c.targets;
+	rec.n_targets = rq.c.n_targets;
 	rec.key = rq.key;
 	rec.key_len = rq.key_len;
 	r = keystore_insert(a->ks, &rec, a->max_per_owner);
 	if (r == -EDQUOT) {
 		reg_request_done(&rq);
-		api_audit(a, c, "register", RSC_NOT_ACCEPTABLE, NULL, "too-many-registrations");
-		return api_error(resp, 0, RSC_NOT_ACCEPTABLE, NULL,
-				 "too many registrations for this owner");
+		return api_refuse(a, c, resp, "register", 0, RSC_NOT_ACCEPTABLE, NULL,
+				  "too-many-registrations",
+				  "too many registrations for this owner");
 	}
 	if (r < 0) {
 		reg_request_done(&rq);
 		log_error_errno(r, "cannot store a registration");
-		api_audit(a, c, "register", RSC_INTERNAL_SERVER_ERROR, NULL, "storage");
-		return api_error(resp, 0, RSC_INTERNAL_SERVER_ERROR, NULL, "cannot store the key");
+		return api_refuse(a, c, resp, "register", 0, RSC_INTERNAL_SERVER_ERROR, NULL,
+				  "storage", "cannot store the key");
 	}
 	api_audit(a, c, "register", RSC_CREATED, rec.id_hex, generated ? "generated" : NULL);
 	if (generated) {
@@ -206,8 +207,9 @@ static int lookup(struct api *a, struct api_caller *c, const char *op, const cha
 	}
 	if (r < 0) {
 		log_error_errno(r, "cannot read a registration");
-		api_audit(a, c, op, RSC_INTERNAL_SERVER_ERROR, id_hex, "storage");
-		return api_error(resp, 0, RSC_INTERNAL_SERVER_ERROR, NULL, "storage error") ?: 1;
+		return api_refuse(a, c, resp, op, 0, RSC_INTERNAL_SERVER_ERROR, id_hex, "storage",
+				  "storage error")
+			   ?: 1;
 	}
 	may_retrieve = can_retrieve(c, rec);
 	may_manage = policy_can_manage(&a->policy, &c->effective, rec->owner);
@@ -241,17 +243,14 @@ int api_keys_retrieve(struct api *a, struct api_caller *c, const char *id_hex,
 	}
 	/* expiry is enforced on every call, with a clock that never goes back */
 	if (rec->expires <= now) {
-		api_audit(a, c, "retrieve", RSC_ORIGINATOR_HAS_NO_PRIVILEGE, id_hex,
-			  TEF_REASON_EXPIRED);
-		return api_error(resp, 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, TEF_REASON_EXPIRED,
-				 "the registration has expired");
+		return api_refuse(a, c, resp, "retrieve", 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE,
+				  id_hex, TEF_REASON_EXPIRED, "the registration has expired");
 	}
 	r = keystore_unwrap(a->ks, rec);
 	if (r < 0) {
 		log_error("a stored key failed to unwrap: its row was tampered with");
-		api_audit(a, c, "retrieve", RSC_INTERNAL_SERVER_ERROR, id_hex, "unwrap-failed");
-		return api_error(resp, 0, RSC_INTERNAL_SERVER_ERROR, NULL,
-				 "the stored key failed its integrity check");
+		return api_refuse(a, c, resp, "retrieve", 0, RSC_INTERNAL_SERVER_ERROR, id_hex,
+				  "unwrap-failed", "the stored key failed its integrity check");
 	}
 	api_audit(a, c, "retrieve", RSC_OK, id_hex, "released");
 	return reply_with_key(a, resp, RSC_OK, rec);
@@ -263,16 +262,16 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 	_cleanup_record_ struct key_record *rec = NULL, *updated = NULL;
 	_cleanup_json_ json_t *o = NULL;
 	_cleanup_free_ char *err = NULL;
-	struct upd_request u = { 0 };
-	struct key_update ku = { 0 };
+	struct upd_request u = {0};
+	struct key_update ku = {0};
 	int64_t now = keystore_now(a->ks);
 	bool may;
 	int r;
 
 	r = request_parse_update(req->body, req->body_len, &u, &err);
 	if (r == -EINVAL) {
-		api_audit(a, c, "update", RSC_BAD_REQUEST, id_hex, "bad-request");
-		return api_error(resp, 0, RSC_BAD_REQUEST, NULL, err ? err : "bad request");
+		return api_refuse(a, c, resp, "update", 0, RSC_BAD_REQUEST, id_hex, "bad-request",
+				  err ? err : "bad request");
 	}
 	if (r < 0)
 		return r;
@@ -280,40 +279,35 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 	if (r != 0)
 		goto out;
 	if (!policy_can_manage(&a->policy, &c->effective, rec->owner)) {
-		api_audit(a, c, "update", RSC_ORIGINATOR_HAS_NO_PRIVILEGE, id_hex, "not-owner");
-		r = api_error(resp, 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL,
-			      "only the owner or an admin may update a registration");
+		r = api_refuse(a, c, resp, "update", 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, id_hex,
+			       "not-owner", "only the owner or an admin may update a registration");
 		goto out;
 	}
 	if (rec->expires <= now) {
 		/* an expired registration is dead: renewing cannot revive it */
-		api_audit(a, c, "update", RSC_ORIGINATOR_HAS_NO_PRIVILEGE, id_hex,
-			  TEF_REASON_EXPIRED);
-		r = api_error(resp, 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, TEF_REASON_EXPIRED,
-			      "the registration has expired");
+		r = api_refuse(a, c, resp, "update", 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, id_hex,
+			       TEF_REASON_EXPIRED, "the registration has expired");
 		goto out;
 	}
-	if (u.has_expiration &&
-	    effective_expiration(a, true, u.expiration, now, &ku.expires) < 0) {
-		api_audit(a, c, "update", RSC_BAD_REQUEST, id_hex, "bad-request");
-		r = api_error(resp, 0, RSC_BAD_REQUEST, NULL,
-			      "member '" TEF_M_EXPIRATION_TIME "' is in the past");
+	if (u.c.has_expiration &&
+	    effective_expiration(a, true, u.c.expiration, now, &ku.expires) < 0) {
+		r = api_refuse(a, c, resp, "update", 0, RSC_BAD_REQUEST, id_hex, "bad-request",
+			       "member '" TEF_M_EXPIRATION_TIME "' is in the past");
 		goto out;
 	}
-	ku.set_expires = u.has_expiration;
-	ku.set_labels = u.has_labels;
-	ku.labels = u.labels;
-	ku.n_labels = u.n_labels;
-	ku.set_targets = u.has_targets;
-	ku.targets = u.targets;
-	ku.n_targets = u.n_targets;
+	ku.set_expires = u.c.has_expiration;
+	ku.set_labels = u.c.has_labels;
+	ku.labels = u.c.labels;
+	ku.n_labels = u.c.n_labels;
+	ku.set_targets = u.c.has_targets;
+	ku.targets = u.c.targets;
+	ku.n_targets = u.c.n_targets;
 	ku.set_version = u.has_version;
 	ku.version = u.version;
 	r = keystore_update(a->ks, id_hex, &ku, &updated);
 	if (r == -ERANGE) {
-		api_audit(a, c, "update", RSC_BAD_REQUEST, id_hex, "version-lowered");
-		r = api_error(resp, 0, RSC_BAD_REQUEST, NULL,
-			      "member '" TEF_M_ATREST_VERSION "' must not decrease");
+		r = api_refuse(a, c, resp, "update", 0, RSC_BAD_REQUEST, id_hex, "version-lowered",
+			       "member '" TEF_M_ATREST_VERSION "' must not decrease");
 		goto out;
 	}
 	if (r == -ENOENT) {
@@ -323,8 +317,8 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 	}
 	if (r < 0) {
 		log_error_errno(r, "cannot update a registration");
-		api_audit(a, c, "update", RSC_INTERNAL_SERVER_ERROR, id_hex, "storage");
-		r = api_error(resp, 0, RSC_INTERNAL_SERVER_ERROR, NULL, "storage error");
+		r = api_refuse(a, c, resp, "update", 0, RSC_INTERNAL_SERVER_ERROR, id_hex,
+			       "storage", "storage error");
 		goto out;
 	}
 	api_audit(a, c, "update", RSC_UPDATED, id_hex, NULL);
@@ -346,9 +340,9 @@ int api_keys_delete(struct api *a, struct api_caller *c, const char *id_hex,
 	if (r != 0)
 		return r < 0 ? r : 0;
 	if (!policy_can_manage(&a->policy, &c->effective, rec->owner)) {
-		api_audit(a, c, "delete", RSC_ORIGINATOR_HAS_NO_PRIVILEGE, id_hex, "not-owner");
-		return api_error(resp, 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL,
-				 "only the owner or an admin may delete a registration");
+		return api_refuse(a, c, resp, "delete", 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, id_hex,
+				  "not-owner",
+				  "only the owner or an admin may delete a registration");
 	}
 	r = keystore_delete(a->ks, id_hex);
 	if (r == -ENOENT) {
@@ -357,8 +351,8 @@ int api_keys_delete(struct api *a, struct api_caller *c, const char *id_hex,
 	}
 	if (r < 0) {
 		log_error_errno(r, "cannot delete a registration");
-		api_audit(a, c, "delete", RSC_INTERNAL_SERVER_ERROR, id_hex, "storage");
-		return api_error(resp, 0, RSC_INTERNAL_SERVER_ERROR, NULL, "storage error");
+		return api_refuse(a, c, resp, "delete", 0, RSC_INTERNAL_SERVER_ERROR, id_hex,
+				  "storage", "storage error");
 	}
 	api_audit(a, c, "delete", RSC_DELETED, id_hex, NULL);
 	return api_reply_json(resp, RSC_DELETED, NULL);
@@ -397,8 +391,8 @@ int api_keys_list(struct api *a, struct api_caller *c, const struct httpd_reques
 		  struct httpd_response *resp)
 {
 	_cleanup_json_ json_t *array = json_array();
-	struct list_ctx l = { .a = a, .array = array };
-	struct keystore_filter f = { .now = keystore_now(a->ks) };
+	struct list_ctx l = {.a = a, .array = array};
+	struct keystore_filter f = {.now = keystore_now(a->ks)};
 	const char *before;
 	int r;
 
@@ -417,16 +411,15 @@ int api_keys_list(struct api *a, struct api_caller *c, const struct httpd_reques
 	f.label = httpd_request_query(req, TEF_Q_LABEL);
 	before = httpd_request_query(req, TEF_Q_EXPIRES_BEFORE);
 	if (before && tef_timestamp_parse(before, &f.expires_before) < 0) {
-		api_audit(a, c, "list", RSC_BAD_REQUEST, NULL, "bad-request");
-		return api_error(resp, 0, RSC_BAD_REQUEST, NULL,
-				 "query argument '" TEF_Q_EXPIRES_BEFORE
-				 "' is not a timestamp YYYYMMDDTHHMMSS");
+		return api_refuse(a, c, resp, "list", 0, RSC_BAD_REQUEST, NULL, "bad-request",
+				  "query argument '" TEF_Q_EXPIRES_BEFORE
+				  "' is not a timestamp YYYYMMDDTHHMMSS");
 	}
 	if (!policy_is_admin(&a->policy, &c->effective)) {
 		if (f.owner && strcmp(f.owner, c->effective.principal) != 0) {
-			api_audit(a, c, "list", RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL, "not-admin");
-			return api_error(resp, 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE, NULL,
-					 "only admins may list other owners' registrations");
+			return api_refuse(a, c, resp, "list", 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE,
+					  NULL, "not-admin",
+					  "only admins may list other owners' registrations");
 		}
 		f.owner = c->effective.principal;
 	}

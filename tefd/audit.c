@@ -51,8 +51,7 @@ static int open_log(const char *path, bool set_append_only)
 	return fd;
 }
 
-int audit_open(const char *path, bool set_append_only, const uint8_t *hmac_key,
-	       struct audit **ret)
+int audit_open(const char *path, bool set_append_only, const uint8_t *hmac_key, struct audit **ret)
 {
 	struct audit *a;
 	int fd = open_log(path, set_append_only);

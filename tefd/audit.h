@@ -17,8 +17,7 @@ struct audit;
  * `hmac_key` (32 bytes, borrowed) keys the HMAC that stands in for
  * Credential-Ids. Returns 0 and *ret or -errno.
  */
-int audit_open(const char *path, bool set_append_only, const uint8_t *hmac_key,
-	       struct audit **ret);
+int audit_open(const char *path, bool set_append_only, const uint8_t *hmac_key, struct audit **ret);
 
 struct audit *audit_close(struct audit *a);
 
@@ -30,12 +29,12 @@ struct audit *audit_close(struct audit *a);
 int audit_reopen(struct audit *a);
 
 struct audit_entry {
-	const char *op;        /* "register", "retrieve", "update", "delete", "list", "sweep" */
-	int rsc;               /* oneM2M result code sent */
-	const char *caller;    /* identity of the peer ("uid=0,gid=0,pid=1" or "ae:C1") */
-	const char *onbehalf;  /* identity acted for, or NULL */
-	const char *id_hex;    /* relativeKeyID or NULL: logged only as an HMAC */
-	const char *reason;    /* short word on why ("forbidden", "unknown", "expired"...) or NULL */
+	const char *op;	      /* "register", "retrieve", "update", "delete", "list", "sweep" */
+	int rsc;	      /* oneM2M result code sent */
+	const char *caller;   /* identity of the peer ("uid=0,gid=0,pid=1" or "ae:C1") */
+	const char *onbehalf; /* identity acted for, or NULL */
+	const char *id_hex;   /* relativeKeyID or NULL: logged only as an HMAC */
+	const char *reason;   /* short word on why ("forbidden", "unknown", "expired"...) or NULL */
 };
 
 /* Appends one line (a single write). Failures are logged, never fatal to the request. */

@@ -36,37 +36,52 @@ enum {
 };
 
 static const char *const stmt_sql[_STMT_MAX] = {
-	[STMT_GET] = "SELECT owner, suid, created, expires, version, labels, targets, nonce, wrapped"
-		     " FROM keys WHERE id = ?1",
-	[STMT_INSERT] = "INSERT INTO keys (id, owner, suid, created, expires, version, labels,"
-			" targets, nonce, wrapped) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
-	[STMT_DELETE] = "DELETE FROM keys WHERE id = ?1",
-	[STMT_RETIRE] = "INSERT OR IGNORE INTO retired (id) VALUES (?1)",
-	[STMT_IS_RETIRED] = "SELECT 1 FROM retired WHERE id = ?1",
-	[STMT_COUNT_OWNER] = "SELECT count(*) FROM keys WHERE owner = ?1 AND expires > ?2",
-	[STMT_SET_HWM] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('hwm', ?1)",
-	[STMT_UPDATE] = "UPDATE keys SET expires = ?2, labels = ?3, targets = ?4, version = ?5"
-			" WHERE id = ?1",
+    [STMT_GET] = "SELECT owner, suid, created, expires, version, labels, targets, nonce, wrapped"
+		 " FROM keys WHERE id = ?1",
+    [STMT_INSERT] = "INSERT INTO keys (id, owner, suid, created, expires, version, labels,"
+		    " targets, nonce, wrapped) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
+    [STMT_DELETE] = "DELETE FROM keys WHERE id = ?1",
+    [STMT_RETIRE] = "INSERT OR IGNORE INTO retired (id) VALUES (?1)",
+    [STMT_IS_RETIRED] = "SELECT 1 FROM retired WHERE id = ?1",
+    [STMT_COUNT_OWNER] = "SELECT count(*) FROM keys WHERE owner = ?1 AND expires > ?2",
+    [STMT_SET_HWM] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('hwm', ?1)",
+    [STMT_UPDATE] = "UPDATE keys SET expires = ?2, labels = ?3, targets = ?4, version = ?5"
+		    " WHERE id = ?1",
 };
 
 static const char schema_sql[] =
-	"CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value ANY);"
-	"CREATE TABLE IF NOT EXISTS keys ("
-	" id BLOB PRIMARY KEY NOT NULL, owner TEXT NOT NULL, suid INTEGER NOT NULL,"
-	" created INTEGER NOT NULL, expires INTEGER NOT NULL, version INTEGER NOT NULL,"
-	" labels TEXT NOT NULL, targets TEXT NOT NULL, nonce BLOB NOT NULL,"
-	" wrapped BLOB NOT NULL) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS keys_owner ON keys (owner);"
-	"CREATE INDEX IF NOT EXISTS keys_expires ON keys (expires);"
-	/* ids are never reused (DESIGN.md 3): deleted ones stay here */
-	"CREATE TABLE IF NOT EXISTS retired (id BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID;";
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value ANY);"
+    "CREATE TABLE IF NOT EXISTS keys ("
+    " id BLOB PRIMARY KEY NOT NULL, owner TEXT NOT NULL, suid INTEGER NOT NULL,"
+    " created INTEGER NOT NULL, expires INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " labels TEXT NOT NULL, targets TEXT NOT NULL, nonce BLOB NOT NULL,"
+    " wrapped BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS keys_owner ON keys (owner);"
+    "CREATE INDEX IF NOT EXISTS keys_expires ON keys (expires);"
+    /* ids are never reused (DESIGN.md 3): deleted ones stay here */
+    "CREATE TABLE IF NOT EXISTS retired (id BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID;";
+
+/*
+ * A read-only connection of one thread: retrievals run without the store
+ * lock (WAL readers do not block each other nor the writer).
+ */
+struct reader {
+	sqlite3 *db;
+	sqlite3_stmt *get;
+	struct reader *next;
+};
 
 struct keystore {
-	sqlite3 *db;
+	sqlite3 *db; /* the writer; also reads when a reader cannot be had */
 	pthread_mutex_t lock;
+	char *path;
+	pthread_key_t reader_key;
+	bool has_reader_key;
+	pthread_mutex_t readers_lock;
+	struct reader *readers;
 	const uint8_t *master;
 	uint8_t *audit_key; /* sodium_malloc'd */
-	int64_t hwm;        /* highest time observed; guarded by __atomic */
+	int64_t hwm;	    /* highest time observed; guarded by __atomic */
 	sqlite3_stmt *stmt[_STMT_MAX];
 };
 
@@ -208,12 +223,12 @@ static uint8_t *wrap_ad(const uint8_t *id, const char *owner, int suid, size_t *
 	return ad;
 }
 
-static int unwrap(const struct keystore *ks, const uint8_t *id, const char *owner, int suid,
-		  const void *nonce, int nonce_len, const void *wrapped, int wrapped_len,
-		  uint8_t **ret, size_t *ret_len)
+/* Unwraps into `out` (secure memory of at least 32 bytes). Returns 0 or -EBADMSG. */
+static int unwrap_into(const struct keystore *ks, const uint8_t *id, const char *owner, int suid,
+		       const void *nonce, int nonce_len, const void *wrapped, int wrapped_len,
+		       uint8_t *out, size_t *ret_len)
 {
 	_cleanup_free_ uint8_t *ad = NULL;
-	_cleanup_sodium_free_ uint8_t *key = NULL;
 	unsigned long long klen;
 	size_t adlen;
 
@@ -223,14 +238,26 @@ static int unwrap(const struct keystore *ks, const uint8_t *id, const char *owne
 	ad = wrap_ad(id, owner, suid, &adlen);
 	if (!ad)
 		return -ENOMEM;
-	key = sodium_malloc((size_t)wrapped_len - TAG_BYTES);
-	if (!key)
-		return -ENOMEM;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(key, &klen, NULL, wrapped,
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &klen, NULL, wrapped,
 						       (unsigned long long)wrapped_len, ad, adlen,
 						       nonce, ks->master) != 0)
 		return -EBADMSG;
 	*ret_len = (size_t)klen;
+	return 0;
+}
+
+static int unwrap(const struct keystore *ks, const uint8_t *id, const char *owner, int suid,
+		  const void *nonce, int nonce_len, const void *wrapped, int wrapped_len,
+		  uint8_t **ret, size_t *ret_len)
+{
+	_cleanup_sodium_free_ uint8_t *key = sodium_malloc(32);
+	int r;
+
+	if (!key)
+		return -ENOMEM;
+	r = unwrap_into(ks, id, owner, suid, nonce, nonce_len, wrapped, wrapped_len, key, ret_len);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(key);
 	return 0;
 }
@@ -286,8 +313,8 @@ static int check_master_key_readonly(struct keystore *ks)
 	uint8_t blob[NONCE_BYTES + 32 + TAG_BYTES], out[32];
 	int rc;
 
-	rc = sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'check'", -1, &s,
-				NULL);
+	rc =
+	    sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'check'", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return rc == SQLITE_ERROR ? -EBADMSG : errno_from_sqlite(rc);
 	rc = sqlite3_step(s);
@@ -298,10 +325,9 @@ static int check_master_key_readonly(struct keystore *ks)
 	if (sqlite3_column_bytes(s, 0) != (int)sizeof(blob) || !sqlite3_column_blob(s, 0))
 		return -EKEYREJECTED;
 	memcpy(blob, sqlite3_column_blob(s, 0), sizeof(blob));
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, blob + NONCE_BYTES,
-						       sizeof(blob) - NONCE_BYTES,
-						       (const uint8_t *)CHECK_AD, sizeof(CHECK_AD),
-						       blob, ks->master) != 0)
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		out, NULL, NULL, blob + NONCE_BYTES, sizeof(blob) - NONCE_BYTES,
+		(const uint8_t *)CHECK_AD, sizeof(CHECK_AD), blob, ks->master) != 0)
 		return -EKEYREJECTED;
 	sodium_memzero(out, sizeof(out));
 	return 0;
@@ -312,7 +338,7 @@ static int check_master_key(struct keystore *ks)
 {
 	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
 	uint8_t blob[NONCE_BYTES + 32 + TAG_BYTES];
-	uint8_t zero[32] = { 0 };
+	uint8_t zero[32] = {0};
 	int r = check_master_key_readonly(ks), rc;
 
 	if (r != -ENOENT)
@@ -333,24 +359,28 @@ static int check_master_key(struct keystore *ks)
 static int check_all_rows(struct keystore *ks)
 {
 	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
+	_cleanup_sodium_free_ uint8_t *key = NULL;
 	unsigned bad = 0, total = 0;
 	int rc;
 
-	rc = sqlite3_prepare_v2(ks->db, "SELECT id, owner, suid, nonce, wrapped FROM keys", -1,
-				&s, NULL);
+	rc = sqlite3_prepare_v2(ks->db, "SELECT id, owner, suid, nonce, wrapped FROM keys", -1, &s,
+				NULL);
 	if (rc != SQLITE_OK)
 		return errno_from_sqlite(rc);
+	/* one secure buffer for all rows: start-up stays fast with many keys */
+	key = sodium_malloc(32);
+	if (!key)
+		return -ENOMEM;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		_cleanup_sodium_free_ uint8_t *key = NULL;
 		const void *id = sqlite3_column_blob(s, 0);
 		const char *owner = (const char *)sqlite3_column_text(s, 1);
 		size_t klen;
 
 		total++;
 		if (sqlite3_column_bytes(s, 0) != TEF_RELATIVE_KEY_ID_BYTES || !owner ||
-		    unwrap(ks, id, owner, sqlite3_column_int(s, 2), sqlite3_column_blob(s, 3),
-			   sqlite3_column_bytes(s, 3), sqlite3_column_blob(s, 4),
-			   sqlite3_column_bytes(s, 4), &key, &klen) < 0)
+		    unwrap_into(ks, id, owner, sqlite3_column_int(s, 2), sqlite3_column_blob(s, 3),
+				sqlite3_column_bytes(s, 3), sqlite3_column_blob(s, 4),
+				sqlite3_column_bytes(s, 4), key, &klen) < 0)
 			bad++;
 	}
 	if (rc != SQLITE_DONE)
@@ -366,8 +396,8 @@ static int check_all_rows(struct keystore *ks)
 static int load_hwm(struct keystore *ks)
 {
 	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'hwm'", -1, &s,
-				    NULL);
+	int rc =
+	    sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'hwm'", -1, &s, NULL);
 
 	if (rc != SQLITE_OK)
 		return errno_from_sqlite(rc);
@@ -375,8 +405,9 @@ static int load_hwm(struct keystore *ks)
 	if (rc == SQLITE_ROW) {
 		ks->hwm = sqlite3_column_int64(s, 0);
 		if ((int64_t)time(NULL) < ks->hwm)
-			log_warning("the clock is behind the latest time tefd has seen: expiry uses "
-				    "the latter");
+			log_warning(
+			    "the clock is behind the latest time tefd has seen: expiry uses "
+			    "the latter");
 	} else if (rc != SQLITE_DONE) {
 		return errno_from_sqlite(rc);
 	}
@@ -388,6 +419,19 @@ struct keystore *keystore_close(struct keystore *ks)
 {
 	if (!ks)
 		return NULL;
+	/* the threads that used the readers are gone (httpd stopped first) */
+	while (ks->readers) {
+		struct reader *r = ks->readers;
+
+		ks->readers = r->next;
+		sqlite3_finalize(r->get);
+		sqlite3_close(r->db);
+		free(r);
+	}
+	if (ks->has_reader_key)
+		pthread_key_delete(ks->reader_key);
+	pthread_mutex_destroy(&ks->readers_lock);
+	free(ks->path);
 	for (int i = 0; i < _STMT_MAX; i++)
 		sqlite3_finalize(ks->stmt[i]);
 	if (ks->db) {
@@ -423,7 +467,7 @@ int keystore_open(const char *path, const uint8_t *master_key, struct keystore *
 		return -EIO;
 	/* symlinked (or otherwise odd) database, WAL or shm paths are refused */
 	for (int i = 0; i < 3; i++) {
-		r = refuse_symlink(path, (const char *[]){ "", "-wal", "-shm" }[i]);
+		r = refuse_symlink(path, (const char *[]){"", "-wal", "-shm"}[i]);
 		if (r < 0)
 			return r;
 	}
@@ -431,13 +475,16 @@ int keystore_open(const char *path, const uint8_t *master_key, struct keystore *
 	if (!ks)
 		return -ENOMEM;
 	pthread_mutex_init(&ks->lock, NULL);
+	pthread_mutex_init(&ks->readers_lock, NULL);
 	ks->master = master_key;
+	ks->path = strdup(path);
+	ks->has_reader_key = ks->path && pthread_key_create(&ks->reader_key, NULL) == 0;
 
 	/* no window where the files exist with looser modes */
 	old = umask(077);
 	rc = sqlite3_open_v2(path, &ks->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-				     SQLITE_OPEN_NOFOLLOW,
+				 SQLITE_OPEN_NOFOLLOW,
 			     NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_busy_timeout(ks->db, 5000);
@@ -484,6 +531,7 @@ int keystore_open(const char *path, const uint8_t *master_key, struct keystore *
 	}
 	crypto_kdf_derive_from_key(ks->audit_key, KEYSTORE_AUDIT_KEY_BYTES, 1, "tefdaudt",
 				   ks->master);
+	(void)sodium_mprotect_readonly(ks->audit_key);
 	*ret = ks;
 	return 0;
 fail:
@@ -643,8 +691,8 @@ static int insert_locked(struct keystore *ks, struct key_record *rec, unsigned m
 	if (!ad || !wrapped || !labels || !targets)
 		return -ENOMEM;
 	randombytes_buf(nonce, sizeof(nonce));
-	crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, NULL, rec->key, rec->key_len, ad,
-						   adlen, NULL, nonce, ks->master);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, NULL, rec->key, rec->key_len, ad, adlen,
+						   NULL, nonce, ks->master);
 
 	rec->created = now;
 	s = stmt_get(ks, STMT_INSERT);
@@ -678,11 +726,14 @@ int keystore_insert(struct keystore *ks, struct key_record *rec, unsigned max_pe
 	return end_tx(ks, insert_locked(ks, rec, max_per_owner));
 }
 
-static int get_locked(struct keystore *ks, const uint8_t *id, struct key_record **ret)
+/* Runs a GET-shaped statement for id; the statement is reset before returning. */
+static int get_row(sqlite3_stmt *s, const uint8_t *id, struct key_record **ret)
 {
 	struct key_record *rec = NULL;
-	sqlite3_stmt *s = stmt_get(ks, STMT_GET);
 	int rc, r;
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
 
 	sqlite3_bind_blob(s, 1, id, TEF_RELATIVE_KEY_ID_BYTES, SQLITE_STATIC);
 	rc = sqlite3_step(s);
@@ -717,13 +768,55 @@ static int get_locked(struct keystore *ks, const uint8_t *id, struct key_record 
 	return 0;
 }
 
+static int get_locked(struct keystore *ks, const uint8_t *id, struct key_record **ret)
+{
+	return get_row(ks->stmt[STMT_GET], id, ret);
+}
+
+/* This thread's reader, opened on first use; NULL when none can be had. */
+static struct reader *reader_get(struct keystore *ks)
+{
+	struct reader *r;
+
+	if (!ks->has_reader_key)
+		return NULL;
+	r = pthread_getspecific(ks->reader_key);
+	if (r)
+		return r;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	if (sqlite3_open_v2(ks->path, &r->db,
+			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+			    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(r->db, 5000) != SQLITE_OK ||
+	    sqlite3_prepare_v3(r->db, stmt_sql[STMT_GET], -1, SQLITE_PREPARE_PERSISTENT, &r->get,
+			       NULL) != SQLITE_OK ||
+	    pthread_setspecific(ks->reader_key, r) != 0) {
+		log_debug("no reader connection: retrievals take the store lock");
+		sqlite3_finalize(r->get);
+		sqlite3_close(r->db);
+		free(r);
+		return NULL;
+	}
+	pthread_mutex_lock(&ks->readers_lock);
+	r->next = ks->readers;
+	ks->readers = r;
+	pthread_mutex_unlock(&ks->readers_lock);
+	return r;
+}
+
 int keystore_get(struct keystore *ks, const char *id_hex, struct key_record **ret)
 {
 	uint8_t id[TEF_RELATIVE_KEY_ID_BYTES];
 	_cleanup_unlock_ pthread_mutex_t *l = NULL;
+	struct reader *rd;
 
 	if (id_from_hex(id_hex, id) < 0)
 		return -ENOENT;
+	rd = reader_get(ks);
+	if (rd)
+		return get_row(rd->get, id, ret);
 	l = lock(ks);
 	return get_locked(ks, id, ret);
 }
@@ -854,12 +947,12 @@ int keystore_list(struct keystore *ks, const struct keystore_filter *f,
 	int rc, r = 0;
 
 	rc = sqlite3_prepare_v2(
-		ks->db,
-		"SELECT id, owner, suid, created, expires, version, labels, targets FROM keys"
-		" WHERE expires > ?1 AND (?2 IS NULL OR owner = ?2)"
-		" AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(keys.labels) WHERE value = ?3))"
-		" AND (?4 = 0 OR expires < ?4) ORDER BY expires, id",
-		-1, &s, NULL);
+	    ks->db,
+	    "SELECT id, owner, suid, created, expires, version, labels, targets FROM keys"
+	    " WHERE expires > ?1 AND (?2 IS NULL OR owner = ?2)"
+	    " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(keys.labels) WHERE value = ?3))"
+	    " AND (?4 = 0 OR expires < ?4) ORDER BY expires, id",
+	    -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return errno_from_sqlite(rc);
 	sqlite3_bind_int64(s, 1, f->now);
@@ -886,7 +979,44 @@ int keystore_list(struct keystore *ks, const struct keystore_filter *f,
 	return errno_from_sqlite(rc);
 }
 
-int keystore_sweep(struct keystore *ks, int64_t now)
+/* Deletes the expired rows, retiring their ids and reporting each to fn. */
+static int sweep_locked(struct keystore *ks, int64_t now, void (*fn)(const char *, void *),
+			void *userdata)
+{
+	_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
+	sqlite3_stmt *retire;
+	int rc, r, n = 0;
+
+	rc = sqlite3_prepare_v2(ks->db, "DELETE FROM keys WHERE expires <= ?1 RETURNING id", -1, &s,
+				NULL);
+	if (rc != SQLITE_OK)
+		return errno_from_sqlite(rc);
+	sqlite3_bind_int64(s, 1, now);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char hex[TEF_RELATIVE_KEY_ID_HEX + 1];
+
+		if (sqlite3_column_bytes(s, 0) != TEF_RELATIVE_KEY_ID_BYTES)
+			continue;
+		retire = stmt_get(ks, STMT_RETIRE);
+		sqlite3_bind_blob(retire, 1, sqlite3_column_blob(s, 0), TEF_RELATIVE_KEY_ID_BYTES,
+				  SQLITE_TRANSIENT);
+		r = errno_from_sqlite(sqlite3_step(retire));
+		sqlite3_reset(retire);
+		if (r < 0)
+			return r;
+		id_to_hex(sqlite3_column_blob(s, 0), hex);
+		if (fn)
+			fn(hex, userdata);
+		n++;
+	}
+	r = errno_from_sqlite(rc);
+	if (r == 0)
+		r = store_hwm(ks, keystore_now(ks));
+	return r < 0 ? r : n;
+}
+
+int keystore_sweep(struct keystore *ks, int64_t now, void (*fn)(const char *id_hex, void *),
+		   void *userdata)
 {
 	_cleanup_unlock_ pthread_mutex_t *l = lock(ks);
 	int r, n;
@@ -894,33 +1024,8 @@ int keystore_sweep(struct keystore *ks, int64_t now)
 	r = exec_sql(ks->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	{
-		_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-		int rc = sqlite3_prepare_v2(ks->db,
-					    "INSERT OR IGNORE INTO retired (id)"
-					    " SELECT id FROM keys WHERE expires <= ?1",
-					    -1, &s, NULL);
-		if (rc == SQLITE_OK) {
-			sqlite3_bind_int64(s, 1, now);
-			rc = sqlite3_step(s);
-		}
-		r = errno_from_sqlite(rc);
-	}
-	n = 0;
-	if (r == 0) {
-		_cleanup_sqlite_stmt_ sqlite3_stmt *s = NULL;
-		int rc = sqlite3_prepare_v2(ks->db, "DELETE FROM keys WHERE expires <= ?1", -1,
-					    &s, NULL);
-		if (rc == SQLITE_OK) {
-			sqlite3_bind_int64(s, 1, now);
-			rc = sqlite3_step(s);
-		}
-		r = errno_from_sqlite(rc);
-		n = sqlite3_changes(ks->db);
-	}
-	if (r == 0)
-		r = store_hwm(ks, keystore_now(ks));
-	r = end_tx(ks, r);
+	n = sweep_locked(ks, now, fn, userdata);
+	r = end_tx(ks, n < 0 ? n : 0);
 	if (r < 0)
 		return r;
 	if (n > 0)
@@ -952,7 +1057,7 @@ int keystore_snapshot(struct keystore *ks, uint8_t **ret, size_t *ret_len)
 
 int keystore_verify_file(const char *path, const uint8_t *master_key)
 {
-	struct keystore ks = { .master = master_key };
+	struct keystore ks = {.master = master_key};
 	int rc, r;
 
 	rc = sqlite3_open_v2(path, &ks.db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);

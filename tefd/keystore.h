@@ -123,18 +123,23 @@ int keystore_update(struct keystore *ks, const char *id_hex, const struct key_up
 int keystore_delete(struct keystore *ks, const char *id_hex);
 
 struct keystore_filter {
-	const char *owner;      /* NULL: any */
-	const char *label;      /* NULL: any */
+	const char *owner;	/* NULL: any */
+	const char *label;	/* NULL: any */
 	int64_t expires_before; /* 0: any */
-	int64_t now;            /* rows that expired at or before now are skipped */
+	int64_t now;		/* rows that expired at or before now are skipped */
 };
 
 /* Calls fn for each matching record (no keys), ordered by expiry; fn may stop with non-zero. */
 int keystore_list(struct keystore *ks, const struct keystore_filter *f,
 		  int (*fn)(const struct key_record *r, void *userdata), void *userdata);
 
-/* Purges registrations expired at `now`; returns how many, or -errno. */
-int keystore_sweep(struct keystore *ks, int64_t now);
+/*
+ * Purges registrations expired at `now` (crypto-shredded like a delete),
+ * calling fn (may be NULL) with each purged id before the commit. Returns
+ * how many, or -errno (then nothing was purged).
+ */
+int keystore_sweep(struct keystore *ks, int64_t now, void (*fn)(const char *id_hex, void *),
+		   void *userdata);
 
 /*
  * A consistent snapshot of the whole database as bytes (keys stay wrapped):

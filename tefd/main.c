@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* tefd: options and config, start-up in order (key, store, audit, listeners), the sweeper loop, teardown. */
+/* tefd: options and config, start-up in order (key, store, audit, listeners), the sweeper loop,
+ * teardown. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -51,6 +52,7 @@ struct settings {
 	uint64_t max_failed_retrievals;
 	uint64_t failure_window;
 	uint64_t sweep_interval;
+	uint64_t threads;
 	uid_t delegates[MAX_UIDS];
 	size_t n_delegates;
 	uid_t admins[MAX_UIDS];
@@ -59,9 +61,9 @@ struct settings {
 
 static void settings_free(struct settings *s)
 {
-	char **strs[] = { &s->config,  &s->socket,   &s->db,	  &s->master_key, &s->audit_log,
-			  &s->pidfile, &s->fqdn,     &s->listen, &s->tls_cert,	  &s->tls_key,
-			  &s->tls_ca };
+	char **strs[] = {&s->config,	&s->socket,  &s->db,	&s->master_key,
+			 &s->audit_log, &s->pidfile, &s->fqdn,	&s->listen,
+			 &s->tls_cert,	&s->tls_key, &s->tls_ca};
 
 	for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
 		free(*strs[i]);
@@ -79,7 +81,7 @@ static void usage(FILE *f)
 	      "            [--audit-log FILE] [--audit-append-only yes|no] [--pidfile FILE]\n"
 	      "            [--max-registrations N]\n"
 	      "            [--max-failed-retrievals N] [--failure-window SECONDS]\n"
-	      "            [--sweep-interval SECONDS] [-c CONFIG] [-d] [-v]\n",
+	      "            [--sweep-interval SECONDS] [--threads N] [-c CONFIG] [-d] [-v]\n",
 	      f);
 }
 
@@ -158,6 +160,8 @@ static int apply(struct settings *s, const char *key, const char *value)
 		return conf_parse_u64(value, 1, 86400, &s->failure_window);
 	if (strcmp(key, "sweep-interval") == 0)
 		return conf_parse_u64(value, 1, 86400, &s->sweep_interval);
+	if (strcmp(key, "threads") == 0)
+		return conf_parse_u64(value, 1, 256, &s->threads);
 	if (strcmp(key, "verbose") == 0)
 		return conf_parse_bool(value, &s->verbose);
 	if (strcmp(key, "audit-append-only") == 0)
@@ -170,34 +174,33 @@ static int conf_item(const char *key, const char *value, void *userdata)
 	return apply(userdata, key, value);
 }
 
-static const struct option options[] = {
-	{ "init", no_argument, NULL, 'I' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ "config", required_argument, NULL, 'c' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "socket", required_argument, NULL, 1 },
-	{ "db", required_argument, NULL, 1 },
-	{ "master-key", required_argument, NULL, 1 },
-	{ "socket-mode", required_argument, NULL, 1 },
-	{ "delegate", required_argument, NULL, 1 },
-	{ "admin", required_argument, NULL, 1 },
-	{ "fqdn", required_argument, NULL, 1 },
-	{ "default-ttl", required_argument, NULL, 1 },
-	{ "max-ttl", required_argument, NULL, 1 },
-	{ "listen", required_argument, NULL, 1 },
-	{ "tls-cert", required_argument, NULL, 1 },
-	{ "tls-key", required_argument, NULL, 1 },
-	{ "tls-ca", required_argument, NULL, 1 },
-	{ "audit-log", required_argument, NULL, 1 },
-	{ "audit-append-only", required_argument, NULL, 1 },
-	{ "pidfile", required_argument, NULL, 1 },
-	{ "max-registrations", required_argument, NULL, 1 },
-	{ "max-failed-retrievals", required_argument, NULL, 1 },
-	{ "failure-window", required_argument, NULL, 1 },
-	{ "sweep-interval", required_argument, NULL, 1 },
-	{}
-};
+static const struct option options[] = {{"init", no_argument, NULL, 'I'},
+					{"help", no_argument, NULL, 'h'},
+					{"version", no_argument, NULL, 'V'},
+					{"config", required_argument, NULL, 'c'},
+					{"verbose", no_argument, NULL, 'v'},
+					{"socket", required_argument, NULL, 1},
+					{"db", required_argument, NULL, 1},
+					{"master-key", required_argument, NULL, 1},
+					{"socket-mode", required_argument, NULL, 1},
+					{"delegate", required_argument, NULL, 1},
+					{"admin", required_argument, NULL, 1},
+					{"fqdn", required_argument, NULL, 1},
+					{"default-ttl", required_argument, NULL, 1},
+					{"max-ttl", required_argument, NULL, 1},
+					{"listen", required_argument, NULL, 1},
+					{"tls-cert", required_argument, NULL, 1},
+					{"tls-key", required_argument, NULL, 1},
+					{"tls-ca", required_argument, NULL, 1},
+					{"audit-log", required_argument, NULL, 1},
+					{"audit-append-only", required_argument, NULL, 1},
+					{"pidfile", required_argument, NULL, 1},
+					{"max-registrations", required_argument, NULL, 1},
+					{"max-failed-retrievals", required_argument, NULL, 1},
+					{"failure-window", required_argument, NULL, 1},
+					{"sweep-interval", required_argument, NULL, 1},
+					{"threads", required_argument, NULL, 1},
+					{}};
 
 /*
  * Two passes: the first finds -c (and -d, --init), the config file is read,
@@ -267,7 +270,7 @@ static int parse_args(int argc, char **argv, struct settings *s)
 static void notify(const char *msg)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_close_ int fd = -1;
 	size_t n;
 
@@ -336,8 +339,8 @@ static void report_parent(int *fd, char status)
 
 static int write_pidfile(const char *path)
 {
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-				      0644);
+	_cleanup_close_ int fd =
+	    open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
 	char buf[32];
 	int n;
 
@@ -352,7 +355,7 @@ static int write_pidfile(const char *path)
 /* The keys must never reach a core file or a debugger of another process. */
 static int harden_process(void)
 {
-	struct rlimit no_core = { 0, 0 }, cur;
+	struct rlimit no_core = {0, 0}, cur;
 
 	/* a service manager may have set it already (and may forbid setrlimit) */
 	if ((getrlimit(RLIMIT_CORE, &cur) < 0 || cur.rlim_cur != 0 || cur.rlim_max != 0) &&
@@ -396,11 +399,23 @@ static int check_settings(struct settings *s)
 	return 0;
 }
 
+/* One audit line per registration the sweeper purges. */
+static void audit_purged(const char *id_hex, void *userdata)
+{
+	struct audit_entry e = {.op = "sweep",
+				.rsc = RSC_DELETED,
+				.caller = "tefd",
+				.id_hex = id_hex,
+				.reason = "expired"};
+
+	audit_log(userdata, &e);
+}
+
 /* Waits for a stop signal; every sweep-interval purges expired registrations. */
 static void run(struct api *a, const struct settings *s, const sigset_t *stop)
 {
 	for (;;) {
-		struct timespec ts = { .tv_sec = (time_t)s->sweep_interval };
+		struct timespec ts = {.tv_sec = (time_t)s->sweep_interval};
 		int sig = sigtimedwait(stop, NULL, &ts);
 
 		if (sig == SIGHUP) {
@@ -418,18 +433,12 @@ static void run(struct api *a, const struct settings *s, const sigset_t *stop)
 			return;
 		}
 		if (sig < 0 && errno == EAGAIN) {
-			int n = keystore_sweep(a->ks, keystore_now(a->ks));
+			int n = keystore_sweep(a->ks, keystore_now(a->ks), audit_purged, a->audit);
 
-			if (n < 0) {
+			if (n < 0)
 				log_error_errno(n, "sweeper failed");
-			} else if (n > 0) {
-				struct audit_entry e = { .op = "sweep", .rsc = RSC_DELETED,
-							 .caller = "tefd", .reason = "expired" };
-
+			else if (n > 0)
 				log_info("purged %d expired registrations", n);
-				for (int i = 0; i < n; i++)
-					audit_log(a->audit, &e);
-			}
 		}
 	}
 }
@@ -437,13 +446,13 @@ static void run(struct api *a, const struct settings *s, const sigset_t *stop)
 int main(int argc, char **argv)
 {
 	struct settings s = {
-		.socket_mode = 0666,
-		.default_ttl = 30 * 86400,
-		.max_ttl = 365 * 86400,
-		.max_registrations = 100000,
-		.max_failed_retrievals = 100,
-		.failure_window = 60,
-		.sweep_interval = 30,
+	    .socket_mode = 0666,
+	    .default_ttl = 30 * 86400,
+	    .max_ttl = 365 * 86400,
+	    .max_registrations = 100000,
+	    .max_failed_retrievals = 100,
+	    .failure_window = 60,
+	    .sweep_interval = 30,
 	};
 	_cleanup_sodium_free_ uint8_t *master = NULL;
 	struct keystore *ks = NULL;
@@ -497,7 +506,7 @@ int main(int argc, char **argv)
 	r = keystore_master_key_load(s.master_key, &master);
 	if (r < 0) {
 		log_error_errno(r, "refusing to start: master key '%s' %s", s.master_key,
-				r == -EPERM ? "is accessible by group or others (chmod 0600)"
+				r == -EPERM    ? "is accessible by group or others (chmod 0600)"
 				: r == -EINVAL ? "is not a 32-byte regular file"
 					       : "cannot be read");
 		goto out;
@@ -518,7 +527,7 @@ int main(int argc, char **argv)
 
 	api.ks = ks;
 	api.audit = audit;
-	api.policy = (struct policy){ s.admins, s.n_admins, s.delegates, s.n_delegates };
+	api.policy = (struct policy){s.admins, s.n_admins, s.delegates, s.n_delegates};
 	api.fqdn = s.fqdn;
 	api.default_ttl = (int64_t)s.default_ttl;
 	api.max_ttl = (int64_t)s.max_ttl;
@@ -529,9 +538,10 @@ int main(int argc, char **argv)
 
 	if (s.socket) {
 		struct httpd_config hc = {
-			.unix_path = s.socket,
-			.unix_mode = s.socket_mode,
-			.max_body = TEF_MAX_BODY,
+		    .unix_path = s.socket,
+		    .unix_mode = s.socket_mode,
+		    .max_body = TEF_MAX_BODY,
+		    .threads = (unsigned)s.threads,
 		};
 
 		r = httpd_start(&hc, api_handle, &api, &unix_httpd);
@@ -542,11 +552,12 @@ int main(int argc, char **argv)
 	}
 	if (s.listen) {
 		struct httpd_config hc = {
-			.listen = s.listen,
-			.tls_cert = s.tls_cert,
-			.tls_key = s.tls_key,
-			.tls_ca = s.tls_ca,
-			.max_body = TEF_MAX_BODY,
+		    .listen = s.listen,
+		    .tls_cert = s.tls_cert,
+		    .tls_key = s.tls_key,
+		    .tls_ca = s.tls_ca,
+		    .max_body = TEF_MAX_BODY,
+		    .threads = (unsigned)s.threads,
 		};
 
 		r = httpd_start(&hc, api_handle, &api, &tcp_httpd);

@@ -36,18 +36,22 @@ void strv_free(char **v, size_t n)
 	free(v);
 }
 
+static void common_done(struct req_common *c)
+{
+	strv_free(c->labels, c->n_labels);
+	strv_free(c->targets, c->n_targets);
+}
+
 void reg_request_done(struct reg_request *r)
 {
-	strv_free(r->labels, r->n_labels);
-	strv_free(r->targets, r->n_targets);
+	common_done(&r->c);
 	sodium_free(r->key);
 	memset(r, 0, sizeof(*r));
 }
 
 void upd_request_done(struct upd_request *r)
 {
-	strv_free(r->labels, r->n_labels);
-	strv_free(r->targets, r->n_targets);
+	common_done(&r->c);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -109,8 +113,8 @@ static int parse_expiration(const json_t *v, int64_t *ret, char **ret_error)
 	int r;
 
 	if (!json_is_string(v))
-		return fail(ret_error, "member '" TEF_M_EXPIRATION_TIME
-				       "' must be a string YYYYMMDDTHHMMSS");
+		return fail(ret_error,
+			    "member '" TEF_M_EXPIRATION_TIME "' must be a string YYYYMMDDTHHMMSS");
 	r = tef_timestamp_parse(json_string_value(v), ret);
 	if (r == -ERANGE)
 		return fail(ret_error, "member '" TEF_M_EXPIRATION_TIME "' is out of range");
@@ -183,36 +187,49 @@ static void wipe_key_member(json_t *root)
 		sodium_memzero((char *)json_string_value(v), json_string_length(v));
 }
 
+/* The members both bodies share; returns 1 when `name` was one of them, 0 if not, or -errno. */
+static int parse_common(const char *name, const json_t *v, struct req_common *c, char **ret_error)
+{
+	int r;
+
+	if (strcmp(name, TEF_M_EXPIRATION_TIME) == 0) {
+		r = parse_expiration(v, &c->expiration, ret_error);
+		c->has_expiration = r == 0;
+	} else if (strcmp(name, TEF_M_LABELS) == 0) {
+		r = parse_strv(v, TEF_M_LABELS, TEF_MAX_LABELS, TEF_MAX_LABEL_LEN, false,
+			       &c->labels, &c->n_labels, ret_error);
+		c->has_labels = r == 0;
+	} else if (strcmp(name, TEF_M_TARGET_IDS) == 0) {
+		r = parse_strv(v, TEF_M_TARGET_IDS, TEF_MAX_TARGETS, TEF_MAX_PRINCIPAL_LEN, true,
+			       &c->targets, &c->n_targets, ret_error);
+		c->has_targets = r == 0;
+	} else {
+		return 0;
+	}
+	return r < 0 ? r : 1;
+}
+
 static int parse_registration_members(json_t *root, struct reg_request *out, char **ret_error)
 {
 	const char *name;
 	json_t *v;
 	int r;
 
-	json_object_foreach(root, name, v) {
+	json_object_foreach (root, name, v) {
+		r = parse_common(name, v, &out->c, ret_error);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			continue;
 		if (strcmp(name, TEF_M_SUID) == 0) {
 			json_int_t s = json_integer_value(v);
 
 			if (!json_is_integer(v))
-				return fail(ret_error, "member '" TEF_M_SUID "' must be an integer");
+				return fail(ret_error,
+					    "member '" TEF_M_SUID "' must be an integer");
 			if (s != TEF_SUID_ENCRYPTION && s != TEF_SUID_INTEGRITY)
 				return fail(ret_error, "member '" TEF_M_SUID "' must be 34 or 35");
 			out->suid = (int)s;
-		} else if (strcmp(name, TEF_M_EXPIRATION_TIME) == 0) {
-			r = parse_expiration(v, &out->expiration, ret_error);
-			if (r < 0)
-				return r;
-			out->has_expiration = true;
-		} else if (strcmp(name, TEF_M_LABELS) == 0) {
-			r = parse_strv(v, TEF_M_LABELS, TEF_MAX_LABELS, TEF_MAX_LABEL_LEN, false,
-				       &out->labels, &out->n_labels, ret_error);
-			if (r < 0)
-				return r;
-		} else if (strcmp(name, TEF_M_TARGET_IDS) == 0) {
-			r = parse_strv(v, TEF_M_TARGET_IDS, TEF_MAX_TARGETS, TEF_MAX_PRINCIPAL_LEN,
-				       true, &out->targets, &out->n_targets, ret_error);
-			if (r < 0)
-				return r;
 		} else if (strcmp(name, TEF_M_KEY_VALUE) == 0) {
 			r = parse_key(v, &out->key, &out->key_len, ret_error);
 			if (r < 0)
@@ -230,7 +247,7 @@ int request_parse_registration(const char *body, size_t len, struct reg_request 
 			       char **ret_error)
 {
 	_cleanup_json_ json_t *root = NULL;
-	struct reg_request out = { 0 };
+	struct reg_request out = {0};
 	int r;
 
 	*ret_error = NULL;
@@ -253,25 +270,13 @@ static int parse_update_members(json_t *root, struct upd_request *out, char **re
 	json_t *v;
 	int r;
 
-	json_object_foreach(root, name, v) {
-		if (strcmp(name, TEF_M_EXPIRATION_TIME) == 0) {
-			r = parse_expiration(v, &out->expiration, ret_error);
-			if (r < 0)
-				return r;
-			out->has_expiration = true;
-		} else if (strcmp(name, TEF_M_LABELS) == 0) {
-			r = parse_strv(v, TEF_M_LABELS, TEF_MAX_LABELS, TEF_MAX_LABEL_LEN, false,
-				       &out->labels, &out->n_labels, ret_error);
-			if (r < 0)
-				return r;
-			out->has_labels = true;
-		} else if (strcmp(name, TEF_M_TARGET_IDS) == 0) {
-			r = parse_strv(v, TEF_M_TARGET_IDS, TEF_MAX_TARGETS, TEF_MAX_PRINCIPAL_LEN,
-				       true, &out->targets, &out->n_targets, ret_error);
-			if (r < 0)
-				return r;
-			out->has_targets = true;
-		} else if (strcmp(name, TEF_M_ATREST_VERSION) == 0) {
+	json_object_foreach (root, name, v) {
+		r = parse_common(name, v, &out->c, ret_error);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			continue;
+		if (strcmp(name, TEF_M_ATREST_VERSION) == 0) {
 			if (!json_is_integer(v) || json_integer_value(v) < 0)
 				return fail(ret_error, "member '" TEF_M_ATREST_VERSION
 						       "' must be a non-negative integer");
@@ -283,17 +288,18 @@ static int parse_update_members(json_t *root, struct upd_request *out, char **re
 			return fail(ret_error, "unknown member '%s'", name);
 		}
 	}
-	if (!out->has_expiration && !out->has_labels && !out->has_targets && !out->has_version)
-		return fail(ret_error, "at least one of '" TEF_M_EXPIRATION_TIME "', '" TEF_M_LABELS
-				       "', '" TEF_M_TARGET_IDS "', '" TEF_M_ATREST_VERSION
-				       "' is required");
+	if (!out->c.has_expiration && !out->c.has_labels && !out->c.has_targets &&
+	    !out->has_version)
+		return fail(ret_error,
+			    "at least one of '" TEF_M_EXPIRATION_TIME "', '" TEF_M_LABELS
+			    "', '" TEF_M_TARGET_IDS "', '" TEF_M_ATREST_VERSION "' is required");
 	return 0;
 }
 
 int request_parse_update(const char *body, size_t len, struct upd_request *ret, char **ret_error)
 {
 	_cleanup_json_ json_t *root = NULL;
-	struct upd_request out = { 0 };
+	struct upd_request out = {0};
 	int r;
 
 	*ret_error = NULL;

@@ -6,21 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* TS-0003 table 8.8.2.7-1, as decoded. Free the contents with reg_request_done(). */
-struct reg_request {
-	int suid;
-	bool has_expiration;
-	int64_t expiration;
-	char **labels;
-	size_t n_labels;
-	char **targets;
-	size_t n_targets;
-	uint8_t *key; /* sodium_malloc'd, NULL when tefd is to generate it */
-	size_t key_len;
-};
-
-/* TS-0003 8.8.2.9, as decoded. Free the contents with upd_request_done(). */
-struct upd_request {
+/* Members the registration and its update share. */
+struct req_common {
 	bool has_expiration;
 	int64_t expiration;
 	bool has_labels;
@@ -29,6 +16,19 @@ struct upd_request {
 	bool has_targets;
 	char **targets;
 	size_t n_targets;
+};
+
+/* TS-0003 table 8.8.2.7-1, as decoded. Free the contents with reg_request_done(). */
+struct reg_request {
+	int suid;
+	struct req_common c;
+	uint8_t *key; /* sodium_malloc'd, NULL when tefd is to generate it */
+	size_t key_len;
+};
+
+/* TS-0003 8.8.2.9, as decoded. Free the contents with upd_request_done(). */
+struct upd_request {
+	struct req_common c;
 	bool has_version;
 	uint64_t version;
 };

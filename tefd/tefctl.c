@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* tefctl: tefd's admin CLI (list, show, renew, revoke, grant, ungrant, audit-tail, backup, restore). */
+/* tefctl: tefd's admin CLI (list, show, renew, revoke, grant, ungrant, audit-tail, backup,
+ * restore). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -39,7 +40,8 @@ static void usage(FILE *f)
 	      "  audit-tail [--audit-log FILE | --db FILE] [-n LINES] [-f]\n"
 	      "  backup FILE [--force]\n"
 	      "  restore FILE (--db FILE [--master-key FILE] | -c TEFD.CONF) [--force]\n"
-	      "TIME is YYYYMMDDTHHMMSS (UTC) or +SECONDS from now; ID a relativeKeyID or Credential-Id.\n",
+	      "TIME is YYYYMMDDTHHMMSS (UTC) or +SECONDS from now; ID a relativeKeyID or "
+	      "Credential-Id.\n",
 	      f);
 }
 
@@ -155,13 +157,11 @@ static int find(struct tef_client *c, const char *id, struct tef_registration **
 
 static int cmd_list(struct tef_client *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "owner", required_argument, NULL, 'o' },
-		{ "label", required_argument, NULL, 'l' },
-		{ "expiring-before", required_argument, NULL, 'e' },
-		{}
-	};
-	struct tef_list_filter f = { 0 };
+	static const struct option opts[] = {{"owner", required_argument, NULL, 'o'},
+					     {"label", required_argument, NULL, 'l'},
+					     {"expiring-before", required_argument, NULL, 'e'},
+					     {}};
+	struct tef_list_filter f = {0};
 	struct tef_registration **list = NULL;
 	size_t n = 0;
 	int o, r, rsc = 0;
@@ -215,7 +215,8 @@ static int cmd_show(struct tef_client *c, int argc, char **argv)
 		char when[TEF_TIMESTAMP_LEN + 1] = "-";
 
 		(void)tef_timestamp_format(reg->expiration, when);
-		printf("Credential-Id:  %s\nrelativeKeyID:  %s\nowner:          %s\nsuid:           %d\n"
+		printf("Credential-Id:  %s\nrelativeKeyID:  %s\nowner:          %s\nsuid:          "
+		       " %d\n"
 		       "expires:        %s\nversion:        %llu\ntargets:        ",
 		       reg->credential_id, reg->relative_key_id, reg->owner, reg->suid, when,
 		       (unsigned long long)reg->version);
@@ -240,11 +241,8 @@ static int print_updated(int r, int rsc, struct tef_registration *reg, const cha
 static int cmd_renew(struct tef_client *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "until", required_argument, NULL, 'u' },
-		{ "for", required_argument, NULL, 'f' },
-		{}
-	};
-	struct tef_update_req u = { .set_expiration = true };
+	    {"until", required_argument, NULL, 'u'}, {"for", required_argument, NULL, 'f'}, {}};
+	struct tef_update_req u = {.set_expiration = true};
 	struct tef_registration *reg = NULL;
 	_cleanup_free_ char *plus = NULL;
 	int o, r, rsc = 0;
@@ -300,7 +298,7 @@ static bool in(char *const *v, size_t n, const char *s)
 static int cmd_grant(struct tef_client *c, int argc, char **argv, bool grant)
 {
 	struct tef_registration *reg = NULL, *updated = NULL;
-	struct tef_update_req u = { .set_targets = true };
+	struct tef_update_req u = {.set_targets = true};
 	_cleanup_free_ const char **t = NULL;
 	size_t n = 0;
 	int r, rsc = 0;
@@ -311,8 +309,10 @@ static int cmd_grant(struct tef_client *c, int argc, char **argv, bool grant)
 	}
 	for (int i = 2; i < argc; i++)
 		if (!tef_principal_is_valid(argv[i])) {
-			fprintf(stderr, "tefctl: '%s' is not a principal (uid:N, gid:N, ae:ID, "
-					"cse:ID or all)\n", argv[i]);
+			fprintf(stderr,
+				"tefctl: '%s' is not a principal (uid:N, gid:N, ae:ID, "
+				"cse:ID or all)\n",
+				argv[i]);
 			return EXIT_FAILURE;
 		}
 	r = find(c, argv[1], &reg, &rsc);
@@ -370,13 +370,11 @@ static int print_tail(int fd, unsigned lines)
 
 static int cmd_audit_tail(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "audit-log", required_argument, NULL, 'a' },
-		{ "db", required_argument, NULL, 'D' },
-		{ "lines", required_argument, NULL, 'n' },
-		{ "follow", no_argument, NULL, 'f' },
-		{}
-	};
+	static const struct option opts[] = {{"audit-log", required_argument, NULL, 'a'},
+					     {"db", required_argument, NULL, 'D'},
+					     {"lines", required_argument, NULL, 'n'},
+					     {"follow", no_argument, NULL, 'f'},
+					     {}};
 	_cleanup_free_ char *path = NULL;
 	_cleanup_close_ int fd = -1;
 	unsigned lines = 20;
@@ -459,7 +457,7 @@ static int write_file(const char *path, const uint8_t *buf, size_t len, bool for
 
 static int cmd_backup(struct tef_client *c, int argc, char **argv)
 {
-	static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, {} };
+	static const struct option opts[] = {{"force", no_argument, NULL, 'f'}, {}};
 	_cleanup_free_ uint8_t *data = NULL;
 	bool force = false;
 	size_t len = 0;
@@ -499,9 +497,9 @@ struct restore_conf {
 static int restore_conf_item(const char *key, const char *value, void *userdata)
 {
 	struct restore_conf *rc = userdata;
-	char **dst = strcmp(key, "db") == 0 ? &rc->db
+	char **dst = strcmp(key, "db") == 0	      ? &rc->db
 		     : strcmp(key, "master-key") == 0 ? &rc->master_key
-						       : NULL;
+						      : NULL;
 
 	if (!dst)
 		return 0;
@@ -545,14 +543,12 @@ static int read_file(const char *path, uint8_t **ret, size_t *ret_len)
  */
 static int cmd_restore(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "db", required_argument, NULL, 'd' },
-		{ "master-key", required_argument, NULL, 'm' },
-		{ "config", required_argument, NULL, 'c' },
-		{}
-	};
-	struct restore_conf rc = { 0 };
+	static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
+					     {"db", required_argument, NULL, 'd'},
+					     {"master-key", required_argument, NULL, 'm'},
+					     {"config", required_argument, NULL, 'c'},
+					     {}};
+	struct restore_conf rc = {0};
 	_cleanup_free_ uint8_t *data = NULL;
 	_cleanup_free_ char *tmp = NULL, *wal = NULL, *shm = NULL;
 	uint8_t *master = NULL;
@@ -646,13 +642,11 @@ out:
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{}
-	};
+	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {}};
 	struct tef_client *c = NULL;
 	const char *cmd;
 	int o, r, rc;

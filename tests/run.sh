@@ -79,7 +79,7 @@ count_results "$src/build"
 if [ $quick = 0 ]; then
 	LABEL=asan
 	TIMEOUT_MULTIPLIER=4 run_suite "$src/build-asan" \
-		-Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -Dbuildtype=debug ||
+		-Db_sanitize=address,undefined -Db_lundef=false -Dbench=false ||
 		rc=1
 	count_results "$src/build-asan"
 fi

@@ -39,7 +39,8 @@ const USAGE = `usage: atrest-get.mjs [-v] [--hcse URL] [--origin ID] (--tef SOCK
   --hcse URL      CSEBase URL (default http://127.0.0.1:8080/cse-in)
   --origin ID     X-M2M-Origin (default Catrest-get)
   --tef SOCKET    tefd's Unix socket: the key is asked for by kid, as this uid
-  --key B64URL    the key itself (base64url), instead of asking tefd
+  --key=B64URL    the key itself (base64url), instead of asking tefd (use the
+                  '=' form: a base64url key may start with '-')
   -o FILE         write the plaintext there (default stdout)
   -v              report each step on stderr`;
 

@@ -26,9 +26,9 @@
 #define TEF_M_RELATIVE_KEY_ID "relativeKeyID"
 #define TEF_M_OWNER "owner"
 #define TEF_M_ATREST_VERSION "atrestVersion"
-#define TEF_M_KEYS "keys"       /* listing: array of registrations */
-#define TEF_M_DBG "m2m:dbg"     /* error responses: human readable reason */
-#define TEF_M_REASON "reason"   /* error responses: machine readable, e.g. "expired" */
+#define TEF_M_KEYS "keys"     /* listing: array of registrations */
+#define TEF_M_DBG "m2m:dbg"   /* error responses: human readable reason */
+#define TEF_M_REASON "reason" /* error responses: machine readable, e.g. "expired" */
 #define TEF_REASON_EXPIRED "expired"
 #define TEF_REASON_RATE_LIMITED "rate-limited"
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Client of tefd's MAF key procedures (TS-0003 8.8.2.7-8.8.2.10), over its Unix socket or mutual TLS. */
+/* Client of tefd's MAF key procedures (TS-0003 8.8.2.7-8.8.2.10), over its Unix socket or mutual
+ * TLS. */
 #pragma once
 
 #include <stdbool.h>
@@ -47,13 +48,13 @@ struct tef_identity {
 
 /* Key Registration request (TS-0003 table 8.8.2.7-1). All pointers borrowed. */
 struct tef_registration_req {
-	int suid;                    /* TEF_SUID_ENCRYPTION (34) or TEF_SUID_INTEGRITY (35) */
-	const char *const *labels;   /* n_labels strings */
+	int suid;		   /* TEF_SUID_ENCRYPTION (34) or TEF_SUID_INTEGRITY (35) */
+	const char *const *labels; /* n_labels strings */
 	size_t n_labels;
-	const char *const *targets;  /* principals: "uid:N" "gid:N" "ae:X" "cse:X" "all" */
+	const char *const *targets; /* principals: "uid:N" "gid:N" "ae:X" "cse:X" "all" */
 	size_t n_targets;
-	int64_t expiration;          /* seconds since the epoch; 0: tefd's default */
-	const uint8_t *key;          /* 16 or 32 bytes; NULL: tefd generates 32 */
+	int64_t expiration; /* seconds since the epoch; 0: tefd's default */
+	const uint8_t *key; /* 16 or 32 bytes; NULL: tefd generates 32 */
 	size_t key_len;
 };
 
@@ -66,13 +67,13 @@ struct tef_registration {
 	char *relative_key_id; /* 32 hex digits */
 	int64_t expiration;    /* effective expiration, seconds since the epoch */
 	int suid;
-	char *owner;           /* principal of the registering identity */
+	char *owner; /* principal of the registering identity */
 	char **labels;
 	size_t n_labels;
 	char **targets;
 	size_t n_targets;
-	uint64_t version;      /* atrestVersion: owner-maintained monotonic counter */
-	uint8_t *key;          /* sodium_malloc'd key bytes, or NULL when not released */
+	uint64_t version; /* atrestVersion: owner-maintained monotonic counter */
+	uint8_t *key;	  /* sodium_malloc'd key bytes, or NULL when not released */
 	size_t key_len;
 };
 

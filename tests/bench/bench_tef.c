@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Load program for tefd: Key Retrieval req/s and p50/p99 at 1, 4, 16 clients, and Key Registration/s. */
+/* Load program for tefd: Key Retrieval req/s and p50/p99 at 1, 4, 16 clients, and Key
+ * Registration/s. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,7 +39,7 @@ static double now_us(void)
 
 static int connect_unix(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -135,7 +136,7 @@ static void measure(const char *what, const char *sock, const char *method, cons
 	size_t total = 0, errors = 0, k = 0;
 
 	for (int i = 0; i < clients; i++) {
-		w[i] = (struct worker){ sock, method, path, body, seconds, NULL, 0, 0 };
+		w[i] = (struct worker){sock, method, path, body, seconds, NULL, 0, 0};
 		w[i].lat = malloc(sizeof(double) * MAX_SAMPLES / (size_t)clients);
 	}
 	t0 = now_us();
@@ -200,7 +201,7 @@ static void measure_client(const char *sock, const char *id, int clients, double
 		return;
 	t0 = now_us();
 	for (int i = 0; i < clients; i++) {
-		w[i] = (struct client_worker){ c, id, seconds, 0, 0 };
+		w[i] = (struct client_worker){c, id, seconds, 0, 0};
 		pthread_create(&th[i], NULL, run_client_worker, &w[i]);
 	}
 	for (int i = 0; i < clients; i++) {
@@ -237,7 +238,7 @@ int main(int argc, char **argv)
 	char buf[8192], reg[256];
 	struct tef_client *c = NULL;
 	struct tef_registration *r = NULL;
-	struct tef_registration_req req = { .suid = TEF_SUID_ENCRYPTION };
+	struct tef_registration_req req = {.suid = TEF_SUID_ENCRYPTION};
 	pid_t pid;
 	int fd;
 
@@ -247,7 +248,7 @@ int main(int argc, char **argv)
 	snprintf(db, sizeof(db), "%s/tef.db", dir);
 	snprintf(sock, sizeof(sock), "%s/tef.sock", dir);
 	snprintf(pidf, sizeof(pidf), "%s/tefd.pid", dir);
-	if (run(tefd, (char *const[]){ (char *)tefd, "--init", "--master-key", mk, NULL }) != 0) {
+	if (run(tefd, (char *const[]){(char *)tefd, "--init", "--master-key", mk, NULL}) != 0) {
 		fprintf(stderr, "bench: tefd --init failed\n");
 		return 1;
 	}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target: an HTTP request (method, path?query, headers, body) through the TS-0009 binding into a real CSE. */
+/* libFuzzer target: an HTTP request (method, path?query, headers, body) through the TS-0009 binding
+ * into a real CSE. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,15 +117,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	struct binding_input bi = {
-		.method = methods[data[0] % 5],
-		.path = path,
-		.header = header,
-		.query_foreach = query,
-		.userdata = &in,
-		.body = body,
-		.body_len = body_len,
-		.body_too_large = data[0] >= 250,
-		.peer_addr = "127.0.0.1",
+	    .method = methods[data[0] % 5],
+	    .path = path,
+	    .header = header,
+	    .query_foreach = query,
+	    .userdata = &in,
+	    .body = body,
+	    .body_len = body_len,
+	    .body_too_large = data[0] >= 250,
+	    .peer_addr = "127.0.0.1",
 	};
 	if (binding_parse(&bi, &req, &resp) == 0) {
 		hcse_process(cse, &req, &resp);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fuzz target: whole HTTP requests into a real in-process tefd (httpd + api + keystore) on a Unix socket. */
+/* Fuzz target: whole HTTP requests into a real in-process tefd (httpd + api + keystore) on a Unix
+ * socket. */
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,17 +31,18 @@ static void cleanup(void)
 		fprintf(stderr, "cannot remove the fuzz directory\n");
 }
 
-/* One tefd for the whole run; root (the fuzzer) is admin and delegate, so every path is reachable. */
+/* One tefd for the whole run; root (the fuzzer) is admin and delegate, so every path is reachable.
+ */
 static void start(void)
 {
-	static const uid_t root[] = { 0 };
+	static const uid_t root[] = {0};
 	static char dir[] = "/tmp/fuzz-tefd.XXXXXX";
 	static uint8_t *master;
 	static struct httpd *h;
 	struct keystore *ks = NULL;
 	struct audit *audit = NULL;
 	char mk[128], db[128], log[128];
-	struct httpd_config hc = { .unix_mode = 0600, .max_body = TEF_MAX_BODY, .threads = 1 };
+	struct httpd_config hc = {.unix_mode = 0600, .max_body = TEF_MAX_BODY, .threads = 1};
 
 	if (sodium_init() < 0 || !mkdtemp(dir))
 		abort();
@@ -55,7 +57,7 @@ static void start(void)
 		abort();
 	api.ks = ks;
 	api.audit = audit;
-	api.policy = (struct policy){ root, 1, root, 1 };
+	api.policy = (struct policy){root, 1, root, 1};
 	api.fqdn = "fuzz.test";
 	api.default_ttl = 3600;
 	api.max_ttl = 86400;
@@ -71,7 +73,7 @@ static void start(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char buf[65536];
 	int fd;
 
@@ -88,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	shutdown(fd, SHUT_WR);
 	/* read whatever comes back until tefd closes or goes quiet */
 	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 
 		if (poll(&p, 1, 100) <= 0 || read(fd, buf, sizeof(buf)) <= 0)
 			break;

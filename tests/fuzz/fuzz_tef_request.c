@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fuzz target: tefd's request decoding (bodies, on-behalf-of header, timestamps, ids, principals). */
+/* Fuzz target: tefd's request decoding (bodies, on-behalf-of header, timestamps, ids, principals).
+ */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (request_parse_registration((const char *)data, size, &reg, &err) == 0) {
 		/* what decodes must be within the documented limits */
-		if ((reg.suid != 34 && reg.suid != 35) || reg.n_labels > TEF_MAX_LABELS ||
-		    reg.n_targets > TEF_MAX_TARGETS || (reg.key && reg.key_len != 16 && reg.key_len != 32))
+		if ((reg.suid != 34 && reg.suid != 35) || reg.c.n_labels > TEF_MAX_LABELS ||
+		    reg.c.n_targets > TEF_MAX_TARGETS ||
+		    (reg.key && reg.key_len != 16 && reg.key_len != 32))
 			abort();
-		for (size_t i = 0; i < reg.n_targets; i++)
-			if (!tef_principal_is_valid(reg.targets[i]))
+		for (size_t i = 0; i < reg.c.n_targets; i++)
+			if (!tef_principal_is_valid(reg.c.targets[i]))
 				abort();
 		reg_request_done(&reg);
 	}

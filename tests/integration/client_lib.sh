@@ -142,3 +142,50 @@ expect_rc() {
 
 # field KEY FILE: the value of a key=value line.
 field() { sed -n "s/^$1=//p" "$2"; }
+
+# can_mount: atrestfs is built and this machine can mount it for other uids.
+ATRESTFS=${ATRESTFS:-$ATREST_BUILD/fs/atrestfs}
+can_mount() { [ -x "$ATRESTFS" ] && [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && command -v fusermount3 >/dev/null; }
+
+# fs_write_as_owner PLAIN NAME TARGETS [SEGMENT-SIZE]: mounts atrestfs (AE
+# "writer", hcsed over mutual TLS as Cwriter when HCSE_URL is https) once,
+# then uid A copies PLAIN to a/NAME, sets user.onem2m.targets and waits
+# until it is uploaded. Sets RES (CSE-relative), CRED and LISTDIR.
+fs_write_as_owner() {
+	local plain=$1 name=$2 targets=$3 segsize=${4:-65536} f tls=""
+	case "$HCSE_URL" in
+	https:*) tls=",hcse_cert=$PKI/Cwriter.crt,hcse_key=$PKI/Cwriter.key,hcse_ca=$PKI/ca.crt" ;;
+	esac
+	if ! mountpoint -q "$T/mnt" 2>/dev/null; then
+		mkdir -p "$T/mnt" "$T/cache"
+		"$ATRESTFS" "$HCSE_URL" "$T/mnt" -f \
+			-o "tef=$TEF_SOCK,cache=$T/cache,ae=writer$tls,allow_other,default_permissions,segment_size=$segsize" \
+			2>>"$T/atrestfs.log" &
+		FS_PID=$!
+		at_exit "fusermount3 -u '$T/mnt' || umount -l '$T/mnt'; kill $FS_PID; wait $FS_PID"
+		for _ in $(seq 100); do mountpoint -q "$T/mnt" && break; sleep 0.1; done
+		mountpoint -q "$T/mnt" || fail "atrestfs did not mount"
+		mkdir "$T/mnt/a"
+		chown "$OWNER_UID:$OWNER_GID" "$T/mnt/a"
+	fi
+	f=$T/mnt/a/$name
+	as_user "$OWNER_UID" "$OWNER_GID" cp "$plain" "$f" || fail "uid $OWNER_UID cannot write $f"
+	as_user "$OWNER_UID" "$OWNER_GID" setfattr -n user.onem2m.targets -v "$targets" "$f" ||
+		fail "uid $OWNER_UID cannot set the targets of $f"
+	for _ in $(seq 200); do
+		[ "$(getfattr --absolute-names --only-values -n user.onem2m.state "$f")" = synced ] && break
+		sleep 0.1
+	done
+	[ "$(getfattr --absolute-names --only-values -n user.onem2m.state "$f")" = synced ] ||
+		fail "atrestfs did not upload $name within 20 s"
+	CRED=$(getfattr --absolute-names --only-values -n user.onem2m.credential-id "$f")
+	RES=$(getfattr --absolute-names --only-values -n user.onem2m.resource "$f")
+	RES=${RES#/cse-in/}
+	LISTDIR=$(getfattr --absolute-names --only-values -n user.onem2m.resource "$T/mnt/a")
+}
+
+# cin_names RES: the contentInstance names under RES, one a line, by discovery as Cwriter.
+cin_names() {
+	hcse_as Cwriter "$HCSE_URL/$1?fu=1&ty=4&lvl=1" | grep -o '"[^"]*"' | tr -d '"' | sed 's|.*/||' |
+		grep -x 's[0-9]*g[0-9]*\|m[0-9]*'
+}

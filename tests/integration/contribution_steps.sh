@@ -4,15 +4,16 @@
 . "$ATREST_SRC/tests/integration/lib.sh"
 . "$ATREST_SRC/tests/integration/client_lib.sh"
 
-# Originator AE: tests/tools/atrest-put as uid A (steps 1-10, what atrestfs
-# does on close()); Client AE: examples/atrest-get as Creader (steps
-# 11-19). The TEF is tefd, reached by the originator on its Unix socket and
-# by the client over mutual TLS, i.e. as a centralised entity (the
-# contribution's closing note); the HCSE is hcsed over mutual TLS.
-# Each "step N:" line below names the step; the check after it asserts it.
+# Originator AE: atrestfs, as uid A writes a file through the mount and sets
+# its targets (or, where nothing can be mounted, tests/tools/atrest-put as
+# uid A doing the same with libatrest); Client AE: examples/atrest-get as
+# Creader (steps 11-19). The TEF is tefd, reached by the originator on its
+# Unix socket and by the client over mutual TLS, i.e. as a centralised
+# entity (the contribution's closing note); the HCSE is hcsed over mutual TLS.
+# Each "step N:" line below names the step; the checks after it assert it.
 
 make_pki Cwriter Creader Cother
-start_tefd tls --sweep-interval 3600
+start_tefd tls --sweep-interval 3600 --delegate 0
 start_hcsed tls
 AUDIT=$T/tef.db-audit.log
 
@@ -28,37 +29,62 @@ owner_tef() { # owner_tef CURL-ARGS...: the owner's own request on tefd's Unix s
 	[ "$(id -u)" = 0 ] && who=(setpriv --reuid="$OWNER_UID" --regid="$OWNER_GID" --clear-groups --)
 	"${who[@]}" curl -s --unix-socket "$TEF_SOCK" "$@"
 }
-
-head -c 150001 /dev/urandom >"$T/plain"
-put_as_owner -v -a writer -i 7 -n steps.bin -s 32768 -t ae:Creader <"$T/plain" \
-	>"$T/put.out" 2>"$T/put.log" || fail "the originator failed: $(cat "$T/put.log")"
-cred=$(field credential-id "$T/put.out")
-res=$(field resource "$T/put.out")
-rkid=${cred%%@*}
-
-step_line() { # step_line N LOG: the tool's own report of step N
+step_line() { # step_line N LOG: a tool's own report of step N
 	grep -q "^step $1: " "$2" || fail "no 'step $1' line in $2"
 	grep "^step $1: " "$2" | head -1 | sed 's/^/    /'
 }
+originator_says() { # the Originator's own report of step N, when it makes one
+	[ "$originator" = atrest-put ] && step_line "$1" "$T/put.log"
+	return 0
+}
+
+head -c 150001 /dev/urandom >"$T/plain"
+segsize=32768
+if can_mount; then
+	originator=atrestfs
+	fs_write_as_owner "$T/plain" steps.bin ae:Creader $segsize
+	cred=$CRED res=$RES
+else
+	originator=atrest-put
+	put_as_owner -v -a writer -i 7 -n steps.bin -s $segsize -t ae:Creader <"$T/plain" \
+		>"$T/put.out" 2>"$T/put.log" || fail "the originator failed: $(cat "$T/put.log")"
+	cred=$(field credential-id "$T/put.out")
+	res=$(field resource "$T/put.out")
+fi
+rkid=${cred%%@*}
+echo "Originator AE: $originator as uid $OWNER_UID; Client AE: atrest-get as Creader"
 
 echo "step 1: the Originator generates data and a credential to protect it, and access rules"
-step_line 1 "$T/put.log"
-[ -s "$T/plain" ] && grep -q 'ae:Creader' "$T/put.log" || fail "no data or no access rule"
+originator_says 1
+[ -s "$T/plain" ] || fail "no data"
+# a) the data; b) the credential, made by the originator or requested from
+# the registry (atrestfs asks tefd to generate it); d) the access rules
+grep -q "op=register rsc=2001 .*uid=$OWNER_UID,.*reason=\(generated\|-\)" "$AUDIT" ||
+	fail "no credential registered for uid $OWNER_UID"
+if [ $originator = atrestfs ]; then
+	[ "$(getfattr --absolute-names --only-values -n user.onem2m.targets "$T/mnt/a/steps.bin")" = ae:Creader ] ||
+		fail "the access rule is not on the file"
+	echo "    uid $OWNER_UID wrote steps.bin and set user.onem2m.targets=ae:Creader"
+fi
 
 echo "step 2: the Originator establishes a secure channel with the TEF"
-step_line 2 "$T/put.log"
-grep -q "op=register .*caller=uid=$OWNER_UID," "$AUDIT" ||
-	fail "tefd did not identify the originator by SO_PEERCRED as uid $OWNER_UID"
+originator_says 2
+# the Unix socket: tefd knows the caller from SO_PEERCRED (atrestfs: as a
+# delegate, on behalf of uid A)
+grep -q "op=register .*\(caller=uid=$OWNER_UID,\|onbehalf=uid=$OWNER_UID,\)" "$AUDIT" ||
+	fail "tefd did not identify the originator as uid $OWNER_UID"
+grep "op=register " "$AUDIT" | head -1 | sed 's/.*\(caller=[^ ]* onbehalf=[^ ]*\).*/    tefd saw \1/'
 
 echo "step 3: the Originator requests to register the credential with access control rules"
-step_line 3 "$T/put.log"
+originator_says 3
 # the audit log names a key by an HMAC tag of its id, never the id itself
 tag=$(sed -n 's/.*op=register rsc=2001 .*cred=\([0-9a-f]\{32\}\) .*/\1/p' "$AUDIT" | head -1)
 [ -n "$tag" ] || fail "no registration in the audit log"
 grep -q "$rkid" "$AUDIT" && fail "the audit log names the relativeKeyID in clear"
+grep "op=register rsc=2001 .*cred=$tag" "$AUDIT" | head -1 | sed 's/^[^ ]* /    tefd audit: /'
 
 echo "step 4: the TEF registers it: a) unique Credential-Id b) stored securely c) expiration d) rules"
-step_line 4 "$T/put.log"
+originator_says 4
 [[ "$cred" =~ ^[0-9a-f]{32}@tef\.atrest\.test$ ]] || fail "a) Credential-Id '$cred' is not <relativeKeyID>@<fqdn>"
 owner_tef "http://tef/keys/$rkid" >"$T/reg.json"
 /usr/bin/python3 - "$T/reg.json" "$T/tef.db" <<'PY' || fail "b-d) the registration as the owner sees it"
@@ -75,13 +101,20 @@ print("    a) %s  b) wrapped in tef.db  c) expires %s  d) targetIDs %s" % (r["cr
 PY
 
 echo "step 5: the TEF answers with the Credential-Id"
-step_line 5 "$T/put.log"
-grep -q "RSC 2001 with Credential-Id $cred" "$T/put.log" || fail "no 2001 response carrying $cred"
+originator_says 5
+if [ $originator = atrestfs ]; then
+	echo "    user.onem2m.credential-id = $cred"
+else
+	grep -q "RSC 2001 with Credential-Id $cred" "$T/put.log" || fail "no 2001 response carrying $cred"
+fi
 
 echo "step 6: the Originator associates the Credential-Id with the protected data"
-step_line 6 "$T/put.log"
-hcse_as Cwriter "$HCSE_URL/$res/m1" | con_of >"$T/m1"
-hcse_as Cwriter "$HCSE_URL/$res/s0g1" | con_of >"$T/s0"
+originator_says 6
+cin_names "$res" >"$T/cins"
+man=$(grep '^m[0-9]*$' "$T/cins" | sort -t m -k2 -n | tail -1)
+seg0=$(grep '^s0g' "$T/cins")
+hcse_as Cwriter "$HCSE_URL/$res/$man" | con_of >"$T/m1"
+hcse_as Cwriter "$HCSE_URL/$res/$seg0" | con_of >"$T/s0"
 for o in m1 s0; do
 	b64url_json <"$T/$o" >"$T/$o.hdr"
 	grep -q "\"kid\":\"$cred\"" "$T/$o.hdr" || fail "$o does not carry kid $cred: $(cat "$T/$o.hdr")"
@@ -90,7 +123,7 @@ grep -q '"alg":"dir"' "$T/s0.hdr" || fail "segment is not a JWE dir: $(cat "$T/s
 echo "    segment header: $(cat "$T/s0.hdr")"
 
 echo "step 7: the Originator establishes a secure channel with the HCSE"
-step_line 7 "$T/put.log"
+originator_says 7
 case "$HCSE_URL" in https:*) ;; *) fail "the HCSE is not behind TLS" ;; esac
 curl -s --cacert "$PKI/ca.crt" -H 'X-M2M-Origin: Cwriter' -H 'X-M2M-RI: 7' -H 'X-M2M-RVI: 3' \
 	"$HCSE_URL/$res" -o "$T/nocert" 2>/dev/null || true
@@ -98,14 +131,15 @@ grep -q '"m2m:cnt"' "$T/nocert" 2>/dev/null && fail "hcsed answered Cwriter's re
 echo "    mutual TLS: without its client certificate Cwriter gets nothing"
 
 echo "step 8: the Originator requests the HCSE to register and host the data with the Credential-Id"
-step_line 8 "$T/put.log"
-hcse_as Cwriter "$HCSE_URL/$res?fu=1&ty=4&lvl=1" >"$T/cins.json"
-n_cin=$(grep -o '"[^"]*/[sm][0-9][^"]*"' "$T/cins.json" | wc -l)
-[ "$n_cin" = 6 ] || fail "expected 5 segments + 1 manifest, found $n_cin: $(cat "$T/cins.json")"
+originator_says 8
+n_seg=$(( (150001 + segsize - 1) / segsize ))
+[ "$(grep -c '^s' "$T/cins")" = $n_seg ] && [ -n "$man" ] ||
+	fail "expected $n_seg segments + a manifest, found: $(tr '\n' ' ' <"$T/cins")"
 hcse_as Cwriter "$HCSE_URL/$res" | grep -q "atrest:cred=$cred" || fail "the container does not name $cred"
+echo "    $res holds $(tr '\n' ' ' <"$T/cins")and is labelled atrest:cred=$cred"
 
 echo "step 9: the HCSE checks the Originator is authorised before it stores anything"
-step_line 9 "$T/put.log"
+originator_says 9
 hcse_as Cother -H 'Content-Type: application/json;ty=4' \
 	-d '{"m2m:cin":{"rn":"intruder","cnf":"application/octet-stream:0:1","con":"x"}}' \
 	"$HCSE_URL/$res" >/dev/null
@@ -115,8 +149,14 @@ hcse_as Cwriter "$HCSE_URL/$res/intruder" >/dev/null
 echo "    Cother's create under $res: 4103, nothing stored"
 
 echo "step 10: the HCSE answers success"
-step_line 10 "$T/put.log"
-grep -q '^step 10: .*RSC 200[14]' "$T/put.log" || fail "no success RSC reported"
+originator_says 10
+if [ $originator = atrestfs ]; then
+	[ "$(getfattr --absolute-names --only-values -n user.onem2m.state "$T/mnt/a/steps.bin")" = synced ] ||
+		fail "atrestfs did not get the HCSE's success"
+	echo "    user.onem2m.state = synced (every create acknowledged)"
+else
+	grep -q '^step 10: .*RSC 200[14]' "$T/put.log" || fail "no success RSC reported"
+fi
 
 grant_retrieve Cwriter writer Creader
 get_as Creader -v -o "$T/out" "/cse-in/$res" || fail "the client failed: $(cat "$T/get.log")"
@@ -171,15 +211,15 @@ i = len(ct) // 2
 p[3] = ct[:i] + ("A" if ct[i] != "A" else "B") + ct[i + 1:]
 open(sys.argv[2], "w").write(".".join(p))
 PY
-hcse_as Cwriter -X DELETE "$HCSE_URL/$res/m1" >/dev/null
+hcse_as Cwriter -X DELETE "$HCSE_URL/$res/$man" >/dev/null
 hcse_as Cwriter -H 'Content-Type: application/json;ty=4' \
-	-d "{\"m2m:cin\":{\"rn\":\"m1\",\"cnf\":\"application/octet-stream:0:1\",\"con\":\"$(cat "$T/m1.bad")\"}}" \
+	-d "{\"m2m:cin\":{\"rn\":\"$man\",\"cnf\":\"application/octet-stream:0:1\",\"con\":\"$(cat "$T/m1.bad")\"}}" \
 	"$HCSE_URL/$res" >/dev/null
 expect_rc 7 "    a manifest modified on the HCSE is refused" get_as Creader -o "$T/bad" "$res"
 grep -q 'tag mismatch' "$T/get.log" || fail "not reported as an authentication failure"
 # ... and an integrity-only (JWS HS256) object verifies too
 printf 'integrity only, readable by anyone, forgeable by no one\n' >"$T/plain2"
-put_as_owner -a writer -i 8 -n signed.txt -t ae:Creader --integrity <"$T/plain2" >"$T/put2.out"
+put_as_owner -a writer -i 1008 -n signed.txt -t ae:Creader --integrity <"$T/plain2" >"$T/put2.out"
 get_as Creader -v "$(field resource "$T/put2.out")" >"$T/out2" || fail "JWS: $(cat "$T/get.log")"
 cmp "$T/plain2" "$T/out2" || fail "JWS content differs"
 grep -q 'integrity only\|every segment verified in order' "$T/get.log" || fail "JWS not reported as verified"
@@ -195,9 +235,11 @@ get_as Creader "$(field resource "$T/put3.out")" >"$T/out3" || fail "ESData: $(c
 cmp "$T/plain3" "$T/out3" || fail "ESData content differs"
 get_as Creader writer/sensor >"$T/out3b" || fail "container/la: $(cat "$T/get.log")"
 cmp "$T/plain3" "$T/out3b" || fail "the container's latest ESData differs"
+get_as Creader --list writer/sensor >"$T/list" || fail "--list: $(cat "$T/get.log")"
+grep -q "^esdata	[0-9]*	writer/sensor/reading1	reading1$" "$T/list" || fail "--list: $(cat "$T/list")"
 ok "a standalone ESData contentInstance (and its container's latest) is read the same way"
 
-put_as_owner -a writer -i 9 -n short-lived -t ae:Creader --ttl 2 <"$T/plain2" >"$T/put4.out"
+put_as_owner -a writer -i 1009 -n short-lived -t ae:Creader --ttl 2 <"$T/plain2" >"$T/put4.out"
 sleep 3
 expect_rc 6 "an expired registration is refused as expired" get_as Creader "$(field resource "$T/put4.out")"
 
@@ -210,4 +252,4 @@ expect_rc 7 "a manifest older than the TEF's recorded version is a rollback" \
 	get_as Creader "$(field resource "$T/put2.out")"
 grep -q 'rolled back' "$T/get.log" || fail "not reported as a rollback: $(cat "$T/get.log")"
 
-check_sanitizer_logs "$T/tefd.log" "$T/hcsed.log" "$T/get-all.log" "$T/put.log"
+check_sanitizer_logs "$T/tefd.log" "$T/hcsed.log" "$T/get-all.log" "$T/put.log" "$T/atrestfs.log"

@@ -4,27 +4,41 @@
 . "$ATREST_SRC/tests/integration/lib.sh"
 . "$ATREST_SRC/tests/integration/client_lib.sh"
 
-# The owner's side is tests/tools/atrest-put (libatrest: the key registered
-# at tefd by uid A over the Unix socket, the file sealed and laid out as
-# atrestfs lays it out, uploaded to hcsed as Cwriter over mutual TLS),
-# until atrestfs is in main.
+# The owner's side: atrestfs when it is built and can mount (uid A writes
+# through the mount and sets user.onem2m.targets), else tests/tools/atrest-put
+# (libatrest directly: the key registered at tefd by uid A over the Unix
+# socket, the file sealed and laid out as atrestfs lays it out). Either way
+# the data reaches hcsed as Cwriter over mutual TLS.
 
 make_pki Cwriter Creader Cother
-start_tefd tls
+start_tefd tls --delegate 0
 start_hcsed tls
 
-# uid A writes a 300 KiB file in 64 KiB segments, readable by ae:Creader.
 head -c 307217 /dev/urandom >"$T/plain"
-put_as_owner -a writer -i 5 -n report.bin -s 65536 -t ae:Creader <"$T/plain" >"$T/put.out" ||
-	fail "the owner could not upload"
-cred=$(field credential-id "$T/put.out")
-res=$(field resource "$T/put.out")
-[ "$res" = writer/i5 ] || fail "unexpected resource '$res'"
+if can_mount; then
+	owner=atrestfs
+	# uid A writes a 300 KiB file in 64 KiB segments, readable by ae:Creader
+	fs_write_as_owner "$T/plain" report.bin ae:Creader 65536
+	cred=$CRED res=$RES listdir=$LISTDIR
+else
+	owner=atrest-put
+	put_as_owner -a writer -i 5 -n report.bin -s 65536 -t ae:Creader <"$T/plain" >"$T/put.out" ||
+		fail "the owner could not upload"
+	cred=$(field credential-id "$T/put.out")
+	res=$(field resource "$T/put.out")
+	listdir=writer
+fi
+[[ "$res" =~ ^writer/i[0-9]+$ ]] || fail "unexpected resource '$res'"
 grant_retrieve Cwriter writer Creader
-ok "uid $OWNER_UID registered $cred at tefd and hosted $res on hcsed over TLS"
+ok "uid $OWNER_UID ($owner) registered $cred at tefd and hosted $res on hcsed over TLS"
 
 # What hcsed holds is ciphertext only.
-hcse_as Cwriter "$HCSE_URL/$res/m1" >"$T/m1.json"
+cin_names "$res" >"$T/cins"
+man=$(grep '^m[0-9]*$' "$T/cins" | sort -t m -k2 -n | tail -1)
+seg1=$(grep '^s1g' "$T/cins")
+seg2=$(grep '^s2g' "$T/cins")
+[ -n "$man" ] && [ -n "$seg1" ] && [ -n "$seg2" ] || fail "contentInstances: $(tr '\n' ' ' <"$T/cins")"
+hcse_as Cwriter "$HCSE_URL/$res/$man" >"$T/m1.json"
 grep -q '"cnf":"application/octet-stream:0:1"' "$T/m1.json" || fail "manifest cnf: $(cat "$T/m1.json")"
 grep -q "\"con\":\"eyJ" "$T/m1.json" || fail "manifest is not compact JOSE"
 ok "hcsed stores compact JWE with cnf application/octet-stream:0:1"
@@ -38,8 +52,17 @@ cmp "$T/plain" "$T/out2" || fail "-o wrote different bytes"
 [ "$(stat -c %a "$T/out2")" = 600 ] || fail "-o output is not 0600"
 ok "atrest-get -o FILE writes the same bytes, mode 0600"
 
-get_as Creader --list writer >"$T/list" || fail "--list: $(cat "$T/get.log")"
-grep -q "^file	307217	writer/i5	report.bin$" "$T/list" || fail "--list: $(cat "$T/list")"
+# The owner itself, on the gateway: tefd on its Unix socket knows uid A by SO_PEERCRED.
+if [ "$(id -u)" = 0 ]; then
+	as_user "$OWNER_UID" "$OWNER_GID" "$GET" -H "$HCSE_URL" -O Cwriter -T "$TEF_SOCK" --ca "$PKI/ca.crt" \
+		--cert "$PKI/Cwriter.crt" --key "$PKI/Cwriter.key" "$res" >"$T/out-owner" 2>>"$T/get-all.log" ||
+		fail "the owner could not read its own file through the Unix socket"
+	cmp "$T/plain" "$T/out-owner" || fail "the owner read different bytes"
+	ok "uid $OWNER_UID reads its own file with the key from tefd's Unix socket"
+fi
+
+get_as Creader --list "$listdir" >"$T/list" || fail "--list: $(cat "$T/get.log")"
+grep -q "^file	307217	$res	report.bin$" "$T/list" || fail "--list $listdir: $(cat "$T/list")"
 ok "atrest-get --list shows report.bin with its size"
 
 # 2. Cother: refused by hcsed (no ACP names it) and by tefd (not a target).
@@ -57,7 +80,8 @@ ok "tefd answers Cother's direct request with HTTP $code and no key"
 
 # 3. No certificate: refused by both.
 rc=0
-"$GET" -H "$HCSE_URL" -O Creader -T "$TEF_URL" --ca "$PKI/ca.crt" "$res" >"$T/out4" \
+# (the TEF given as its local socket: over TLS atrest-get refuses to try without one)
+"$GET" -H "$HCSE_URL" -O Creader -T "$TEF_SOCK" --ca "$PKI/ca.crt" "$res" >"$T/out4" \
 	2>"$T/get.log" || rc=$?
 cat "$T/get.log" >>"$T/get-all.log"
 [ $rc = 3 ] || fail "no certificate: atrest-get exit $rc, expected 3 ($(cat "$T/get.log"))"
@@ -89,17 +113,17 @@ rc=0
 ok "a certificate for Creader from another CA is refused (exit $rc)"
 
 # 5. Tampering by the HCSE: segment 1 replaced by segment 2 (a valid JWE of the same file).
-hcse_as Cwriter "$HCSE_URL/$res/s2g1" | /usr/bin/python3 -c '
+hcse_as Cwriter "$HCSE_URL/$res/$seg2" | /usr/bin/python3 -c '
 import json, sys; print(json.load(sys.stdin)["m2m:cin"]["con"], end="")' >"$T/s2.con"
-hcse_as Cwriter -X DELETE "$HCSE_URL/$res/s1g1" >/dev/null
-[ "$(cat "$T/rsc")" = 2002 ] || fail "deleting s1g1 answered $(cat "$T/rsc")"
+hcse_as Cwriter -X DELETE "$HCSE_URL/$res/$seg1" >/dev/null
+[ "$(cat "$T/rsc")" = 2002 ] || fail "deleting $seg1 answered $(cat "$T/rsc")"
 expect_rc 7 "a missing segment is reported as a verification failure" \
 	get_as Creader -o "$T/out5" "$res"
 grep -q truncated "$T/get.log" || fail "not reported as truncation: $(cat "$T/get.log")"
 hcse_as Cwriter -H 'Content-Type: application/json;ty=4' \
-	-d "{\"m2m:cin\":{\"rn\":\"s1g1\",\"cnf\":\"application/octet-stream:0:1\",\"con\":\"$(cat "$T/s2.con")\"}}" \
+	-d "{\"m2m:cin\":{\"rn\":\"$seg1\",\"cnf\":\"application/octet-stream:0:1\",\"con\":\"$(cat "$T/s2.con")\"}}" \
 	"$HCSE_URL/$res" >/dev/null
-[ "$(cat "$T/rsc")" = 2001 ] || fail "re-creating s1g1 answered $(cat "$T/rsc")"
+[ "$(cat "$T/rsc")" = 2001 ] || fail "re-creating $seg1 answered $(cat "$T/rsc")"
 expect_rc 7 "a segment swapped for another is detected" get_as Creader -o "$T/out5" "$res"
 grep -q reordered "$T/get.log" || fail "not reported as reordering: $(cat "$T/get.log")"
 [ ! -e "$T/out5" ] || fail "a tampered read left an output file"
@@ -110,4 +134,4 @@ expect_rc 8 "an unreachable HCSE" "$GET" -H "https://127.0.0.1:$port/cse-in" -O 
 	-T "$TEF_URL" --ca "$PKI/ca.crt" --cert "$PKI/Creader.crt" --key "$PKI/Creader.key" "$res"
 expect_rc 4 "a missing resource" get_as Creader writer/i999
 
-check_sanitizer_logs "$T/tefd.log" "$T/hcsed.log" "$T/get-all.log"
+check_sanitizer_logs "$T/tefd.log" "$T/hcsed.log" "$T/get-all.log" "$T/atrestfs.log"

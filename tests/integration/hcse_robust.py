@@ -167,7 +167,7 @@ def parallel(d, n=1000):
         with lock:
             results.append(r)
     t0 = time.time()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(n // 2 - 24)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n - len(idle))]
     for t in threads:
         t.start()
     for t in threads:
@@ -248,11 +248,12 @@ def notifications(d):
                            json.dumps({"m2m:ae": {"rn": "watcher", "api": "Nw", "rr": True, "srv": ["3"], "poa": [url]}}))
         assert h["x-m2m-rsc"] == "2001", b
         # a URL that is not the subscriber: verified first (TS-0004 7.3.8.2.3)
-        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+        st, h, b = request(d.port, "POST", "/~/id-in/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s1", "nu": [url], "enc": {"net": [3, 4]}}}))
         must(h["x-m2m-rsc"] == "2001", "subscription with an HTTP nu created")
         vrq = [g for g in Receiver.got if g[1].get("m2m:sgn", {}).get("vrq")]
-        must(len(vrq) == 1 and vrq[0][1]["m2m:sgn"]["cr"] == "Capp", "verification request received before 201")
+        must(len(vrq) == 1 and vrq[0][1]["m2m:sgn"]["cr"] == "Capp" and vrq[0][1]["m2m:sgn"]["sur"] == "cse-in/app/c/s1",
+             "verification request received before 201")
         # an AE-ID as nu: delivered to the AE's poa
         st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s2", "nu": ["Cwatcher"], "enc": {"net": [3]}}}))
@@ -272,6 +273,42 @@ def notifications(d):
         rep = [g[1]["m2m:sgn"]["nev"]["rep"] for g in Receiver.got if g[1]["m2m:sgn"]["nev"]["net"] == 3][0]
         must(rep["m2m:cin"]["con"] == "hello", "the notification carries the created contentInstance")
         must(all(g[0].get("X-M2M-Origin") == "/id-in" for g in Receiver.got), "notifications come from the CSE-ID")
+        # default event type: update of the subscribed-to resource (net 1)
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+                           json.dumps({"m2m:sub": {"rn": "s3", "nu": ["Cwatcher"]}}))
+        must(h["x-m2m-rsc"] == "2001", "subscription with the default enc created")
+        time.sleep(0.3)
+        Receiver.got.clear()
+        request(d.port, "PUT", "/cse-in/app/c", dict(hdr("Capp"), **{"Content-Type": "application/json"}),
+                json.dumps({"m2m:cnt": {"lbl": ["changed"]}}))
+        deadline = time.time() + 5
+        while time.time() < deadline and not Receiver.got:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        nets = [g[1]["m2m:sgn"]["nev"]["net"] for g in Receiver.got]
+        must(nets == [1] and Receiver.got[0][1]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"]["lbl"] == ["changed"],
+             "update of the subscribed-to container notified once with net 1")
+        # expirationCounter: two notifications, then the subscription is gone (with sud)
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+                           json.dumps({"m2m:sub": {"rn": "s4", "nu": ["Cwatcher"], "exc": 2, "enc": {"net": [3]}}}))
+        must(h["x-m2m-rsc"] == "2001", "subscription with exc 2 created")
+        for i in range(2):
+            request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"con": i}}))
+        st, h, b = request(d.port, "GET", "/cse-in/app/c/s4", hdr("Capp"))
+        must(h["x-m2m-rsc"] == "4004", "subscription deleted after exc notifications")
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"].endswith("/s4")
+                                                 for g in Receiver.got):
+            time.sleep(0.05)
+        must(len([g for g in Receiver.got if g[1]["m2m:sgn"].get("sur", "").endswith("/s4")
+                  and g[1]["m2m:sgn"].get("nev")]) == 2, "exactly exc notifications sent")
+        request(d.port, "DELETE", "/cse-in/app/c/s3", hdr("Capp"))
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"].endswith("/s3")
+                                                 for g in Receiver.got):
+            time.sleep(0.05)
+        must(any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"] == "cse-in/app/c/s3" for g in Receiver.got),
+             "deleting a subscription sends sud")
     finally:
         srv.shutdown()
 
@@ -292,10 +329,12 @@ def tls(workdir):
     p = lambda f: os.path.join(workdir, f)  # noqa: E731
     d = Daemon(workdir, ["--tls-cert", p("server.pem"), "--tls-key", p("server.key"), "--tls-ca", p("ca.pem")])
     d.port = None
-    port = __import__("hcse_runner").free_port()
     logf = open(d.log, "ab")
-    d.proc = subprocess.Popen(["%s" % __import__("hcse_runner").HCSED, "--listen", "127.0.0.1:%d" % port,
+    offset = logf.tell()
+    d.proc = subprocess.Popen(["%s" % __import__("hcse_runner").HCSED, "--listen", "127.0.0.1:0",
                                "--db", p("tls.db"), "-d"] + d.extra, stdout=logf, stderr=logf)
+    logf.close()
+    port = started_port(d.log, d.proc, offset)
     ctx = ssl.create_default_context(cafile=p("ca.pem"))
     ctx.load_cert_chain(p("client.pem"), p("client.key"))
 
@@ -333,6 +372,91 @@ def tls(workdir):
     must(r.returncode != 0, "plain HTTP on a non-loopback address refused")
 
 
+def config_file(workdir):
+    conf = os.path.join(workdir, "hcsed.conf")
+    with open(conf, "w") as f:
+        f.write("# hcsed.conf(5)\ncse-rn = mycse\ncse-ri = myri\ncsi = /mycsi\nadmin = CBoss\n"
+                "max-resources = 4\nmax-labels = 1\n")
+    d = Daemon(workdir, ["-c", conf])
+    logf = open(d.log, "ab")
+    offset = logf.tell()
+    d.proc = subprocess.Popen([__import__("hcse_runner").HCSED, "-c", conf, "--listen", "127.0.0.1:0",
+                               "--db", os.path.join(workdir, "conf.db"), "-d"], stdout=logf, stderr=logf)
+    logf.close()
+    d.port = started_port(d.log, d.proc, offset)
+    try:
+        for _ in range(100):
+            try:
+                st, h, b = request(d.port, "GET", "/mycse", hdr("CBoss"))
+                break
+            except OSError:
+                time.sleep(0.05)
+        j = json.loads(b)["m2m:cb"]
+        must(j["csi"] == "/mycsi" and j["ri"] == "myri", "config file: CSEBase names and CSE-ID")
+        st, h, b = request(d.port, "GET", "/~/mycsi/mycse", hdr("CBoss"))
+        must(h["x-m2m-rsc"] == "2000", "config file: SP-relative address with the configured CSE-ID")
+        st, h, b = request(d.port, "POST", "/mycse", hdr("Cx", 2),
+                           json.dumps({"m2m:ae": {"rn": "x", "api": "Nx", "rr": True, "srv": ["3"], "lbl": ["a", "b"]}}))
+        must(h["x-m2m-rsc"] == "4000", "config file: max-labels")
+        rscs = []
+        for i in range(4):
+            st, h, b = request(d.port, "POST", "/mycse", hdr("Cx%d" % i, 2),
+                               json.dumps({"m2m:ae": {"api": "Nx", "rr": True, "srv": ["3"]}}))
+            rscs.append(h["x-m2m-rsc"])
+        must(rscs == ["2001", "2001", "2001", "5207"], "config file: max-resources (CSEBase + 3 AEs): %s" % rscs)
+        request(d.port, "DELETE", "/~/mycsi/Cx0", hdr("Cx0"))
+        st, h, b = request(d.port, "POST", "/mycse", hdr("Cx9", 2),
+                           json.dumps({"m2m:ae": {"api": "Nx", "rr": True, "srv": ["3"]}}))
+        must(h["x-m2m-rsc"] == "2001", "config file: a delete makes room again")
+    finally:
+        d.stop()
+    r = subprocess.run([__import__("hcse_runner").HCSED, "-c", "/nonexistent.conf", "-d"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10)
+    must(r.returncode != 0, "a missing config file is an error")
+
+
+def service_manager(workdir):
+    path = os.path.join(workdir, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    env = dict(os.environ, NOTIFY_SOCKET=path)
+    log = os.path.join(workdir, "sd.log")
+    logf = open(log, "ab")
+    p = subprocess.Popen([__import__("hcse_runner").HCSED, "--listen", "127.0.0.1:0",
+                          "--db", os.path.join(workdir, "notify.db"), "-d"], env=env,
+                         stdout=logf, stderr=logf)
+    logf.close()
+    try:
+        msg = sock.recv(256)
+        port = started_port(log, p)
+        must(msg == b"READY=1" and alive(port), "READY=1 to $NOTIFY_SOCKET once serving")
+        p.send_signal(signal.SIGTERM)
+        must(sock.recv(256) == b"STOPPING=1", "STOPPING=1 on SIGTERM")
+        must(p.wait(timeout=10) == 0, "clean exit on SIGTERM")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        sock.close()
+
+
+def started_port(log, proc, offset=0, timeout=10):
+    """The port an hcsed started with --listen 127.0.0.1:0 logs."""
+    import re
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError("hcsed exited: see %s" % log)
+        with open(log, errors="replace") as f:
+            f.seek(offset)
+            m = re.search(r"serving .* on https?://[^\s]*:(\d+)\s*$", f.read(), re.M)
+        if m:
+            return int(m.group(1))
+        time.sleep(0.02)
+    raise AssertionError("hcsed did not start")
+
+
 def main():
     parts = sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="hcse-robust.") as tmp:
@@ -351,6 +475,10 @@ def main():
                 crash_safety(tmp)
             if not parts or "tls" in parts:
                 tls(tmp)
+            if not parts or "config" in parts:
+                config_file(tmp)
+            if not parts or "sd" in parts:
+                service_manager(tmp)
         except AssertionError as e:
             print("not ok - %s" % e)
             failed = True

@@ -33,14 +33,6 @@ BUILD = os.environ.get("ATREST_BUILD", "build")
 HCSED = os.path.join(BUILD, "hcsed", "hcsed")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Daemon:
     """One hcsed on a fresh port; state in `workdir`."""
 
@@ -52,17 +44,28 @@ class Daemon:
         self.log = os.path.join(workdir, "hcsed.log")
 
     def start(self, db=None, port=None):
-        self.port = port or free_port()
         db = db or os.path.join(self.workdir, "hcse.db")
         logf = open(self.log, "ab")
+        offset = logf.tell()
+        # port 0: the kernel picks a free port, hcsed logs which (no race
+        # with other programs for a port chosen in advance)
         self.proc = subprocess.Popen(
-            [HCSED, "--listen", "127.0.0.1:%d" % self.port, "--db", db, "-d"] + self.extra,
+            [HCSED, "--listen", "127.0.0.1:%d" % (port or 0), "--db", db, "-d"] + self.extra,
             stdout=logf, stderr=logf)
         logf.close()
+        self.port = port
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("hcsed exited: see %s" % self.log)
+            if not self.port:
+                with open(self.log, errors="replace") as f:
+                    f.seek(offset)
+                    m = re.search(r"serving .* on https?://[^\s]*:(\d+)\s*$", f.read(), re.M)
+                if not m:
+                    time.sleep(0.02)
+                    continue
+                self.port = int(m.group(1))
             try:
                 st, _, _ = request(self.port, "GET", "/cse-in", {"X-M2M-Origin": "CAdmin", "X-M2M-RI": "up"})
                 if st == 200:

@@ -17,6 +17,13 @@ want=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[
 have=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$NODE_DIR/node_modules/jose/package.json")
 [ "$want" = "$have" ] || fail "jose $have installed, package.json pins $want: run 'npm ci' in $NODE_DIR"
 
+# "only jose and the built-in fetch": one dependency, and no other import
+[ "$(/usr/bin/python3 -c 'import json,sys; print(",".join(sorted(json.load(open(sys.argv[1]))["dependencies"])))' "$NODE_DIR/package.json")" = jose ] ||
+	fail "package.json depends on more than jose"
+bad=$(grep -o "^import .* from '[^']*'" "$MJS" | sed "s/.* from '\(.*\)'/\1/" | grep -v '^jose$\|^node:' || true)
+[ -z "$bad" ] || fail "atrest-get.mjs imports $bad"
+grep -q '\bfetch(' "$MJS" || fail "atrest-get.mjs does not use fetch"
+
 start_tefd
 start_hcsed
 
@@ -58,7 +65,7 @@ key=$(as_user "$OWNER_UID" "$OWNER_GID" curl -s --unix-socket "$TEF_SOCK" "http:
 	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["keyValue"])')
 [ "$(id -u)" = 0 ] || key=$(curl -s --unix-socket "$TEF_SOCK" "http://tef/keys/${cred%%@*}" |
 	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["keyValue"])')
-run_node --key "$key" -o "$T/out2" "$res" || fail "node --key: $(cat "$T/node.log")"
+run_node --key="$key" -o "$T/out2" "$res" || fail "node --key: $(cat "$T/node.log")"
 cmp "$T/plain" "$T/out2" || fail "node --key -o decrypted different bytes"
 ok "node + jose with the key as base64url, -o FILE"
 

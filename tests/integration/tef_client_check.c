@@ -40,15 +40,18 @@ static void *hammer(void *arg)
 
 static int run_unix(const char *sock)
 {
-	const gid_t g77[] = { 77 };
-	const struct tef_identity owner = { 1000, 1000, 0, NULL };
-	const struct tef_identity other = { 1003, 1003, 0, NULL };
-	const struct tef_identity member = { 1002, 1002, 1, g77 };
-	const char *targets[] = { "gid:77" }, *labels[] = { "file", "x" };
-	struct tef_registration_req req = { .suid = TEF_SUID_ENCRYPTION, .labels = labels,
-					    .n_labels = 2, .targets = targets, .n_targets = 1 };
+	const gid_t g77[] = {77};
+	const struct tef_identity owner = {1000, 1000, 0, NULL};
+	const struct tef_identity other = {1003, 1003, 0, NULL};
+	const struct tef_identity member = {1002, 1002, 1, g77};
+	const char *targets[] = {"gid:77"}, *labels[] = {"file", "x"};
+	struct tef_registration_req req = {.suid = TEF_SUID_ENCRYPTION,
+					   .labels = labels,
+					   .n_labels = 2,
+					   .targets = targets,
+					   .n_targets = 1};
 	struct tef_registration *reg = NULL, *got = NULL, **list = NULL;
-	struct tef_update_req u = { .set_version = true, .version = 5 };
+	struct tef_update_req u = {.set_version = true, .version = 5};
 	struct tef_client *nowhere = NULL;
 	uint8_t mykey[16];
 	pthread_t th[4];
@@ -94,7 +97,7 @@ static int run_unix(const char *sock)
 	got = tef_registration_free(got);
 
 	/* Listing */
-	CHECK(tef_list(client, &owner, &(struct tef_list_filter){ .label = "file" }, &list, &n,
+	CHECK(tef_list(client, &owner, &(struct tef_list_filter){.label = "file"}, &list, &n,
 		       &rsc) == 0);
 	for (size_t i = 0; i < n; i++) {
 		CHECK(list[i]->key == NULL);
@@ -120,8 +123,8 @@ static int run_unix(const char *sock)
 
 	/* A key of our own (16 bytes) comes back as given, and is not echoed */
 	randombytes_buf(mykey, sizeof(mykey));
-	req = (struct tef_registration_req){ .suid = TEF_SUID_INTEGRITY, .key = mykey,
-					     .key_len = sizeof(mykey) };
+	req = (struct tef_registration_req){
+	    .suid = TEF_SUID_INTEGRITY, .key = mykey, .key_len = sizeof(mykey)};
 	CHECK(tef_register(client, NULL, &req, &reg, NULL) == 0);
 	CHECK(reg->key == NULL);
 	CHECK(tef_retrieve(client, NULL, reg->relative_key_id, &got, NULL) == 0);
@@ -131,8 +134,8 @@ static int run_unix(const char *sock)
 	reg = tef_registration_free(reg);
 
 	/* Expired: EKEYEXPIRED for those who may retrieve */
-	req = (struct tef_registration_req){ .suid = TEF_SUID_ENCRYPTION,
-					     .expiration = time(NULL) + 2 };
+	req = (struct tef_registration_req){.suid = TEF_SUID_ENCRYPTION,
+					    .expiration = time(NULL) + 2};
 	CHECK(tef_register(client, &owner, &req, &reg, NULL) == 0);
 	sleep(3);
 	CHECK(tef_retrieve(client, &owner, reg->relative_key_id, &got, &rsc) == -EKEYEXPIRED);
@@ -140,7 +143,7 @@ static int run_unix(const char *sock)
 	reg = tef_registration_free(reg);
 
 	/* Bad requests are refused before they are sent or by tefd */
-	req = (struct tef_registration_req){ .suid = 99 };
+	req = (struct tef_registration_req){.suid = 99};
 	CHECK(tef_register(client, NULL, &req, &reg, &rsc) == -EINVAL);
 	CHECK(rsc == 4000);
 
@@ -158,7 +161,7 @@ static int run_unix(const char *sock)
 static int run_tls(const char *url, const char *cert, const char *key, const char *ca,
 		   const char *expect_owner)
 {
-	struct tef_registration_req req = { .suid = TEF_SUID_ENCRYPTION };
+	struct tef_registration_req req = {.suid = TEF_SUID_ENCRYPTION};
 	struct tef_registration *reg = NULL, *got = NULL;
 	int rsc = 0, r;
 

@@ -21,6 +21,7 @@ max-registrations = 3
 max-failed-retrievals = 5
 failure-window = 60
 sweep-interval = 1
+threads = 2
 CONF
 # a service manager's notification socket, read by a helper
 "$PY" - "$T/notify.sock" >"$T/notify.out" <<'PYEOF' &
@@ -96,7 +97,8 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.2
 done
 [ "$n" = 0 ] || fail "the sweeper did not purge an expired registration"
-grep -q "op=sweep" "$T/tef.db-audit.log" || fail "sweeping not audited"
+grep -Eq "op=sweep rsc=2002 .* cred=[0-9a-f]{32} reason=expired" "$T/tef.db-audit.log" ||
+	fail "sweeping not audited per registration"
 treq 1001:1001 GET "/keys/$gone"
 expect_answer 404 4004 "a purged registration"
 ok "the sweeper purges expired registrations"
@@ -121,3 +123,44 @@ echo "colour = red" >>"$T/tefd.conf"
 "$TEFD" -c "$T/tefd.conf" -d 2>"$T/refuse.log" && fail "an unknown setting was accepted"
 grep -q "unknown setting" "$T/refuse.log" || fail "no reason for an unknown setting"
 ok "failed starts are reported; symlinks, unknown options and settings refused"
+
+# 6. Unprivileged tefd: not dumpable, so its /proc files belong to root and
+#    processes of its own uid cannot ptrace it or read its memory.
+mkdir -m 0700 "$T/u" && chown 1500:1500 "$T/u"
+as_user 1500 1500 "$TEFD" --init --master-key "$T/u/master.key"
+as_user 1500 1500 "$TEFD" --socket "$T/u/tef.sock" --db "$T/u/tef.db" \
+	--master-key "$T/u/master.key" --pidfile "$T/u/tefd.pid" -d 2>>"$T/tefd-u.log" &
+wrapper=$!
+at_exit "kill $wrapper"
+for ((i = 0; i < 100; i++)); do [ -s "$T/u/tefd.pid" ] && break; sleep 0.1; done
+upid=$(cat "$T/u/tefd.pid" 2>/dev/null) || fail "unprivileged tefd did not start"
+at_exit "kill $upid"
+[ "$(readlink "/proc/$upid/exe")" = "$(readlink -f "$TEFD")" ] || fail "pid file does not name tefd"
+[ "$(stat -c %u "/proc/$upid/mem")" = 0 ] || fail "tefd is dumpable (PR_SET_DUMPABLE not 0)"
+as_user 1500 1500 cat "/proc/$upid/environ" >/dev/null 2>&1 &&
+	fail "a process of tefd's own uid read its /proc/PID/environ"
+grep -q "^Max core file size *0 *0" "/proc/$upid/limits" || fail "core dumps not disabled"
+kill -TERM "$upid"
+wait "$wrapper" || fail "unprivileged tefd did not stop cleanly"
+check_sanitizer_logs "$T/tefd-u.log"
+ok "tefd is not dumpable and has no core dumps, also unprivileged"
+
+# 7. --audit-append-only sets the inode's append-only attribute where the filesystem has one.
+touch "$T/probe"
+if command -v lsattr >/dev/null && chattr +a "$T/probe" 2>/dev/null; then
+	chattr -a "$T/probe"
+	at_exit "chattr -a '$T/ao-audit.log'"
+	"$TEFD" --socket "$T/ao.sock" --db "$T/ao.db" --master-key "$T/master.key" \
+		--audit-log "$T/ao-audit.log" --audit-append-only yes --pidfile "$T/ao.pid" -d \
+		2>>"$T/tefd-ao.log" &
+	ao=$!
+	at_exit "kill $ao"
+	wait_for_path "$T/ao.pid" || fail "tefd with --audit-append-only did not start"
+	lsattr "$T/ao-audit.log" | awk '{print $1}' | grep -q a || fail "audit log is not append-only"
+	: >"$T/ao-audit.log" 2>/dev/null && fail "an append-only audit log was truncated"
+	kill -TERM "$ao"
+	wait "$ao" || fail "tefd with --audit-append-only did not stop cleanly"
+	ok "--audit-append-only makes the audit log append-only (chattr +a)"
+else
+	echo "# --audit-append-only not checked: no append-only attribute on this filesystem"
+fi

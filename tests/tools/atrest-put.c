@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Test tool: an Originator AE doing the contribution's steps 1-10 with libatrest, laying a file out as atrestfs does. */
+/* Test tool: an Originator AE doing the contribution's steps 1-10 with libatrest, laying a file out
+ * as atrestfs does. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -46,14 +47,14 @@ static struct {
 	enum seal_enc enc;
 	bool verbose;
 } opt = {
-	.hcse_url = "http://127.0.0.1:8080/cse-in",
-	.origin = "Cwriter",
-	.ae = "writer",
-	.name = "data",
-	.container = "box",
-	.ino = 2,
-	.segment_size = SEAL_SEGMENT_SIZE_DEFAULT,
-	.protection = SEAL_CONFIDENTIALITY,
+    .hcse_url = "http://127.0.0.1:8080/cse-in",
+    .origin = "Cwriter",
+    .ae = "writer",
+    .name = "data",
+    .container = "box",
+    .ino = 2,
+    .segment_size = SEAL_SEGMENT_SIZE_DEFAULT,
+    .protection = SEAL_CONFIDENTIALITY,
 };
 
 static void step(int n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -116,8 +117,8 @@ static int upload_segment(void *userdata, uint64_t index, const char *compact, s
 	return r;
 }
 
-static int labels_for(const char *fid, const char *cred, const char *rkid, const struct seal_manifest *m,
-		      char ***ret, size_t *ret_n)
+static int labels_for(const char *fid, const char *cred, const char *rkid,
+		      const struct seal_manifest *m, char ***ret, size_t *ret_n)
 {
 	char **l = calloc(16, sizeof(char *));
 	size_t n = 0;
@@ -157,49 +158,83 @@ static int parse_args(int argc, char **argv)
 {
 	enum { OPT_CERT = 0x100, OPT_KEY, OPT_CA, OPT_TTL, OPT_INTEGRITY, OPT_ESDATA };
 	static const struct option longopts[] = {
-		{ "hcse", required_argument, NULL, 'H' },
-		{ "origin", required_argument, NULL, 'O' },
-		{ "tef", required_argument, NULL, 'T' },
-		{ "ae", required_argument, NULL, 'a' },
-		{ "ino", required_argument, NULL, 'i' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "targets", required_argument, NULL, 't' },
-		{ "segment-size", required_argument, NULL, 's' },
-		{ "enc", required_argument, NULL, 'e' },
-		{ "container", required_argument, NULL, 'c' },
-		{ "cert", required_argument, NULL, OPT_CERT },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "ca", required_argument, NULL, OPT_CA },
-		{ "ttl", required_argument, NULL, OPT_TTL },
-		{ "integrity", no_argument, NULL, OPT_INTEGRITY },
-		{ "esdata", required_argument, NULL, OPT_ESDATA },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ 0 },
+	    {"hcse", required_argument, NULL, 'H'},
+	    {"origin", required_argument, NULL, 'O'},
+	    {"tef", required_argument, NULL, 'T'},
+	    {"ae", required_argument, NULL, 'a'},
+	    {"ino", required_argument, NULL, 'i'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"targets", required_argument, NULL, 't'},
+	    {"segment-size", required_argument, NULL, 's'},
+	    {"enc", required_argument, NULL, 'e'},
+	    {"container", required_argument, NULL, 'c'},
+	    {"cert", required_argument, NULL, OPT_CERT},
+	    {"key", required_argument, NULL, OPT_KEY},
+	    {"ca", required_argument, NULL, OPT_CA},
+	    {"ttl", required_argument, NULL, OPT_TTL},
+	    {"integrity", no_argument, NULL, OPT_INTEGRITY},
+	    {"esdata", required_argument, NULL, OPT_ESDATA},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {0},
 	};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "H:O:T:a:i:n:t:s:e:c:v", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'H': opt.hcse_url = optarg; break;
-		case 'O': opt.origin = optarg; break;
-		case 'T': opt.tef = optarg; break;
-		case 'a': opt.ae = optarg; break;
-		case 'i': opt.ino = strtoull(optarg, NULL, 10); break;
-		case 'n': opt.name = optarg; break;
-		case 't': opt.targets = optarg; break;
-		case 's': opt.segment_size = strtoull(optarg, NULL, 10); break;
-		case 'c': opt.container = optarg; break;
+		case 'H':
+			opt.hcse_url = optarg;
+			break;
+		case 'O':
+			opt.origin = optarg;
+			break;
+		case 'T':
+			opt.tef = optarg;
+			break;
+		case 'a':
+			opt.ae = optarg;
+			break;
+		case 'i':
+			opt.ino = strtoull(optarg, NULL, 10);
+			break;
+		case 'n':
+			opt.name = optarg;
+			break;
+		case 't':
+			opt.targets = optarg;
+			break;
+		case 's':
+			opt.segment_size = strtoull(optarg, NULL, 10);
+			break;
+		case 'c':
+			opt.container = optarg;
+			break;
 		case 'e':
 			opt.enc = strcmp(optarg, "XC20P") == 0 ? SEAL_ENC_XC20P : SEAL_ENC_A256GCM;
 			break;
-		case OPT_CERT: opt.cert = optarg; break;
-		case OPT_KEY: opt.key = optarg; break;
-		case OPT_CA: opt.ca = optarg; break;
-		case OPT_TTL: opt.ttl = strtoull(optarg, NULL, 10); break;
-		case OPT_INTEGRITY: opt.protection = SEAL_INTEGRITY; break;
-		case OPT_ESDATA: opt.esdata = optarg; break;
-		case 'v': opt.verbose = true; break;
-		default: usage(stderr); return 2;
+		case OPT_CERT:
+			opt.cert = optarg;
+			break;
+		case OPT_KEY:
+			opt.key = optarg;
+			break;
+		case OPT_CA:
+			opt.ca = optarg;
+			break;
+		case OPT_TTL:
+			opt.ttl = strtoull(optarg, NULL, 10);
+			break;
+		case OPT_INTEGRITY:
+			opt.protection = SEAL_INTEGRITY;
+			break;
+		case OPT_ESDATA:
+			opt.esdata = optarg;
+			break;
+		case 'v':
+			opt.verbose = true;
+			break;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!opt.tef || optind != argc || opt.ino < 2) {
@@ -253,8 +288,8 @@ int main(int argc, char **argv)
 	const char *targets[64];
 	unsigned char fid_bin[16];
 	char fid[33], rn[64];
-	struct tef_registration_req req = { 0 };
-	struct hcse_tls tls = { 0 };
+	struct tef_registration_req req = {0};
+	struct hcse_tls tls = {0};
 	struct seal_params p;
 	struct upload up;
 	size_t len, n_labels = 0;
@@ -277,7 +312,8 @@ int main(int argc, char **argv)
 	r = tef_client_new_unix(opt.tef, &tef);
 	if (r < 0)
 		return die(r, "TEF client");
-	step(2, "secure channel with the TEF: Unix socket %s as uid %u", opt.tef, (unsigned)getuid());
+	step(2, "secure channel with the TEF: Unix socket %s as uid %u", opt.tef,
+	     (unsigned)getuid());
 
 	if (opt.targets) {
 		targets_copy = strdup(opt.targets);
@@ -302,12 +338,15 @@ int main(int argc, char **argv)
 
 	randombytes_buf(fid_bin, sizeof(fid_bin));
 	sodium_bin2hex(fid, sizeof(fid), fid_bin, sizeof(fid_bin));
-	p = (struct seal_params){ .key = key, .kid = reg->credential_id, .file_id = fid,
-				  .protection = opt.protection, .enc = opt.enc };
+	p = (struct seal_params){.key = key,
+				 .kid = reg->credential_id,
+				 .file_id = fid,
+				 .protection = opt.protection,
+				 .enc = opt.enc};
 	step(6, "the Credential-Id %s becomes the kid of every object sealed for this data",
 	     reg->credential_id);
 
-	tls = (struct hcse_tls){ .cert = opt.cert, .key = opt.key, .ca = opt.ca };
+	tls = (struct hcse_tls){.cert = opt.cert, .key = opt.key, .ca = opt.ca};
 	r = hcse_client_new(opt.hcse_url, opt.origin, &tls, 0, &hcse);
 	if (r < 0)
 		return die(r, "HCSE client");
@@ -328,7 +367,8 @@ int main(int argc, char **argv)
 		sodium_memzero(data, dlen);
 		if (r < 0)
 			return die(r, "sealing");
-		step(8, "sealed %zu bytes into one ESData carrying kid %s", dlen, reg->credential_id);
+		step(8, "sealed %zu bytes into one ESData carrying kid %s", dlen,
+		     reg->credential_id);
 		if (asprintf(&path, "%s/%s", opt.ae, opt.container) < 0)
 			return die(-ENOMEM, "path");
 		r = hcse_create_container(hcse, opt.ae, opt.container, NULL, 0, &rsc);
@@ -364,7 +404,7 @@ int main(int argc, char **argv)
 		return die(r, "creating the file's container");
 
 	/* 6 and 8: every sealed segment carries the Credential-Id as kid */
-	up = (struct upload){ .hcse = hcse, .path = path, .generation = m->version };
+	up = (struct upload){.hcse = hcse, .path = path, .generation = m->version};
 	r = seal_stream_seal(&p, STDIN_FILENO, m, upload_segment, &up);
 	if (r < 0)
 		return die(r, "sealing and uploading the segments");
@@ -392,7 +432,7 @@ int main(int argc, char **argv)
 
 	/* DESIGN.md 4: the committed version goes to the TEF, which the HCSE cannot touch */
 	r = tef_update(tef, NULL, reg->relative_key_id,
-		       &(struct tef_update_req){ .set_version = true, .version = m->version }, NULL,
+		       &(struct tef_update_req){.set_version = true, .version = m->version}, NULL,
 		       NULL);
 	if (r < 0)
 		return die(r, "recording the version at the TEF");

@@ -20,7 +20,8 @@ static json_t *pv(const char *text)
 
 static void test_acor_acop(void **state)
 {
-	json_t *p = pv("{\"acr\":[{\"acor\":[\"Cfriend\",\"Cgroup*\",\"/id-in/Cspr\"],\"acop\":6}]}");
+	json_t *p =
+	    pv("{\"acr\":[{\"acor\":[\"Cfriend\",\"Cgroup*\",\"/id-in/Cspr\"],\"acop\":6}]}");
 
 	(void)state;
 	assert_true(acp_privileges_valid(p));
@@ -81,17 +82,19 @@ static void test_schedule(void **state)
 static void test_invalid(void **state)
 {
 	static const char *const bad[] = {
-		"[]",
-		"{\"acr\":{}}",
-		"{\"acr\":[{\"acor\":\"Cx\",\"acop\":2}]}",
-		"{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":0}]}",
-		"{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":64}]}",
-		"{\"acr\":[{\"acor\":[1],\"acop\":2}]}",
-		"{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":2,\"zz\":1}]}",
-		"{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":2,\"acco\":[{\"actw\":[\"bad\"]}]}]}",
-		"{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":2,\"acco\":[{\"acip\":{\"ipv4\":[\"1.2.3.4/33\"]}}]}]}",
-		"{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":2,\"acco\":[{\"acip\":{\"ipv6\":[\"::1/129\"]}}]}]}",
-		"{\"acr\":[],\"x\":1}",
+	    "[]",
+	    "{\"acr\":{}}",
+	    "{\"acr\":[{\"acor\":\"Cx\",\"acop\":2}]}",
+	    "{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":0}]}",
+	    "{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":64}]}",
+	    "{\"acr\":[{\"acor\":[1],\"acop\":2}]}",
+	    "{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":2,\"zz\":1}]}",
+	    "{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":2,\"acco\":[{\"actw\":[\"bad\"]}]}]}",
+	    "{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":2,\"acco\":[{\"acip\":{\"ipv4\":[\"1.2.3.4/"
+	    "33\"]}}]}]}",
+	    "{\"acr\":[{\"acor\":[\"Cx\"],\"acop\":2,\"acco\":[{\"acip\":{\"ipv6\":[\"::1/"
+	    "129\"]}}]}]}",
+	    "{\"acr\":[],\"x\":1}",
 	};
 
 	(void)state;
@@ -112,10 +115,10 @@ static void test_invalid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_acor_acop),
-		cmocka_unit_test(test_acco),
-		cmocka_unit_test(test_schedule),
-		cmocka_unit_test(test_invalid),
+	    cmocka_unit_test(test_acor_acop),
+	    cmocka_unit_test(test_acco),
+	    cmocka_unit_test(test_schedule),
+	    cmocka_unit_test(test_invalid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,12 +30,20 @@ static void split_ok(const char *body, const char *con, int64_t size, const char
 static void test_split_con(void **state)
 {
 	static const char *const bad[] = {
-		"", "{", "[]", "{\"m2m:cin\": {\"con\": }}", "{\"m2m:cin\": {\"con\": \"x}}",
-		"{\"m2m:cin\": {\"con\": \"a\", \"con\": \"b\"}}", "{\"m2m:cin\": {\"con\": 01}}",
-		"{\"m2m:cin\": {\"con\": \"\\x\"}}", "{\"m2m:cin\": {\"con\": \"\\ud800\"}}",
-		"{\"m2m:cin\": {\"con\": \"\xc3\"}}", "{\"m2m:cin\": {\"con\": \"\x01\"}}",
-		"{\"m2m:cin\": {\"con\": tru}}", "{\"m2m:cin\": {\"con\": 1}} x",
-		"{\"m2m:cin\": {\"con\": [1,]}}",
+	    "",
+	    "{",
+	    "[]",
+	    "{\"m2m:cin\": {\"con\": }}",
+	    "{\"m2m:cin\": {\"con\": \"x}}",
+	    "{\"m2m:cin\": {\"con\": \"a\", \"con\": \"b\"}}",
+	    "{\"m2m:cin\": {\"con\": 01}}",
+	    "{\"m2m:cin\": {\"con\": \"\\x\"}}",
+	    "{\"m2m:cin\": {\"con\": \"\\ud800\"}}",
+	    "{\"m2m:cin\": {\"con\": \"\xc3\"}}",
+	    "{\"m2m:cin\": {\"con\": \"\x01\"}}",
+	    "{\"m2m:cin\": {\"con\": tru}}",
+	    "{\"m2m:cin\": {\"con\": 1}} x",
+	    "{\"m2m:cin\": {\"con\": [1,]}}",
 	};
 	const char *c;
 	size_t n;
@@ -45,9 +53,10 @@ static void test_split_con(void **state)
 	(void)state;
 	split_ok("{\"m2m:cin\": {\"con\": \"abc\"}}", "\"abc\"", 3, "{\"m2m:cin\": {\"con\": 0}}");
 	/* escapes count as the bytes they decode to; raw text kept */
-	split_ok("{\"m2m:cin\":{\"cnf\":\"a/b:0\",\"con\":\"\\u00e9\\n\\ud83d\\ude00\",\"rn\":\"x\"}}",
-		 "\"\\u00e9\\n\\ud83d\\ude00\"", 2 + 1 + 4,
-		 "{\"m2m:cin\":{\"cnf\":\"a/b:0\",\"con\":0,\"rn\":\"x\"}}");
+	split_ok(
+	    "{\"m2m:cin\":{\"cnf\":\"a/b:0\",\"con\":\"\\u00e9\\n\\ud83d\\ude00\",\"rn\":\"x\"}}",
+	    "\"\\u00e9\\n\\ud83d\\ude00\"", 2 + 1 + 4,
+	    "{\"m2m:cin\":{\"cnf\":\"a/b:0\",\"con\":0,\"rn\":\"x\"}}");
 	split_ok("{\"m2m:cin\": {\"con\": {\"a\": [1, 2.5e3, null, true]}}}",
 		 "{\"a\": [1, 2.5e3, null, true]}", 29, "{\"m2m:cin\": {\"con\": 0}}");
 	split_ok("{\"m2m:cin\": {\"con\": -12}}", "-12", 3, "{\"m2m:cin\": {\"con\": 0}}");
@@ -57,7 +66,8 @@ static void test_split_con(void **state)
 	static const char *const none[] = {"{\"m2m:cnt\": {\"con\": 1}}",
 					   "{\"m2m:cin\": {\"x\": {\"con\": 1}}}"};
 	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
-		assert_int_equal(hcse_split_con(none[i], strlen(none[i]), &c, &n, &sz, &r), -ENOENT);
+		assert_int_equal(hcse_split_con(none[i], strlen(none[i]), &c, &n, &sz, &r),
+				 -ENOENT);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (hcse_split_con(bad[i], strlen(bad[i]), &c, &n, &sz, &r) != -EINVAL)
 			fail_msg("accepted: %s", bad[i]);
@@ -130,13 +140,13 @@ static int parse(struct fake *f, const char *method, const char *path, const cha
 		 struct hcse_request *req, struct hcse_response *err)
 {
 	struct binding_input in = {
-		.method = method,
-		.path = path,
-		.header = fake_header,
-		.query_foreach = fake_query,
-		.userdata = f,
-		.body = body,
-		.body_len = body ? strlen(body) : 0,
+	    .method = method,
+	    .path = path,
+	    .header = fake_header,
+	    .query_foreach = fake_query,
+	    .userdata = f,
+	    .body = body,
+	    .body_len = body ? strlen(body) : 0,
 	};
 
 	return binding_parse(&in, req, err);
@@ -153,8 +163,8 @@ static void test_binding(void **state)
 	struct hcse_response err;
 
 	(void)state;
-	assert_int_equal(parse(&f, "POST", "/cse-in/ae/c", "{\"m2m:cin\":{\"con\":\"x\"}}", &req, &err),
-			 0);
+	assert_int_equal(
+	    parse(&f, "POST", "/cse-in/ae/c", "{\"m2m:cin\":{\"con\":\"x\"}}", &req, &err), 0);
 	assert_int_equal(req.op, HCSE_OP_CREATE);
 	assert_int_equal(req.ty, 4);
 	assert_int_equal(req.rcn, 3);
@@ -234,10 +244,10 @@ static void test_binding(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_split_con),
-		cmocka_unit_test(test_cnf),
-		cmocka_unit_test(test_time),
-		cmocka_unit_test(test_binding),
+	    cmocka_unit_test(test_split_con),
+	    cmocka_unit_test(test_cnf),
+	    cmocka_unit_test(test_time),
+	    cmocka_unit_test(test_binding),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

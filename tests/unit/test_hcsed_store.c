@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* hcsed's SQLite store: lookups, ordering by sequence, subtree deletes, discovery filters, group commit. */
+/* hcsed's SQLite store: lookups, ordering by sequence, subtree deletes, discovery filters, group
+ * commit. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,6 +14,17 @@
 
 #include "atrest/cleanup.h"
 #include "store.h"
+
+/* Every fdatasync() of the store goes through here (-Wl,--wrap=fdatasync). */
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+static _Atomic int syncs;
+
+int __wrap_fdatasync(int fd)
+{
+	syncs++;
+	return __real_fdatasync(fd);
+}
 
 struct fixture {
 	char dir[64];
@@ -54,16 +66,16 @@ static int insert_cb(struct store_txn *t, void *userdata)
 {
 	const struct ins *in = userdata;
 	struct store_res r = {
-		.ri = (char *)in->ri,
-		.pi = (char *)in->pi,
-		.path = (char *)in->path,
-		.rn = (char *)in->rn,
-		.ct = (char *)(in->ct ? in->ct : "20260101T000000"),
-		.aei = (char *)in->aei,
-		.ty = in->ty,
-		.depth = in->depth,
-		.et = in->et ? in->et : 253402300799LL,
-		.attrs = in->lbl ? json_pack("{s:[s]}", "lbl", in->lbl) : json_object(),
+	    .ri = (char *)in->ri,
+	    .pi = (char *)in->pi,
+	    .path = (char *)in->path,
+	    .rn = (char *)in->rn,
+	    .ct = (char *)(in->ct ? in->ct : "20260101T000000"),
+	    .aei = (char *)in->aei,
+	    .ty = in->ty,
+	    .depth = in->depth,
+	    .et = in->et ? in->et : 253402300799LL,
+	    .attrs = in->lbl ? json_pack("{s:[s]}", "lbl", in->lbl) : json_object(),
 	};
 	int ret = store_insert(t, &r);
 
@@ -100,7 +112,7 @@ static int get_cb(struct store_txn *t, void *userdata)
 	struct get_args *a = userdata;
 	struct store_res r = {0};
 
-	a->ret = a->mode == 0 ? store_get_by_path(t, a->key, false, &r)
+	a->ret = a->mode == 0	? store_get_by_path(t, a->key, false, &r)
 		 : a->mode == 1 ? store_get_by_ri(t, a->key, false, &r)
 				: store_get_by_aei(t, a->key, &r);
 	if (a->ret == 0)
@@ -137,9 +149,10 @@ static void test_lookup(void **state)
 	assert_int_equal(store_write(f->s, insert_cb,
 				     &(struct ins){"x", "cb", "cse/ae", "ae", .ty = 2, .depth = 2}),
 			 -EEXIST);
-	assert_int_equal(store_write(f->s, insert_cb,
-				     &(struct ins){"cin1", "cb", "cse/zz", "zz", .ty = 2, .depth = 2}),
-			 -EEXIST);
+	assert_int_equal(
+	    store_write(f->s, insert_cb,
+			&(struct ins){"cin1", "cb", "cse/zz", "zz", .ty = 2, .depth = 2}),
+	    -EEXIST);
 }
 
 struct list_args {
@@ -228,7 +241,8 @@ static void test_find(void **state)
 	tree(f->s);
 	assert_int_equal(store_read(f->s, find_cb, &a), 0);
 	assert_string_equal(a.names, "t,t-sibling,");
-	a = (struct find_args){.f = {.base_path = "cse/ae/t", .tys = &cin, .n_tys = 1, .now = 1000}};
+	a = (struct find_args){
+	    .f = {.base_path = "cse/ae/t", .tys = &cin, .n_tys = 1, .now = 1000}};
 	assert_int_equal(store_read(f->s, find_cb, &a), 0);
 	assert_string_equal(a.names, "a,c,"); /* b expired at 100 */
 	a = (struct find_args){.f = {.base_path = "cse", .labels = &dir, .n_labels = 1}};
@@ -240,14 +254,27 @@ static void test_find(void **state)
 	a = (struct find_args){.f = {.base_path = "cse", .max_depth = 2}};
 	assert_int_equal(store_read(f->s, find_cb, &a), 0);
 	assert_string_equal(a.names, "ae,");
-	a = (struct find_args){.f = {.base_path = "cse", .tys = &cnt, .n_tys = 1,
-				     .cra = "20260601T000000"}};
+	a = (struct find_args){
+	    .f = {.base_path = "cse", .tys = &cnt, .n_tys = 1, .cra = "20260601T000000"}};
 	assert_int_equal(store_read(f->s, find_cb, &a), 0);
 	assert_string_equal(a.names, "t-sibling,");
-	a = (struct find_args){.f = {.base_path = "cse", .tys = &cnt, .n_tys = 1,
-				     .crb = "20260601T000000"}};
+	a = (struct find_args){
+	    .f = {.base_path = "cse", .tys = &cnt, .n_tys = 1, .crb = "20260601T000000"}};
 	assert_int_equal(store_read(f->s, find_cb, &a), 0);
 	assert_string_equal(a.names, "t,");
+}
+
+/* An acknowledged write has been fdatasync'ed before store_write() returns
+ * (the WAL sync that synchronous=FULL would do, done outside the lock). */
+static void test_durable_on_return(void **state)
+{
+	struct fixture *f = *state;
+	int before;
+
+	put(f->s, (struct ins){"cb", NULL, "cse", "cse", .ty = 5, .depth = 1});
+	before = syncs;
+	put(f->s, (struct ins){"x", "cb", "cse/x", "x", .ty = 4, .depth = 2});
+	assert_true(syncs > before);
 }
 
 static int fail_cb(struct store_txn *t, void *userdata)
@@ -260,9 +287,10 @@ static void test_rollback(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(store_write(f->s, fail_cb,
-				     &(struct ins){"gone", NULL, "gone", "gone", .ty = 5, .depth = 1}),
-			 -EINVAL);
+	assert_int_equal(
+	    store_write(f->s, fail_cb,
+			&(struct ins){"gone", NULL, "gone", "gone", .ty = 5, .depth = 1}),
+	    -EINVAL);
 	assert_int_equal(get(f->s, 1, "gone", NULL), -ENOENT);
 }
 
@@ -323,12 +351,13 @@ static void test_group_commit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_children_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete_subtree, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_children_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete_subtree, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_find, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_durable_on_return, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

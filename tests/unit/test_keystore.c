@@ -195,10 +195,15 @@ static void test_update_delete(void **state)
 {
 	struct fixture *f = *state;
 	struct key_record rec, *got = NULL;
-	char *labels[] = { "x", "y" }, *targets[] = { "uid:5" };
-	struct key_update u = { .set_labels = true, .labels = labels, .n_labels = 2,
-				.set_targets = true, .targets = targets, .n_targets = 1,
-				.set_version = true, .version = 7 };
+	char *labels[] = {"x", "y"}, *targets[] = {"uid:5"};
+	struct key_update u = {.set_labels = true,
+			       .labels = labels,
+			       .n_labels = 2,
+			       .set_targets = true,
+			       .targets = targets,
+			       .n_targets = 1,
+			       .set_version = true,
+			       .version = 7};
 
 	put(f, "uid:1000", 35, 0x33, 16, time(NULL) + 3600, &rec);
 	assert_int_equal(keystore_update(f->ks, rec.id_hex, &u, &got), 0);
@@ -211,7 +216,7 @@ static void test_update_delete(void **state)
 	got = key_record_free(got);
 
 	/* the version never goes down */
-	u = (struct key_update){ .set_version = true, .version = 6 };
+	u = (struct key_update){.set_version = true, .version = 6};
 	assert_int_equal(keystore_update(f->ks, rec.id_hex, &u, &got), -ERANGE);
 	assert_null(got);
 	u.version = 7;
@@ -239,14 +244,22 @@ static int count_cb(const struct key_record *r, void *userdata)
 	return 0;
 }
 
+static void swept(const char *id_hex, void *userdata)
+{
+	struct count *c = userdata;
+
+	c->n++;
+	strcpy(c->last, id_hex);
+}
+
 static void test_list_sweep_quota(void **state)
 {
 	struct fixture *f = *state;
-	struct key_record a, b, c, rec = { 0 };
-	struct count n = { 0 };
+	struct key_record a, b, c, rec = {0};
+	struct count n = {0};
 	int64_t now = time(NULL);
-	char *labels[] = { "blue" };
-	struct key_update u = { .set_labels = true, .labels = labels, .n_labels = 1 };
+	char *labels[] = {"blue"};
+	struct key_update u = {.set_labels = true, .labels = labels, .n_labels = 1};
 	struct key_record *got = NULL;
 
 	put(f, "uid:1", 34, 1, 32, now + 100, &a);
@@ -255,25 +268,30 @@ static void test_list_sweep_quota(void **state)
 	assert_int_equal(keystore_update(f->ks, b.id_hex, &u, &got), 0);
 	key_record_free(got);
 
-	struct keystore_filter all = { .now = now };
+	struct keystore_filter all = {.now = now};
 	assert_int_equal(keystore_list(f->ks, &all, count_cb, &n), 0);
 	assert_int_equal(n.n, 2); /* the expired one is not listed */
 
-	n = (struct count){ 0 };
-	struct keystore_filter by_label = { .now = now, .label = "blue" };
+	n = (struct count){0};
+	struct keystore_filter by_label = {.now = now, .label = "blue"};
 	assert_int_equal(keystore_list(f->ks, &by_label, count_cb, &n), 0);
 	assert_int_equal(n.n, 1);
 	assert_string_equal(n.last, b.id_hex);
 
-	n = (struct count){ 0 };
-	struct keystore_filter soon = { .now = now, .owner = "uid:1", .expires_before = now + 200 };
+	n = (struct count){0};
+	struct keystore_filter soon = {.now = now, .owner = "uid:1", .expires_before = now + 200};
 	assert_int_equal(keystore_list(f->ks, &soon, count_cb, &n), 0);
 	assert_int_equal(n.n, 1);
 	assert_string_equal(n.last, a.id_hex);
 
-	assert_int_equal(keystore_sweep(f->ks, now), 1);
+	n = (struct count){0};
+	assert_int_equal(keystore_sweep(f->ks, now, swept, &n), 1);
+	assert_int_equal(n.n, 1);
+	assert_string_equal(n.last, c.id_hex);
 	assert_int_equal(keystore_get(f->ks, c.id_hex, &got), -ENOENT);
-	assert_int_equal(keystore_sweep(f->ks, now), 0);
+	assert_int_equal(keystore_sweep(f->ks, now, NULL, NULL), 0);
+	/* a purged id is retired: never handed out again, never found */
+	assert_int_equal(keystore_delete(f->ks, c.id_hex), -ENOENT);
 
 	/* at most two live registrations for uid:1 */
 	rec.owner = "uid:1";
@@ -304,12 +322,12 @@ static void test_symlink_db(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_master_key_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_row_swap, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_update_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_sweep_quota, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_symlink_db, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_master_key_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_row_swap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_update_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_sweep_quota, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlink_db, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,13 +9,13 @@
 
 #include "policy.h"
 
-static const uid_t admins[] = { 0, 900 };
-static const uid_t delegates[] = { 0 };
-static const struct policy pol = { admins, 2, delegates, 1 };
+static const uid_t admins[] = {0, 900};
+static const uid_t delegates[] = {0};
+static const struct policy pol = {admins, 2, delegates, 1};
 
 static void test_matching(void **state)
 {
-	gid_t groups[] = { 20, 30 };
+	gid_t groups[] = {20, 30};
 	struct identity me, remote, cse;
 
 	(void)state;
@@ -45,8 +45,8 @@ static void test_matching(void **state)
 static void test_decisions(void **state)
 {
 	struct identity owner, target, group_member, other, admin, delegate, remote;
-	gid_t g[] = { 77 };
-	char *targets[] = { "uid:1001", "gid:77", "ae:Creader" };
+	gid_t g[] = {77};
+	char *targets[] = {"uid:1001", "gid:77", "ae:Creader"};
 
 	(void)state;
 	identity_local(1000, 1000, NULL, 0, &owner);
@@ -100,10 +100,21 @@ static void test_on_behalf_of(void **state)
 	assert_int_equal(id.n_groups, 0);
 
 	const char *bad[] = {
-		"", "uid=", "uid=1", "uid=1;gid=", "uid=-1;gid=0", "uid=1;gid=2;", "gid=1;uid=2",
-		"uid=1;gid=2;groups=1,", "uid=1;gid=2;groups=,1", "uid=01;gid=2",
-		"uid=4294967295;gid=0", "uid=1;gid=2;groups=a", "uid=1 ;gid=2",
-		"uid=1;gid=2;extra=1", "uid=99999999999;gid=0",
+	    "",
+	    "uid=",
+	    "uid=1",
+	    "uid=1;gid=",
+	    "uid=-1;gid=0",
+	    "uid=1;gid=2;",
+	    "gid=1;uid=2",
+	    "uid=1;gid=2;groups=1,",
+	    "uid=1;gid=2;groups=,1",
+	    "uid=01;gid=2",
+	    "uid=4294967295;gid=0",
+	    "uid=1;gid=2;groups=a",
+	    "uid=1 ;gid=2",
+	    "uid=1;gid=2;extra=1",
+	    "uid=99999999999;gid=0",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(identity_parse_on_behalf_of(bad[i], &id), -EINVAL);
@@ -112,9 +123,9 @@ static void test_on_behalf_of(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_matching),
-		cmocka_unit_test(test_decisions),
-		cmocka_unit_test(test_on_behalf_of),
+	    cmocka_unit_test(test_matching),
+	    cmocka_unit_test(test_decisions),
+	    cmocka_unit_test(test_on_behalf_of),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,10 +26,10 @@ static void test_registration_ok(void **state)
 	assert_int_equal(request_parse_registration(body, strlen(body), &r, &err), 0);
 	assert_null(err);
 	assert_int_equal(r.suid, 34);
-	assert_int_equal(r.n_labels, 2);
-	assert_string_equal(r.targets[2], "ae:Cx");
-	assert_true(r.has_expiration);
-	assert_int_equal(r.expiration, 1893456000);
+	assert_int_equal(r.c.n_labels, 2);
+	assert_string_equal(r.c.targets[2], "ae:Cx");
+	assert_true(r.c.has_expiration);
+	assert_int_equal(r.c.expiration, 1893456000);
 	assert_int_equal(r.key_len, 16);
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(r.key[i], i);
@@ -38,7 +38,7 @@ static void test_registration_ok(void **state)
 	body = "{\"suid\":35}";
 	assert_int_equal(request_parse_registration(body, strlen(body), &r, &err), 0);
 	assert_null(r.key);
-	assert_false(r.has_expiration);
+	assert_false(r.c.has_expiration);
 	reg_request_done(&r);
 }
 
@@ -106,18 +106,18 @@ static void test_update(void **state)
 	assert_int_equal(request_parse_update(body, strlen(body), &u, &err), 0);
 	assert_true(u.has_version);
 	assert_int_equal(u.version, 9);
-	assert_true(u.has_targets);
-	assert_int_equal(u.n_targets, 0);
-	assert_false(u.has_labels);
+	assert_true(u.c.has_targets);
+	assert_int_equal(u.c.n_targets, 0);
+	assert_false(u.c.has_labels);
 	upd_request_done(&u);
 
 	const char *bad[][2] = {
-		{ "{}", "at least one" },
-		{ "{\"suid\":34}", "suid" },
-		{ "{\"keyValue\":\"AAECAwQFBgcICQoLDA0ODw\"}", "keyValue" },
-		{ "{\"atrestVersion\":-1}", "atrestVersion" },
-		{ "{\"atrestVersion\":\"1\"}", "atrestVersion" },
-		{ "{\"labels\":[\"a\"],\"x\":1}", "'x'" },
+	    {"{}", "at least one"},
+	    {"{\"suid\":34}", "suid"},
+	    {"{\"keyValue\":\"AAECAwQFBgcICQoLDA0ODw\"}", "keyValue"},
+	    {"{\"atrestVersion\":-1}", "atrestVersion"},
+	    {"{\"atrestVersion\":\"1\"}", "atrestVersion"},
+	    {"{\"labels\":[\"a\"],\"x\":1}", "'x'"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(request_parse_update(bad[i][0], strlen(bad[i][0]), &u, &err),
@@ -156,7 +156,8 @@ static void test_wire_helpers(void **state)
 	assert_false(tef_principal_is_valid("ALL"));
 	assert_false(tef_principal_is_valid("cse:"));
 
-	assert_int_equal(tef_relative_key_id("0123456789ABCDEF0123456789abcdef@tef.example", id), 0);
+	assert_int_equal(tef_relative_key_id("0123456789ABCDEF0123456789abcdef@tef.example", id),
+			 0);
 	assert_string_equal(id, "0123456789abcdef0123456789abcdef");
 	assert_int_equal(tef_relative_key_id("0123", id), -EINVAL);
 	assert_int_equal(tef_relative_key_id("0123456789abcdef0123456789abcdeg", id), -EINVAL);
@@ -166,10 +167,10 @@ static void test_wire_helpers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_registration_ok),
-		cmocka_unit_test(test_registration_bad),
-		cmocka_unit_test(test_update),
-		cmocka_unit_test(test_wire_helpers),
+	    cmocka_unit_test(test_registration_ok),
+	    cmocka_unit_test(test_registration_bad),
+	    cmocka_unit_test(test_update),
+	    cmocka_unit_test(test_wire_helpers),
 	};
 
 	if (sodium_init() < 0)

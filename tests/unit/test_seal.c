@@ -177,9 +177,7 @@ static char *jwe_by_hand(const struct seal_key *k, const char *header, const voi
 	iv64 = encode_part(iv, ivlen);
 	ct64 = encode_part(ct, len);
 	tag64 = encode_part(tag, 16);
-	out = malloc(strlen(h64) + strlen(iv64) + strlen(ct64) + strlen(tag64) + 8);
-	assert_non_null(out);
-	sprintf(out, "%s..%s.%s.%s", h64, iv64, ct64, tag64);
+	assert_true(asprintf(&out, "%s..%s.%s.%s", h64, iv64, ct64, tag64) > 0);
 	free(h64);
 	free(iv64);
 	free(ct64);
@@ -196,14 +194,10 @@ static char *jws_by_hand(const struct seal_key *k, const char *header, const voi
 	uint8_t mac[32];
 	char *input, *out;
 
-	input = malloc(strlen(h64) + strlen(p64) + 2);
-	assert_non_null(input);
-	sprintf(input, "%s.%s", h64, p64);
+	assert_true(asprintf(&input, "%s.%s", h64, p64) > 0);
 	crypto_auth_hmacsha256(mac, (const uint8_t *)input, strlen(input), seal_key_bytes(k));
 	s64 = encode_part(mac, 32);
-	out = malloc(strlen(input) + strlen(s64) + 2);
-	assert_non_null(out);
-	sprintf(out, "%s.%s", input, s64);
+	assert_true(asprintf(&out, "%s.%s", input, s64) > 0);
 	free(h64);
 	free(p64);
 	free(s64);
