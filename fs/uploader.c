@@ -206,6 +206,7 @@ static int sync_node(struct fs *fs, uint64_t ino)
 	struct node *n;
 	int r;
 
+	yield_to_io(fs);
 	pthread_mutex_lock(&fs->lock);
 	n = ns_get(fs, ino);
 	if (!n || n->unlinked) {
