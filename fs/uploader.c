@@ -36,6 +36,7 @@ struct uploader {
 	bool kicked;
 	bool ae_ok;
 	unsigned backoff_ms;
+	int yield_left_ms; /* this pass's budget for yield_to_io() */
 	int64_t last_renewal;
 	unsigned grace_ms;
 };
@@ -116,11 +117,14 @@ void fs_note_io(struct fs *fs)
 
 /*
  * Uploads are background work: while applications read or write, wait a
- * little (at most YIELD_MAX_MS per object) so they get the CPU first.
+ * little so they get the CPU first: at most YIELD_MAX_MS per pass, so a
+ * constant load delays uploads but never starves them.
  */
 static void yield_to_io(struct fs *fs)
 {
-	for (unsigned waited = 0; waited < YIELD_MAX_MS && !stopping(fs); waited += 20) {
+	struct uploader *u = fs->up;
+
+	for (; u && u->yield_left_ms > 0 && !stopping(fs); u->yield_left_ms -= 20) {
 		struct timespec ts, d = { 0, 20000000 };
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -407,6 +411,7 @@ static int pass(struct uploader *u)
 	size_t n = 0;
 	int r;
 
+	u->yield_left_ms = YIELD_MAX_MS;
 	if (!u->ae_ok) {
 		r = remote_ensure_ae(fs);
 		if (r < 0)
