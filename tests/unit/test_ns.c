@@ -53,7 +53,10 @@ static void test_names_reject(void **state)
 	assert_null(name_decode("%zz"));
 	assert_null(name_decode("%4"));
 	assert_null(name_decode("%00")); /* no NUL inside a name */
-	assert_non_null(name_decode(""));
+	char *empty = name_decode("");
+	assert_non_null(empty);
+	assert_string_equal(empty, "");
+	free(empty);
 }
 
 static struct node *file_node(const char *name)
