@@ -854,7 +854,8 @@ bool cache_node_has_pending_segs(struct cache *c, uint64_t ino)
 	bool pending = false;
 
 	pthread_mutex_lock(&c->lock);
-	if (prepare(c, "SELECT 1 FROM segs WHERE ino=? AND uploaded=0 LIMIT 1", &st) == 0) {
+	/* '+' keeps the planner off segs_lru, which scans every pending segment of every file */
+	if (prepare(c, "SELECT 1 FROM segs WHERE ino=? AND +uploaded=0 LIMIT 1", &st) == 0) {
 		sqlite3_bind_int64(st, 1, (int64_t)ino);
 		pending = sqlite3_step(st) == SQLITE_ROW;
 	}

@@ -412,11 +412,17 @@ static int pass(struct uploader *u)
 	int r;
 
 	u->yield_left_ms = YIELD_MAX_MS;
-	if (!u->ae_ok) {
+	/* after a failure this is also the probe: "resumed" is said as soon as the HCSE
+	 * answers, not at the end of a pass that may take minutes (or never end: kill -9) */
+	if (!u->ae_ok || u->backoff_ms) {
 		r = remote_ensure_ae(fs);
 		if (r < 0)
 			return r;
 		u->ae_ok = true;
+		if (u->backoff_ms)
+			log_info("uploads to the HCSE resumed");
+		u->backoff_ms = 0;
+		atomic_store(&u->offline, false);
 	}
 	r = cache_dirty_nodes(fs->cache, &inos, &n);
 	if (r < 0)
@@ -496,9 +502,6 @@ static void *uploader_main(void *arg)
 					   (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec)));
 			continue;
 		}
-		if (u->backoff_ms)
-			log_info("uploads to the HCSE resumed");
-		u->backoff_ms = 0;
 		/* short key lifetimes need renewal passes more often than that */
 		uint64_t ttl = u->fs->opt.key_ttl;
 		wait_ms(u, ttl && ttl * 250 < IDLE_MS ? (unsigned)ttl * 250 : IDLE_MS);
@@ -508,12 +511,17 @@ static void *uploader_main(void *arg)
 
 int uploader_start(struct fs *fs, struct uploader **ret)
 {
+	_cleanup_free_ uint64_t *inos = NULL;
+	size_t n = 0;
 	struct uploader *u = calloc(1, sizeof(*u));
 	int r;
 
 	if (!u)
 		return -ENOMEM;
 	u->fs = fs;
+	/* DESIGN.md 6: what an earlier run (even one killed) left queued is resumed, visibly */
+	if (cache_dirty_nodes(fs->cache, &inos, &n) == 0 && n > 0)
+		log_info("%zu files and directories awaiting upload at mount: uploading them", n);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	r = -pthread_create(&u->thread, NULL, uploader_main, u);

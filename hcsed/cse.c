@@ -1454,6 +1454,18 @@ static int nu_lookup(struct store_txn *t, void *userdata)
 	return verify_subscription(o);
 }
 
+/* Operation names for log lines (TS-0004 6.3.4.2.5 m2m:operation). */
+static const char *op_name(enum hcse_op op)
+{
+	static const char *const names[] = {
+		[HCSE_OP_CREATE] = "create", [HCSE_OP_RETRIEVE] = "retrieve",
+		[HCSE_OP_UPDATE] = "update", [HCSE_OP_DELETE] = "delete",
+		[HCSE_OP_NOTIFY] = "notify",
+	};
+
+	return (unsigned)op < ELEMENTSOF(names) && names[op] ? names[op] : "operation";
+}
+
 void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_response *resp)
 {
 	struct op o = {
@@ -1505,9 +1517,14 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 		r = ctx_fail(&o.ctx, RSC_OPERATION_NOT_ALLOWED, "operation not supported here");
 	}
 	if (r == -EPROTO && o.ctx.rsc) {
+		/* a refusal is an event the operator must see: what, by whom, from where, why */
+		if (o.ctx.rsc == RSC_ORIGINATOR_HAS_NO_PRIVILEGE)
+			log_notice("%s of '%s' by '%s' from %s refused: %s", op_name(req->op),
+				   req->to ? req->to : "", o.ctx.fr, req->peer_addr, o.ctx.dbg);
 		hcse_response_error(resp, o.ctx.rsc, o.ctx.dbg);
 	} else if (r < 0) {
-		log_warning_errno(r, "request failed");
+		log_warning_errno(r, "%s of '%s' by '%s' failed", op_name(req->op),
+				  req->to ? req->to : "", o.ctx.fr);
 		hcse_response_error(resp, RSC_INTERNAL_SERVER_ERROR, "internal error");
 	} else {
 		atomic_fetch_add(&cse->n_resources, o.ctx.n_created);

@@ -21,6 +21,7 @@ import time
 
 XATTR_TARGETS = "user.onem2m.targets"
 XATTR_STATE = "user.onem2m.state"
+BLOCK = 4096
 
 
 def stream(canary, wid, name, gen, n):
@@ -107,6 +108,7 @@ def writer(a):
                     write_file(path, data, False)
             except OSError as e:
                 en = errname(e)
+                ph = phase(phasep)  # results count in the window where they completed
                 log.write("E %d %s %.6f %s\n" % (seq, en, time.monotonic(), ph))
                 bump(st["failed"], ph)
                 bump(st["errors"], "%s:%s" % (ph, en))
@@ -115,6 +117,7 @@ def writer(a):
                     return False
                 time.sleep(0.1)
                 continue
+            ph = phase(phasep)
             log.write("E %d ok %.6f %s\n" % (seq, time.monotonic(), ph))
             bump(st["acked"], ph)
             st["bytes_acked"] += len(data)
@@ -219,7 +222,14 @@ class WLog:
 
 
 def classify(canary, w, name, t0, t1, data):
-    """exact | partial | stale | corrupt, from the writer's record of the file."""
+    """exact | partial | stale | corrupt, from the writer's record of the file.
+
+    exact: a version no older than the last one acknowledged before the read began.
+    partial: while a later write was unfinished (or failed), what POSIX allows a reader
+    racing an in-place writer: every 4 KiB block is that block of one of those versions
+    (a truncated tail, a half-done append, old blocks then new ones). Bytes that are no
+    version's bytes at their offset are corrupt, whatever was in flight.
+    """
     ops = w.ops[name]
     base = None
     for op in ops:
@@ -229,14 +239,15 @@ def classify(canary, w, name, t0, t1, data):
     n = len(data)
     gens = {}
     for op in cands:
-        gens.setdefault(op[1], []).append(op)
-    for gen, gops in gens.items():
-        if n > max(op[2] for op in gops) or stream(canary, w.wid, name, gen, n) != data:
-            continue
-        if any(op[2] == n for op in gops):
+        gens.setdefault(op[1], set()).add(op[2])
+    for gen, lens in gens.items():
+        if n in lens and stream(canary, w.wid, name, gen, n) == data:
             return "exact"
-        # a prefix of a version: only while a later operation is unfinished or failed
-        if any(base is None or op[0] > base[0] for op in gops):
+    if any(base is None or op[0] > base[0] for op in cands):
+        versions = [stream(canary, w.wid, name, gen, min(n, max(lens)))
+                    for gen, lens in gens.items()]
+        if all(any(v[off:off + BLOCK] == data[off:off + BLOCK] for v in versions)
+               for off in range(0, n, BLOCK)):
             return "partial"
     for op in ops:
         if op[2] >= n and stream(canary, w.wid, name, op[1], n) == data:
@@ -274,15 +285,15 @@ def reader(a):
             time.sleep(0.05)
             continue
         name = rnd.choice(names)
-        ph = phase(phasep)
         t0 = time.monotonic()
         try:
             data = read_file(os.path.join(w.d, name))
         except OSError as e:
-            bump(st["errors"], "%s:%s" % (ph, errname(e)))
+            bump(st["errors"], "%s:%s" % (phase(phasep), errname(e)))
             time.sleep(0.02)
             continue
         t1 = time.monotonic()
+        ph = phase(phasep)
         w.refresh()
         c = classify(canary, w, name, t0, t1, data)
         if c == "exact":
@@ -331,6 +342,7 @@ def drain(a):
     timeout = float(a[0])
     dirs = a[1:]
     t0 = time.monotonic()
+    first = None
     while True:
         pending, total = [], 0
         for d in dirs:
@@ -343,8 +355,10 @@ def drain(a):
                 if s != "synced":
                     pending.append("%s/%s=%s" % (d, name, s))
         el = time.monotonic() - t0
+        if first is None:
+            first = len(pending)
         if not pending:
-            print("%d %.1f" % (total, el))
+            print("%d %d %.1f" % (total, first, el))
             return 0
         if el > timeout:
             print("%d files still not synced after %.0f s, e.g. %s" % (len(pending), el, pending[:5]),
@@ -407,8 +421,36 @@ def report(a):
     return 0
 
 
+def scan(a):
+    """Fails if a secret appears under the paths: the canary, a file key (base64url), the master key file's bytes.
+
+    Each secret is looked for raw and as hex, base64 and base64url."""
+    import base64
+    canary, key_b64u, master = a[0].encode(), a[1], open(a[2], "rb").read()
+    key = base64.urlsafe_b64decode(key_b64u + "=" * (-len(key_b64u) % 4))
+    needles = {"plaintext canary": [canary]}
+    for what, raw in (("file key", key), ("master key", master)):
+        needles[what] = [raw, raw.hex().encode(), raw.hex().upper().encode(),
+                         base64.b64encode(raw).rstrip(b"="),
+                         base64.urlsafe_b64encode(raw).rstrip(b"=")]
+    files = []
+    for p in a[3:]:
+        if os.path.isdir(p):
+            files += [os.path.join(r, f) for r, _, fs in os.walk(p) for f in fs]
+        elif os.path.exists(p):
+            files.append(p)
+    hits = []
+    for f in files:
+        data = open(f, "rb").read()
+        hits += ["%s in %s" % (w, f) for w, ns in needles.items() if any(n in data for n in ns)]
+    for h in hits:
+        print("FOUND: " + h, file=sys.stderr)
+    print(len(files))
+    return 1 if hits else 0
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     fn = {"writer": writer, "reader": reader, "verify": verify, "drain": drain,
-          "report": report}[cmd]
+          "report": report, "scan": scan}[cmd]
     sys.exit(fn(sys.argv[2:]) or 0)

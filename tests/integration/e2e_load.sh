@@ -22,6 +22,7 @@ fi
 PER=$((NFILES / 8))
 # seconds of load the fault schedule below takes (writers pace their creates on it)
 DURATION=45
+# 64 KiB segments: the larger files and appends span and re-seal several
 SEG=65536
 canary="E2E-CANARY-$RANDOM$RANDOM$RANDOM"
 
@@ -137,9 +138,9 @@ $PY "$LOAD" report "$phases" "${mans%,}" "${rds%,}" || fail "a reader was served
 ok "every read returned a version a writer wrote, or a clean error"
 
 # ---- the queue drains ----
-t0=$SECONDS
 drained=$($PY "$LOAD" drain 120 $(printf "$M/w%s " $(seq 1 8))) || fail "the upload queue did not drain"
-ok "upload queue drained: ${drained% *} files synced, ${drained#* } s after the load stopped"
+read -r n_files n_pending t_drain <<<"$drained"
+ok "upload queue drained: $n_pending of $n_files files pending when the load stopped, all synced $t_drain s later"
 umount_atrestfs "$M"
 
 # ---- every acknowledged file, byte for byte, through a fresh mount and an empty cache ----
@@ -160,4 +161,59 @@ out=$(as_user $U4 $U4 $PY "$LOAD" verify "$T/w/w5.json" "$M/w5" 25) ||
 if as_user $U3 $U3 cat "$M/w1/f0000" >/dev/null 2>"$T/err"; then fail "uid $U3 read a file not granted to it"; fi
 grep -q "Permission denied" "$T/err" || fail "ungranted read: $(cat "$T/err")"
 ok "grants survive: group and uid grantees read, others get EACCES"
+
+# a file key, as tefd releases it to the owner, to look for in the logs below
+rkid=$(getfattr --absolute-names --only-values -n user.onem2m.credential-id "$M/w1/f0000")
+rkid=${rkid%%@*}
+key=$(curl -sf --unix-socket "$TEF_SOCK" -H "X-Atrest-On-Behalf-Of: uid=$U1;gid=$U1" \
+	"http://localhost/keys/$rkid" | $PY -c 'import json,sys; print(json.load(sys.stdin)["keyValue"])') ||
+	fail "tefd did not release w1/f0000's key to its owner"
+# an originator the ACPs do not know, at the HCSE directly
+res=$(getfattr --absolute-names --only-values -n user.onem2m.resource "$M/w1/f0000")
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'X-M2M-Origin: Cintruder' -H 'X-M2M-RI: t' \
+	-H 'X-M2M-RVI: 3' "http://127.0.0.1:$HCSE_PORT$res")
+[ "$code" = 403 ] || fail "hcsed answered $code to an unknown originator"
 umount_atrestfs "$M"
+
+# ---- logs an operator can read (issue 6, section 4) ----
+# one line per event: "TIME IDENT[PID] LEVEL: message"; libfuse 3.14.0 adds a
+# line of its own at every mount (libfuse issue #1003), not ours
+logline='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z [a-z]+\[[0-9]+\] (debug|info|notice|warning|error|critical): .+'
+for f in tefd hcsed atrestfs; do
+	bad=$(grep -vE "$logline" "$T/$f.log" | grep -v '^Ignoring invalid max threads value' | head -3) || true
+	[ -z "$bad" ] || fail "$f.log has lines an operator cannot attribute: $bad"
+done
+[ "$(grep -c ' info: serving on ' "$T/tefd.log")" = 2 ] || fail "tefd's log does not show its restart"
+[ "$(grep -c ' info: serving .* on http://' "$T/hcsed.log")" = 2 ] || fail "hcsed's log does not show its restart"
+A=$T/atrestfs.log
+grep -qE 'error: key (retrieval|registration) for inode [0-9]+: tefd unreachable: Connection refused' "$A" ||
+	fail "atrestfs's log does not show which file tefd's absence failed, and why"
+# the atrestfs before the kill -9 and the one after, and their uploader's story
+pids=($(grep -E 'atrestfs\[[0-9]+\] info: mounted ' "$A" | sed 's/.*atrestfs\[\([0-9]*\)\].*/\1/'))
+uploads_of() { grep -E "atrestfs\[$1\] .*uploads to the HCSE (failing|resumed)" "$A" | tr '\n' ' '; }
+re='failing; retrying in [0-9]+ ms: [A-Z][a-z]+.* resumed'
+[[ $(uploads_of "${pids[0]}") =~ $re ]] ||
+	fail "atrestfs's log does not show uploads failing (and why) then resuming around hcsed's kill -9"
+grep -qE "atrestfs\[${pids[1]}\] info: [0-9]+ files and directories awaiting upload at mount" "$A" ||
+	fail "atrestfs's log does not show the queue left by the killed atrestfs being resumed"
+re='failing; retrying in [0-9]+ ms: (Connection|Operation) timed out.* resumed'
+[[ $(uploads_of "${pids[1]}") =~ $re ]] ||
+	fail "atrestfs's log does not show uploads timing out then resuming around hcsed's stop"
+grep -qE "info: key for inode [0-9]+ refused to uid $U3: denied" "$A" ||
+	fail "atrestfs's log does not show the refused read"
+grep -qE "hcsed\[[0-9]+\] notice: retrieve of '${res#/}' by 'Cintruder' from 127\.0\.0\.1 refused: .+" \
+	"$T/hcsed.log" || fail "hcsed's log does not show the refused request, by whom and why"
+grep -qE "op=retrieve rsc=4004 result=NOT_FOUND .* onbehalf=uid=$U3,gid=$U3 cred=[0-9a-f]{32} reason=forbidden" \
+	"$T/tef.db-audit.log" || fail "tefd's audit log does not show the refused read with its reason"
+bad=$(grep -vcE '^[0-9TZ:.-]+ op=[a-z_]+ rsc=[0-9]+ result=[A-Z_]+ caller=\S+ onbehalf=\S+ cred=[0-9a-f-]+ reason=\S+$' \
+	"$T/tef.db-audit.log") || true
+[ "$bad" = 0 ] || fail "tefd's audit log has $bad torn or malformed lines after kill -9"
+grep -E 'uploads to the HCSE|awaiting upload|mounted' "$A" | sed 's/^/#   /'
+ok "logs: one line per event with the resource and the reason, restarts and outages visible"
+
+sync
+n=$($PY "$LOAD" scan "$canary" "$key" "$T/master.key" "$T"/*.log "$T"/hcse.db* "$T"/tef.db* \
+	"$T/cache" "$T/fresh") || fail "a key or plaintext was found outside sealed memory"
+ok "no plaintext canary, file key or master key in $n files (logs, hcsed's and tefd's DBs, caches)"
+
+check_sanitizer_logs "$T"/*.log
