@@ -69,6 +69,7 @@ struct dseg {
 };
 
 #define NODE_MAX_DIRTY 8
+#define NODE_MAX_SEALING 2
 
 /* An inode: a directory, a file or a symlink; every field under fs->lock
  * unless marked "data": those are under node->data_lock. */
@@ -96,6 +97,9 @@ struct node {
 	int64_t expires;         /* owner-set expiry (unix s) or 0 */
 	int64_t key_expires;     /* the registration's expiry as tefd last said (unix s) */
 	char *targets;           /* the registration's targetIDs, comma-separated */
+	char *xattrs;            /* other user.* attributes: "encoded-name=compact-JOSE\n" lines */
+	uint64_t xattrs_ver;     /* bumps when they change */
+	uint64_t xattrs_rver;    /* the version stored on the HCSE as contentInstance xa<N> */
 	bool meta_dirty;         /* labels must be pushed */
 	bool remote_created;
 	bool segs_known;         /* the committed segment list is loaded */
@@ -110,6 +114,11 @@ struct node {
 	size_t n_dirty;
 	bool content_dirty; /* a commit is due */
 	uint64_t content_seq; /* bumps on every change: read caches compare it */
+	/* full segments handed to the sealer threads (data.c) */
+	unsigned n_sealing;
+	uint64_t sealing_idx[NODE_MAX_SEALING];
+	int seal_error;
+	pthread_cond_t seal_cond;
 	uint64_t touch_clock;
 
 	/* contentInstances of other AEs (foreign.c): never stored, read-only */
@@ -139,6 +148,7 @@ struct fs {
 	char *ae_path; /* the AE's path relative to the CSE: "atrestfs" */
 	char *cse_rn;  /* "cse-in", for user.onem2m.resource */
 	uint64_t next_ino;
+	_Atomic uint64_t last_io_ns; /* CLOCK_MONOTONIC of the last read or write */
 	/* namespace hash tables */
 	struct node **by_ino;
 	struct node **by_name;
@@ -214,6 +224,9 @@ int data_truncate(struct fs *fs, struct node *n, const struct seal_key *key, uin
 int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool durable);
 void data_drop(struct node *n);
 void data_params(const struct node *n, const struct seal_key *key, struct seal_params *p);
+/* Threads that seal full segments while the writer goes on (sequential writes). */
+int data_sealers_start(unsigned threads);
+void data_sealers_stop(void);
 
 /* ---- remote.c: the tree under the AE on hcsed ---- */
 int remote_setup(struct fs *fs, bool rebuild);
@@ -230,6 +243,9 @@ int remote_fetch_manifest(struct fs *fs, const struct node *n, uint64_t version,
 void foreign_refresh(struct fs *fs, uint64_t dir_ino, bool missing_name);
 /* Fetches and, for compact JOSE, verifies and decrypts with the caller's key. */
 int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **ret, size_t *ret_len);
+
+/* Notes foreground I/O: the uploader yields to it for a moment. */
+void fs_note_io(struct fs *fs);
 
 /* ---- uploader.c ---- */
 int uploader_start(struct fs *fs, struct uploader **ret);

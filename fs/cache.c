@@ -35,7 +35,8 @@ static const char schema[] =
 	" atime INTEGER, mtime INTEGER, ctime INTEGER, symlink BLOB, file_id TEXT,"
 	" cred_id TEXT, rkid TEXT, protection INTEGER, seg_size INTEGER, version INTEGER,"
 	" remote_version INTEGER, expires INTEGER, meta_dirty INTEGER, remote_created INTEGER,"
-	" segs_known INTEGER, remote_size INTEGER, targets TEXT, key_expires INTEGER);"
+	" segs_known INTEGER, remote_size INTEGER, targets TEXT, key_expires INTEGER, xattrs TEXT,"
+	" xattrs_ver INTEGER, xattrs_rver INTEGER);"
 	"CREATE TABLE IF NOT EXISTS segs(ino INTEGER NOT NULL, idx INTEGER NOT NULL,"
 	" gen INTEGER NOT NULL, len INTEGER NOT NULL, uploaded INTEGER NOT NULL,"
 	" cached INTEGER NOT NULL, last_use INTEGER NOT NULL, PRIMARY KEY(ino, idx));"
@@ -215,6 +216,19 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret
 		cache_close(c);
 		return r;
 	}
+	/* columns added after the first release of the index: an older cache
+	 * gains them (the error for an existing column is expected) */
+	static const char *const added[] = {
+		"remote_size INTEGER", "targets TEXT", "key_expires INTEGER", "xattrs TEXT",
+		"xattrs_ver INTEGER", "xattrs_rver INTEGER",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(added); i++) {
+		_cleanup_free_ char *sql = NULL;
+		if (asprintf(&sql, "ALTER TABLE nodes ADD COLUMN %s", added[i]) >= 0)
+			sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	}
+	sqlite3_exec(c->db, "ALTER TABLE manifests ADD COLUMN length INTEGER NOT NULL DEFAULT 0", NULL,
+		     NULL, NULL);
 	if (!fresh) {
 		_cleanup_sqlite_stmt_ sqlite3_stmt *q = NULL;
 		/* an index without a root node never finished its first mount */
@@ -301,7 +315,8 @@ static int node_save_locked(struct cache *c, const struct node *n)
 		    "INSERT OR REPLACE INTO nodes(ino, parent, name, mode, uid, gid, size, atime,"
 		    " mtime, ctime, symlink, file_id, cred_id, rkid, protection, seg_size, version,"
 		    " remote_version, expires, meta_dirty, remote_created, segs_known, remote_size,"
-		    " targets, key_expires) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		    " targets, key_expires, xattrs, xattrs_ver, xattrs_rver)"
+		    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 		    &st);
 	if (r < 0)
 		return r;
@@ -330,6 +345,9 @@ static int node_save_locked(struct cache *c, const struct node *n)
 	sqlite3_bind_int64(st, 23, (int64_t)n->remote_size);
 	bind_text_or_null(st, 24, n->targets);
 	sqlite3_bind_int64(st, 25, n->key_expires);
+	bind_text_or_null(st, 26, n->xattrs);
+	sqlite3_bind_int64(st, 27, (int64_t)n->xattrs_ver);
+	sqlite3_bind_int64(st, 28, (int64_t)n->xattrs_rver);
 	return step_done(c, st);
 }
 
@@ -404,7 +422,7 @@ int cache_nodes_load(struct cache *c, struct node *(*alloc)(void *ud, uint64_t i
 		    "SELECT n.ino, parent, name, mode, uid, gid, size, atime, mtime, ctime, symlink,"
 		    " file_id, cred_id, rkid, protection, seg_size, n.version, remote_version,"
 		    " expires, meta_dirty, remote_created, segs_known, remote_size, m.length,"
-		    " targets, key_expires"
+		    " targets, key_expires, xattrs, xattrs_ver, xattrs_rver"
 		    " FROM nodes n LEFT JOIN manifests m ON m.ino = n.ino ORDER BY n.ino",
 		    &st);
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -447,6 +465,9 @@ int cache_nodes_load(struct cache *c, struct node *(*alloc)(void *ud, uint64_t i
 			n->size = 0;
 		n->targets = column_strdup(st, 24);
 		n->key_expires = sqlite3_column_int64(st, 25);
+		n->xattrs = column_strdup(st, 26);
+		n->xattrs_ver = (uint64_t)sqlite3_column_int64(st, 27);
+		n->xattrs_rver = (uint64_t)sqlite3_column_int64(st, 28);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
@@ -852,7 +873,7 @@ int cache_dirty_nodes(struct cache *c, uint64_t **ret, size_t *ret_n)
 	pthread_mutex_lock(&c->lock);
 	r = prepare(c,
 		    "SELECT ino FROM nodes WHERE meta_dirty != 0 OR remote_created = 0"
-		    " OR remote_version < version"
+		    " OR remote_version < version OR xattrs_ver != xattrs_rver"
 		    " UNION SELECT DISTINCT ino FROM segs WHERE uploaded = 0 ORDER BY 1",
 		    &st);
 	while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {

@@ -156,6 +156,157 @@ done:
 	return 0;
 }
 
+/* ---- sealer threads: a full segment is sealed while the next one fills ---- */
+
+struct seal_job {
+	struct fs *fs;
+	struct node *n;
+	const struct seal_key *key; /* the writing handle's: release waits for us */
+	uint64_t idx, gen;
+	uint8_t *buf;
+	uint32_t len;
+	struct seal_job *next;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct seal_job *head, **tail;
+	bool stop;
+	pthread_t threads[4];
+	unsigned n_threads;
+} sealers = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, false, { 0 }, 0 };
+
+static bool is_sealing(const struct node *n, uint64_t idx)
+{
+	for (unsigned i = 0; i < n->n_sealing; i++)
+		if (n->sealing_idx[i] == idx)
+			return true;
+	return false;
+}
+
+/* Waits until no segment of n is being sealed (data_lock held); returns a sealer's error. */
+static int wait_sealed(struct node *n)
+{
+	int r;
+
+	while (n->n_sealing > 0)
+		pthread_cond_wait(&n->seal_cond, &n->data_lock);
+	r = n->seal_error;
+	n->seal_error = 0;
+	return r;
+}
+
+static void *sealer_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct seal_job *j;
+		_cleanup_free_ char *compact = NULL;
+		struct seal_params p;
+		size_t len;
+		int r;
+
+		pthread_mutex_lock(&sealers.lock);
+		while (!sealers.head && !sealers.stop)
+			pthread_cond_wait(&sealers.cond, &sealers.lock);
+		j = sealers.head;
+		if (j) {
+			sealers.head = j->next;
+			if (!sealers.head)
+				sealers.tail = &sealers.head;
+		}
+		pthread_mutex_unlock(&sealers.lock);
+		if (!j)
+			return NULL;
+
+		/* the node's identity fields do not change while it has writers */
+		data_params(j->n, j->key, &p);
+		r = seal_segment(&p, j->idx, j->gen, j->buf, j->len, &compact, &len);
+		if (r == 0)
+			r = cache_seg_write(j->fs->cache, j->n->ino, j->idx, j->gen, compact, len);
+		if (r < 0)
+			log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64 " into the cache",
+					j->idx, j->n->ino);
+		sodium_memzero(j->buf, j->n->seg_size);
+		free(j->buf);
+
+		pthread_mutex_lock(&j->n->data_lock);
+		if (r == 0)
+			r = segs_resize(&j->n->wsegs, &j->n->n_wsegs, j->idx + 1);
+		if (r == 0)
+			j->n->wsegs[j->idx] = (struct seg){ .gen = j->gen, .len = j->len };
+		else if (!j->n->seal_error)
+			j->n->seal_error = r;
+		for (unsigned i = 0; i < j->n->n_sealing; i++)
+			if (j->n->sealing_idx[i] == j->idx) {
+				j->n->sealing_idx[i] = j->n->sealing_idx[--j->n->n_sealing];
+				break;
+			}
+		pthread_cond_broadcast(&j->n->seal_cond);
+		pthread_mutex_unlock(&j->n->data_lock);
+		free(j);
+	}
+}
+
+int data_sealers_start(unsigned threads)
+{
+	sealers.tail = &sealers.head;
+	for (unsigned i = 0; i < threads && i < ELEMENTSOF(sealers.threads); i++) {
+		if (pthread_create(&sealers.threads[i], NULL, sealer_main, NULL) != 0)
+			break;
+		sealers.n_threads++;
+	}
+	return sealers.n_threads ? 0 : -EAGAIN;
+}
+
+void data_sealers_stop(void)
+{
+	pthread_mutex_lock(&sealers.lock);
+	sealers.stop = true;
+	pthread_cond_broadcast(&sealers.cond);
+	pthread_mutex_unlock(&sealers.lock);
+	for (unsigned i = 0; i < sealers.n_threads; i++)
+		pthread_join(sealers.threads[i], NULL);
+	sealers.n_threads = 0;
+}
+
+/* Hands a full dirty segment to the sealers (data_lock held); synchronous without them. */
+static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key, struct dseg *d);
+static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_key *key,
+			     struct dseg *d)
+{
+	struct seal_job *j;
+	uint64_t gen = n->version + 1;
+
+	if (sealers.n_threads == 0)
+		return dirty_flush(fs, n, key, d);
+	/* backpressure: at most NODE_MAX_SEALING segments of plaintext in flight */
+	while (n->n_sealing >= NODE_MAX_SEALING)
+		pthread_cond_wait(&n->seal_cond, &n->data_lock);
+	uint64_t pending = cache_pending_bytes(fs->cache) + (uint64_t)n->seg_size * (1 + n->n_sealing);
+	for (size_t i = 0; i < n->n_wsegs; i++)
+		if (n->wsegs[i].gen == gen)
+			pending += n->wsegs[i].len;
+	if (pending > fs->opt.cache_size)
+		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
+					 fs->opt.cache_size);
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	*j = (struct seal_job){ .fs = fs, .n = n, .key = key, .idx = d->idx, .gen = gen,
+				.buf = d->buf, .len = d->len };
+	n->sealing_idx[n->n_sealing++] = d->idx;
+	d->buf = NULL;
+	*d = n->dirty[--n->n_dirty];
+	pthread_mutex_lock(&sealers.lock);
+	*sealers.tail = j;
+	sealers.tail = &j->next;
+	pthread_cond_signal(&sealers.cond);
+	pthread_mutex_unlock(&sealers.lock);
+	return 0;
+}
+
 /* Reads and verifies one sealed segment (cache first, then the HCSE) into out. */
 static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t idx,
 		       uint64_t gen, uint32_t want_len, uint8_t *out)
@@ -303,6 +454,12 @@ int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off
 	size_t done = 0;
 	int r;
 
+	if (n->seal_error) {
+		r = n->seal_error;
+		n->seal_error = 0;
+		return r;
+	}
+	fs_note_io(fs);
 	while (done < size) {
 		uint64_t idx = pos / n->seg_size;
 		uint32_t in_off = (uint32_t)(pos % n->seg_size);
@@ -311,6 +468,8 @@ int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off
 
 		if (chunk > size - done)
 			chunk = size - done;
+		while (is_sealing(n, idx))
+			pthread_cond_wait(&n->seal_cond, &n->data_lock);
 		/* a segment overwritten from its start to its end (or to EOF) needs no load */
 		bool whole = in_off == 0 &&
 			     (chunk == n->seg_size || pos + chunk >= n->size);
@@ -328,7 +487,7 @@ int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off
 		pos += chunk;
 		/* sequential writers fill a segment and move on: seal it now */
 		if (d->len == n->seg_size && in_off + chunk == n->seg_size) {
-			r = dirty_flush(fs, n, h->key, d);
+			r = dirty_flush_async(fs, n, h->key, d);
 			if (r < 0)
 				return r;
 		}
@@ -370,6 +529,7 @@ int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off
 	size_t done = 0;
 	int r;
 
+	fs_note_io(fs);
 	pthread_mutex_lock(&fs->lock);
 	fsize = n->size;
 	pthread_mutex_unlock(&fs->lock);
@@ -391,6 +551,8 @@ int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off
 
 		if (chunk > size - done)
 			chunk = size - done;
+		while (is_sealing(n, idx))
+			pthread_cond_wait(&n->seal_cond, &n->data_lock);
 		if (!h->rc_valid || h->rc_idx != idx || h->rc_gen_seq != n->content_seq) {
 			h->rc_valid = false;
 			r = segment_plain(fs, n, h->key, idx, h->rc_buf, &h->rc_len);
@@ -415,6 +577,9 @@ int data_truncate(struct fs *fs, struct node *n, const struct seal_key *key, uin
 	uint64_t old;
 	int r;
 
+	r = wait_sealed(n);
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&fs->lock);
 	old = n->size;
 	pthread_mutex_unlock(&fs->lock);
@@ -467,6 +632,10 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	uint64_t size, newver = n->version + 1;
 	int r;
 
+	/* every segment handed to a sealer is in the cache before the manifest */
+	r = wait_sealed(n);
+	if (r < 0)
+		return r;
 	if (!n->content_dirty) {
 		if (durable)
 			return cache_sync(fs->cache, n->ino);

@@ -195,8 +195,11 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 
 void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	if (strlen(link) >= 4096) {
-		fuse_reply_err(req, ENAMETOOLONG);
+	_cleanup_free_ char *enc = name_encode(link);
+
+	/* the target travels in labels: at most 4000 encoded characters (atrestfs(1)) */
+	if (!enc || strlen(link) >= 4096 || strlen(enc) > 4000) {
+		fuse_reply_err(req, enc ? ENAMETOOLONG : ENOMEM);
 		return;
 	}
 	make_node(req, parent, name, S_IFLNK | 0777, link);

@@ -67,6 +67,7 @@ static int file_make(struct fs *fs, const struct caller *c, fuse_ino_t parent, c
 		return -ENOMEM;
 	if (strlen(name) > 255)
 		return -ENAMETOOLONG;
+	fs_note_io(fs);
 	pthread_mutex_lock(&fs->lock);
 	p = ns_get(fs, parent);
 	if (!p || p->unlinked) {
@@ -311,7 +312,9 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	fi->keep_cache = 0;
+	/* every change to the file comes through this mount, so what the kernel
+	 * cached stays valid; each open is still decided by tefd for its caller */
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_free(h);
 		pthread_mutex_lock(&fs->lock);

@@ -487,6 +487,9 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot start the uploader");
 		goto out_unmount;
 	}
+	r = data_sealers_start(2);
+	if (r < 0)
+		log_warning_errno(r, "no sealer threads: sealing in the writers");
 	r = prefetch_start(&fs, &fs.pf);
 	if (r < 0) {
 		log_error_errno(r, "cannot start the read-ahead threads");
@@ -511,6 +514,7 @@ int main(int argc, char *argv[])
 out_unmount:
 	fuse_session_unmount(se);
 	fs.pf = prefetch_stop(fs.pf);
+	data_sealers_stop();
 	/* unmount flushes what it can; the rest stays queued in the index */
 	fs.up = uploader_stop(fs.up, 3000);
 out_signals:

@@ -89,6 +89,7 @@ struct node *ns_node_new(struct fs *fs, uint64_t ino)
 	n->seg_size = (uint32_t)fs->opt.segment_size;
 	n->protection = fs->opt.protection;
 	pthread_mutex_init(&n->data_lock, NULL);
+	pthread_cond_init(&n->seal_cond, NULL);
 	return n;
 }
 
@@ -98,11 +99,13 @@ void ns_node_free(struct node *n)
 		return;
 	data_drop(n);
 	pthread_mutex_destroy(&n->data_lock);
+	pthread_cond_destroy(&n->seal_cond);
 	free(n->name);
 	free(n->symlink);
 	free(n->cred_id);
 	free(n->rkid);
 	free(n->targets);
+	free(n->xattrs);
 	free(n);
 }
 
@@ -381,22 +384,54 @@ static int64_t ts_ns(const struct timespec *t)
 	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
 }
 
+/* Encoded characters per label chunk, and chunks per value (64 labels at most). */
+#define LABEL_CHUNK 200
+#define LABEL_MAX_CHUNKS 20
+
+/* Appends chunk `c` of an encoded value to *acc (chunks may come in any order). */
+static int chunk_put(char **acc, size_t c, const char *v)
+{
+	if (c >= LABEL_MAX_CHUNKS || strlen(v) > LABEL_CHUNK)
+		return -EBADMSG;
+	if (!*acc) {
+		*acc = calloc(1, LABEL_MAX_CHUNKS * LABEL_CHUNK + 1);
+		if (!*acc)
+			return -ENOMEM;
+	}
+	memcpy(*acc + c * LABEL_CHUNK, v, strlen(v));
+	return 0;
+}
+
+/* "name", "name1", ...: the chunk number of key for base, or -1. */
+static int chunk_of(const char *key, const char *base)
+{
+	size_t bl = strlen(base);
+	char *end;
+	long c;
+
+	if (strncmp(key, base, bl) != 0)
+		return -1;
+	if (key[bl] == '\0')
+		return 0;
+	c = strtol(key + bl, &end, 10);
+	return *end || c < 1 || c >= LABEL_MAX_CHUNKS ? -1 : (int)c;
+}
+
 int node_labels(const struct node *n, uint64_t size, uint64_t version, char ***ret, size_t *ret_n)
 {
 	_cleanup_free_ char *name = NULL, *target = NULL;
-	char **l = calloc(24, sizeof(char *));
+	char **l;
 	size_t k = 0;
 	bool ok = true;
 
-	if (!l)
-		return -ENOMEM;
 	name = name_encode(n->name ? n->name : "");
 	if (n->symlink)
 		target = name_encode(n->symlink);
-	if (!name || (n->symlink && !target)) {
-		free(l);
+	if (!name || (n->symlink && !target))
 		return -ENOMEM;
-	}
+	l = calloc(24 + 2 * LABEL_MAX_CHUNKS, sizeof(char *));
+	if (!l)
+		return -ENOMEM;
 #define ADD(...)                                                                                   \
 	do {                                                                                       \
 		if (ok && asprintf(&l[k], __VA_ARGS__) >= 0)                                       \
@@ -407,7 +442,14 @@ int node_labels(const struct node *n, uint64_t size, uint64_t version, char ***r
 	ADD("atrest:%s", S_ISDIR(n->mode) ? "dir" : S_ISLNK(n->mode) ? "symlink" : "file");
 	ADD("atrest:ino=%" PRIu64, n->ino);
 	ADD("atrest:parent=%" PRIu64, n->parent);
-	ADD("atrest:name=%s", name);
+	/* hcsed takes labels of at most 256 characters: long values are chunked */
+	for (size_t c = 0, len = strlen(name); ok && (c == 0 || c * LABEL_CHUNK < len); c++) {
+		if (c >= LABEL_MAX_CHUNKS) {
+			ok = false;
+			break;
+		}
+		ADD("atrest:name%.0zu=%.*s", c, LABEL_CHUNK, name + c * LABEL_CHUNK);
+	}
 	ADD("atrest:mode=%o", (unsigned)n->mode);
 	ADD("atrest:uid=%u", (unsigned)n->uid);
 	ADD("atrest:gid=%u", (unsigned)n->gid);
@@ -428,8 +470,16 @@ int node_labels(const struct node *n, uint64_t size, uint64_t version, char ***r
 		if (n->expires)
 			ADD("atrest:expires=%" PRId64, n->expires);
 	}
-	if (target)
-		ADD("atrest:target=%s", target);
+	for (size_t c = 0, len = target ? strlen(target) : 0; ok && target && (c == 0 || c * LABEL_CHUNK < len); c++) {
+		if (c >= LABEL_MAX_CHUNKS) {
+			ok = false;
+			break;
+		}
+		ADD("atrest:target%.0zu=%.*s", c, LABEL_CHUNK, target + c * LABEL_CHUNK);
+	}
+	/* sealed user.* attributes live in contentInstance xa<N> (uploader.c) */
+	if (n->xattrs_rver)
+		ADD("atrest:xattrs=%" PRIu64, n->xattrs_rver);
 #undef ADD
 	if (!ok) {
 		labels_free(l, k);
@@ -447,7 +497,9 @@ static struct timespec ns_ts(int64_t ns)
 
 int node_from_labels(struct node *n, const char *const *labels, size_t n_labels)
 {
+	_cleanup_free_ char *name = NULL, *target = NULL;
 	mode_t type = 0;
+	int c;
 
 	for (size_t i = 0; i < n_labels; i++) {
 		const char *l = labels[i], *v;
@@ -477,9 +529,12 @@ int node_from_labels(struct node *n, const char *const *labels, size_t n_labels)
 			n->ino = strtoull(v, NULL, 10);
 		else if (strcmp(key, "parent") == 0)
 			n->parent = strtoull(v, NULL, 10);
-		else if (strcmp(key, "name") == 0) {
-			free(n->name);
-			n->name = name_decode(v);
+		else if ((c = chunk_of(key, "name")) >= 0) {
+			if (chunk_put(&name, (size_t)c, v) < 0)
+				return -EBADMSG;
+		} else if ((c = chunk_of(key, "target")) >= 0) {
+			if (chunk_put(&target, (size_t)c, v) < 0)
+				return -EBADMSG;
 		} else if (strcmp(key, "mode") == 0)
 			n->mode = (mode_t)strtoul(v, NULL, 8);
 		else if (strcmp(key, "uid") == 0)
@@ -510,10 +565,16 @@ int node_from_labels(struct node *n, const char *const *labels, size_t n_labels)
 			n->rkid = strdup(v);
 		} else if (strcmp(key, "expires") == 0)
 			n->expires = strtoll(v, NULL, 10);
-		else if (strcmp(key, "target") == 0) {
-			free(n->symlink);
-			n->symlink = name_decode(v);
-		}
+		else if (strcmp(key, "xattrs") == 0)
+			n->xattrs_ver = n->xattrs_rver = strtoull(v, NULL, 10);
+	}
+	if (name) {
+		free(n->name);
+		n->name = name_decode(name);
+	}
+	if (target) {
+		free(n->symlink);
+		n->symlink = name_decode(target);
 	}
 	if (!type || !n->ino || (n->ino != 1 && (!n->name || !n->parent)))
 		return -EBADMSG;

@@ -142,6 +142,7 @@ static struct node *adopt(struct fs *fs, struct node *tmp)
 	n->remote_version = tmp->version;
 	n->remote_size = tmp->size;
 	n->expires = tmp->expires;
+	n->xattrs_ver = n->xattrs_rver = tmp->xattrs_ver;
 	n->remote_created = true;
 	n->segs_known = false;
 	free(tmp);
@@ -171,6 +172,15 @@ static int rebuild(struct fs *fs)
 		if (!n) {
 			hcse_names_free(names, n_names);
 			return -ENOMEM;
+		}
+		if (n->xattrs_rver) {
+			_cleanup_free_ char *xpath = NULL;
+			size_t xlen;
+
+			if (asprintf(&xpath, "%s/%s/xa%" PRIu64, fs->ae_path, names[i], n->xattrs_rver) >= 0 &&
+			    hcse_retrieve_cin(fs->hcse, xpath, &n->xattrs, &xlen, NULL, NULL) < 0)
+				log_warning("cannot fetch the sealed attributes of '%s/%s'", fs->ae_path,
+					    names[i]);
 		}
 		pthread_mutex_lock(&fs->lock);
 		char *name = n->name;

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
@@ -19,6 +21,7 @@
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 30000
 #define IDLE_MS 5000
+#define YIELD_MAX_MS 2000
 /* key renewal when key_ttl is not set: tefd's default is long; renew a week ahead */
 #define RENEW_DEFAULT_TTL (30 * 86400)
 #define RENEW_DEFAULT_AHEAD (7 * 86400)
@@ -33,6 +36,7 @@ struct uploader {
 	bool kicked;
 	bool ae_ok;
 	unsigned backoff_ms;
+	int yield_left_ms; /* this pass's budget for yield_to_io() */
 	int64_t last_renewal;
 	unsigned grace_ms;
 };
@@ -101,6 +105,36 @@ static int push_labels(struct fs *fs, uint64_t ino, bool create)
 	return 0;
 }
 
+static bool stopping(const struct fs *fs);
+
+void fs_note_io(struct fs *fs)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	atomic_store(&fs->last_io_ns, (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
+}
+
+/*
+ * Uploads are background work: while applications read or write, wait a
+ * little so they get the CPU first: at most YIELD_MAX_MS per pass, so a
+ * constant load delays uploads but never starves them.
+ */
+static void yield_to_io(struct fs *fs)
+{
+	struct uploader *u = fs->up;
+
+	for (; u && u->yield_left_ms > 0 && !stopping(fs); u->yield_left_ms -= 20) {
+		struct timespec ts, d = { 0, 20000000 };
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+		if (now - atomic_load(&fs->last_io_ns) > 100000000)
+			return;
+		nanosleep(&d, NULL);
+	}
+}
+
 /* Creates a contentInstance, replacing a stale one of the same name (left by a crash). */
 static int put_cin(struct fs *fs, const char *parent, const char *rn, const char *con, size_t len)
 {
@@ -123,6 +157,46 @@ static bool stopping(const struct fs *fs)
 	return fs->up && atomic_load(&fs->up->stop);
 }
 
+/* Sealed user.* attributes: a new xa<N> contentInstance, then the labels
+ * point at it (meta_dirty), then the old one goes (gc, after the labels). */
+static int push_xattrs(struct fs *fs, uint64_t ino, const char *path)
+{
+	_cleanup_free_ char *text = NULL, *old = NULL;
+	uint64_t ver, rver;
+	char rn[32];
+	struct node *n;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	if (!n || n->xattrs_ver == n->xattrs_rver) {
+		pthread_mutex_unlock(&fs->lock);
+		return 0;
+	}
+	ver = n->xattrs_ver;
+	rver = n->xattrs_rver;
+	text = strdup(n->xattrs ? n->xattrs : "");
+	pthread_mutex_unlock(&fs->lock);
+	if (!text)
+		return -ENOMEM;
+	snprintf(rn, sizeof(rn), "xa%" PRIu64, ver);
+	r = put_cin(fs, path, rn, text, strlen(text));
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&fs->lock);
+	n = ns_get(fs, ino);
+	if (n) {
+		n->xattrs_rver = ver;
+		n->meta_dirty = true;
+		n->meta_seq++;
+		cache_node_save(fs->cache, n);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (rver && asprintf(&old, "%s/xa%" PRIu64, path, rver) >= 0)
+		cache_gc_add(fs->cache, ino, 0, old);
+	return 0;
+}
+
 static int sync_node(struct fs *fs, uint64_t ino)
 {
 	_cleanup_free_ char *path = NULL, *manifest = NULL;
@@ -136,6 +210,7 @@ static int sync_node(struct fs *fs, uint64_t ino)
 	struct node *n;
 	int r;
 
+	yield_to_io(fs);
 	pthread_mutex_lock(&fs->lock);
 	n = ns_get(fs, ino);
 	if (!n || n->unlinked) {
@@ -170,6 +245,7 @@ static int sync_node(struct fs *fs, uint64_t ino)
 		/* stopping: what is left stays queued for the next start */
 		if (stopping(fs))
 			return 0;
+		yield_to_io(fs);
 		r = cache_seg_read(fs->cache, ino, idx[i], gen[i], &con, &len);
 		if (r == -ENOENT)
 			continue; /* superseded meanwhile */
@@ -218,6 +294,10 @@ static int sync_node(struct fs *fs, uint64_t ino)
 		if (rkid[0])
 			keys_record_version(fs, uid, gid, rkid, mver);
 	}
+
+	r = push_xattrs(fs, ino, path);
+	if (r < 0)
+		return r;
 
 	pthread_mutex_lock(&fs->lock);
 	n = ns_get(fs, ino);
@@ -331,6 +411,7 @@ static int pass(struct uploader *u)
 	size_t n = 0;
 	int r;
 
+	u->yield_left_ms = YIELD_MAX_MS;
 	/* after a failure this is also the probe: "resumed" is said as soon as the HCSE
 	 * answers, not at the end of a pass that may take minutes (or never end: kill -9) */
 	if (!u->ae_ok || u->backoff_ms) {
@@ -383,6 +464,9 @@ static void wait_ms(struct uploader *u, unsigned ms)
 static void *uploader_main(void *arg)
 {
 	struct uploader *u = arg;
+
+	/* background work: the scheduler prefers the FUSE threads */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 
 	for (;;) {
 		int r;

@@ -13,6 +13,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
+#include "atrest/secure_scratch.h"
 #include "atrest/tef_client.h"
 
 #define POOL_MAX 16
@@ -37,11 +38,15 @@ struct sbuf {
 	size_t cap;
 	size_t max; /* 0: RESPONSE_MAX */
 	bool overflow;
+	bool scratch; /* data is this thread's scratch: wiped, never freed */
 };
 
 static void sbuf_done(struct sbuf *b)
 {
-	sodium_free(b->data);
+	if (b->scratch)
+		sodium_memzero(b->data, b->cap);
+	else
+		sodium_free(b->data);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -54,6 +59,13 @@ static bool sbuf_reserve(struct sbuf *b, size_t extra)
 		return true;
 	if (b->len + extra + 1 > (b->max ? b->max : RESPONSE_MAX))
 		return false;
+	/* most answers fit this thread's scratch page: no page mapped per call */
+	if (!b->data && b->len + extra + 1 <= SECURE_SCRATCH_SIZE && (d = secure_scratch())) {
+		b->data = d;
+		b->cap = SECURE_SCRATCH_SIZE;
+		b->scratch = true;
+		return true;
+	}
 	cap = b->cap ? b->cap : 1024;
 	while (cap < b->len + extra + 1)
 		cap *= 2;
@@ -63,9 +75,13 @@ static bool sbuf_reserve(struct sbuf *b, size_t extra)
 	if (b->data)
 		memcpy(d, b->data, b->len);
 	d[b->len] = '\0';
-	sodium_free(b->data);
+	if (b->scratch)
+		sodium_memzero(b->data, b->cap);
+	else
+		sodium_free(b->data);
 	b->data = d;
 	b->cap = cap;
+	b->scratch = false;
 	return true;
 }
 

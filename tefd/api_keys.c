@@ -12,6 +12,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
+#include "atrest/secure_scratch.h"
 #include "api.h"
 #include "request.h"
 
@@ -48,33 +49,37 @@ static json_t *record_json(const struct api *a, const struct key_record *r)
 	return o;
 }
 
+/* Layout of this thread's secure scratch on the retrieval path. */
+#define SCRATCH_KEY 0
+#define SCRATCH_B64 32
+#define SCRATCH_SIZE 96
+
 /*
  * A response carrying a key: the base64url text is made in secure memory and
  * spliced into the serialised metadata, so the JSON library never holds it.
  */
 static int reply_with_key(const struct api *a, struct httpd_response *resp, int rsc,
-			  const struct key_record *r)
+			  const struct key_record *r, const uint8_t *key, size_t key_len)
 {
 	_cleanup_json_ json_t *meta = record_json(a, r);
 	_cleanup_free_ char *text = NULL;
-	_cleanup_sodium_free_ char *b64 = NULL;
-	size_t b64_cap =
-	    sodium_base64_ENCODED_LEN(r->key_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	char code[16], *body;
+	char *b64 = (char *)secure_scratch(), code[16], *body;
 	size_t n;
 
-	if (!meta || !(text = json_dumps(meta, JSON_COMPACT)) || text[0] != '{')
-		return -ENOMEM;
-	b64 = sodium_malloc(b64_cap);
 	if (!b64)
 		return -ENOMEM;
-	sodium_bin2base64(b64, b64_cap, r->key, r->key_len,
+	b64 += SCRATCH_B64;
+	if (!meta || !(text = json_dumps(meta, JSON_COMPACT)) || text[0] != '{')
+		return -ENOMEM;
+	sodium_bin2base64(b64, SCRATCH_SIZE - SCRATCH_B64, key, key_len,
 			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	n = strlen("{\"" TEF_M_KEY_VALUE "\":\"\",") + strlen(b64) + strlen(text + 1) + 1;
 	body = malloc(n);
+	if (body)
+		snprintf(body, n, "{\"" TEF_M_KEY_VALUE "\":\"%s\",%s", b64, text + 1);
+	sodium_memzero(b64, SCRATCH_SIZE - SCRATCH_B64);
 	if (!body)
 		return -ENOMEM;
-	snprintf(body, n, "{\"" TEF_M_KEY_VALUE "\":\"%s\",%s", b64, text + 1);
 	snprintf(code, sizeof(code), "%d", rsc);
 	httpd_response_set_status(resp, rsc_to_http_status(rsc));
 	if (httpd_response_add_header(resp, TEF_HDR_RSC, code) < 0) {
@@ -82,6 +87,7 @@ static int reply_with_key(const struct api *a, struct httpd_response *resp, int 
 		free(body);
 		return -ENOMEM;
 	}
+	httpd_response_set_sensitive(resp);
 	return httpd_response_set_body(resp, "application/json", body, strlen(body));
 }
 
@@ -182,7 +188,7 @@ int api_keys_register(struct api *a, struct api_caller *c, const struct httpd_re
 	}
 	api_audit(a, c, "register", RSC_CREATED, rec.id_hex, generated ? "generated" : NULL);
 	if (generated) {
-		r = reply_with_key(a, resp, RSC_CREATED, &rec);
+		r = reply_with_key(a, resp, RSC_CREATED, &rec, rec.key, rec.key_len);
 	} else {
 		_cleanup_json_ json_t *o = record_json(a, &rec);
 
@@ -228,6 +234,8 @@ int api_keys_retrieve(struct api *a, struct api_caller *c, const char *id_hex,
 {
 	_cleanup_record_ struct key_record *rec = NULL;
 	int64_t now = keystore_now(a->ks);
+	uint8_t *key;
+	size_t key_len = 0;
 	bool may;
 	int r;
 
@@ -246,14 +254,21 @@ int api_keys_retrieve(struct api *a, struct api_caller *c, const char *id_hex,
 		return api_refuse(a, c, resp, "retrieve", 0, RSC_ORIGINATOR_HAS_NO_PRIVILEGE,
 				  id_hex, TEF_REASON_EXPIRED, "the registration has expired");
 	}
-	r = keystore_unwrap(a->ks, rec);
+	key = secure_scratch();
+	if (!key)
+		return -ENOMEM;
+	key += SCRATCH_KEY;
+	r = keystore_unwrap_into(a->ks, rec, key, &key_len);
 	if (r < 0) {
+		sodium_memzero(key, 32);
 		log_error("a stored key failed to unwrap: its row was tampered with");
 		return api_refuse(a, c, resp, "retrieve", 0, RSC_INTERNAL_SERVER_ERROR, id_hex,
 				  "unwrap-failed", "the stored key failed its integrity check");
 	}
 	api_audit(a, c, "retrieve", RSC_OK, id_hex, "released");
-	return reply_with_key(a, resp, RSC_OK, rec);
+	r = reply_with_key(a, resp, RSC_OK, rec, key, key_len);
+	sodium_memzero(key, 32);
+	return r;
 }
 
 int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
@@ -269,6 +284,7 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 	int r;
 
 	r = request_parse_update(req->body, req->body_len, &u, &err);
+	wipe_body(req); /* a (refused) keyValue may have come along */
 	if (r == -EINVAL) {
 		return api_refuse(a, c, resp, "update", 0, RSC_BAD_REQUEST, id_hex, "bad-request",
 				  err ? err : "bad request");

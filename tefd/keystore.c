@@ -56,7 +56,9 @@ static const char schema_sql[] =
     " created INTEGER NOT NULL, expires INTEGER NOT NULL, version INTEGER NOT NULL,"
     " labels TEXT NOT NULL, targets TEXT NOT NULL, nonce BLOB NOT NULL,"
     " wrapped BLOB NOT NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS keys_owner ON keys (owner);"
+    /* the per-owner quota and owner listings read (owner, expires) from the index alone */
+    "DROP INDEX IF EXISTS keys_owner;"
+    "CREATE INDEX IF NOT EXISTS keys_owner_expires ON keys (owner, expires);"
     "CREATE INDEX IF NOT EXISTS keys_expires ON keys (expires);"
     /* ids are never reused (DESIGN.md 3): deleted ones stay here */
     "CREATE TABLE IF NOT EXISTS retired (id BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID;";
@@ -661,14 +663,17 @@ static int insert_locked(struct keystore *ks, struct key_record *rec, unsigned m
 	size_t adlen;
 	int r;
 
-	s = stmt_get(ks, STMT_COUNT_OWNER);
-	sqlite3_bind_text(s, 1, rec->owner, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, now);
-	if (sqlite3_step(s) != SQLITE_ROW)
-		return errno_from_sqlite(sqlite3_errcode(ks->db));
-	if (max_per_owner && sqlite3_column_int64(s, 0) >= (int64_t)max_per_owner)
-		return -EDQUOT;
-	sqlite3_reset(s);
+	if (max_per_owner) {
+		s = stmt_get(ks, STMT_COUNT_OWNER);
+		sqlite3_bind_text(s, 1, rec->owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, now);
+		if (sqlite3_step(s) != SQLITE_ROW)
+			return errno_from_sqlite(sqlite3_errcode(ks->db));
+		r = sqlite3_column_int64(s, 0) >= (int64_t)max_per_owner ? -EDQUOT : 0;
+		sqlite3_reset(s);
+		if (r < 0)
+			return r;
+	}
 
 	/* 128 random bits, and never one that was used before */
 	for (;;) {
@@ -819,6 +824,15 @@ int keystore_get(struct keystore *ks, const char *id_hex, struct key_record **re
 		return get_row(rd->get, id, ret);
 	l = lock(ks);
 	return get_locked(ks, id, ret);
+}
+
+int keystore_unwrap_into(const struct keystore *ks, const struct key_record *rec, uint8_t *out,
+			 size_t *ret_len)
+{
+	if (!rec->wrapped || rec->wrapped_len > INT32_MAX)
+		return -EBADMSG;
+	return unwrap_into(ks, rec->id, rec->owner, rec->suid, rec->nonce, NONCE_BYTES,
+			   rec->wrapped, (int)rec->wrapped_len, out, ret_len);
 }
 
 int keystore_unwrap(const struct keystore *ks, struct key_record *rec)

@@ -93,6 +93,13 @@ int keystore_get(struct keystore *ks, const char *id_hex, struct key_record **re
  */
 int keystore_unwrap(const struct keystore *ks, struct key_record *rec);
 
+/*
+ * The same into caller-provided secure memory of at least 32 bytes (the hot
+ * path keeps one such buffer per thread instead of mapping a fresh one).
+ */
+int keystore_unwrap_into(const struct keystore *ks, const struct key_record *rec, uint8_t *out,
+			 size_t *ret_len);
+
 /* Fields of a Key Registration Update; NULL / false members stay unchanged. */
 struct key_update {
 	bool set_expires;

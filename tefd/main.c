@@ -11,9 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "atrest/httpd.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
+#include "atrest/sd_notify.h"
 #include "api.h"
 
 #define MAX_UIDS 64
@@ -264,30 +263,6 @@ static int parse_args(int argc, char **argv, struct settings *s)
 		}
 	}
 	return 0;
-}
-
-/* sd_notify(3)'s wire protocol by hand: one datagram to $NOTIFY_SOCKET. */
-static void notify(const char *msg)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	_cleanup_close_ int fd = -1;
-	size_t n;
-
-	if (!path || (path[0] != '/' && path[0] != '@'))
-		return;
-	n = strlen(path);
-	if (n >= sizeof(sa.sun_path))
-		return;
-	memcpy(sa.sun_path, path, n);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0'; /* abstract namespace */
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
-		log_debug("cannot notify the service manager");
 }
 
 /*
@@ -578,11 +553,11 @@ int main(int argc, char **argv)
 		 s.listen ? " and " : "", s.listen ? s.listen : "", s.fqdn);
 	if (tcp_httpd)
 		log_info("TLS listener on port %u", httpd_port(tcp_httpd));
-	notify("READY=1");
+	(void)sd_notify_send("READY=1");
 	report_parent(&ready_fd, 0);
 
 	run(&api, &s, &stop);
-	notify("STOPPING=1");
+	(void)sd_notify_send("STOPPING=1");
 	rc = EXIT_SUCCESS;
 out:
 	report_parent(&ready_fd, 1);

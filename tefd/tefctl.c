@@ -37,7 +37,7 @@ static void usage(FILE *f)
 	      "  revoke ID\n"
 	      "  grant ID PRINCIPAL...\n"
 	      "  ungrant ID PRINCIPAL...\n"
-	      "  audit-tail [--audit-log FILE | --db FILE] [-n LINES] [-f]\n"
+	      "  audit-tail [--audit-log FILE | --db FILE | -c TEFD.CONF] [-n LINES] [-f]\n"
 	      "  backup FILE [--force]\n"
 	      "  restore FILE (--db FILE [--master-key FILE] | -c TEFD.CONF) [--force]\n"
 	      "TIME is YYYYMMDDTHHMMSS (UTC) or +SECONDS from now; ID a relativeKeyID or "
@@ -368,21 +368,44 @@ static int print_tail(int fd, unsigned lines)
 	return 0;
 }
 
+/* The settings of tefd.conf(5) that tefctl's file commands need. */
+struct tefd_conf {
+	char *db;
+	char *master_key;
+	char *audit_log;
+};
+
+static int tefd_conf_item(const char *key, const char *value, void *userdata)
+{
+	struct tefd_conf *rc = userdata;
+	char **dst = strcmp(key, "db") == 0	      ? &rc->db
+		     : strcmp(key, "master-key") == 0 ? &rc->master_key
+		     : strcmp(key, "audit-log") == 0  ? &rc->audit_log
+						      : NULL;
+
+	if (!dst)
+		return 0;
+	free(*dst);
+	*dst = strdup(value);
+	return *dst ? 0 : -ENOMEM;
+}
+
 static int cmd_audit_tail(int argc, char **argv)
 {
-	static const struct option opts[] = {{"audit-log", required_argument, NULL, 'a'},
-					     {"db", required_argument, NULL, 'D'},
-					     {"lines", required_argument, NULL, 'n'},
-					     {"follow", no_argument, NULL, 'f'},
-					     {}};
+	static const struct option opts[] = {
+	    {"audit-log", required_argument, NULL, 'a'}, {"db", required_argument, NULL, 'D'},
+	    {"config", required_argument, NULL, 'c'},	 {"lines", required_argument, NULL, 'n'},
+	    {"follow", no_argument, NULL, 'f'},		 {}};
+	const char *conf_path = "/etc/atrest/tefd.conf"; /* as in examples/systemd */
+	struct tefd_conf conf = {0};
 	_cleanup_free_ char *path = NULL;
 	_cleanup_close_ int fd = -1;
-	unsigned lines = 20;
-	bool follow = false;
+	bool follow = false, conf_given = false;
+	unsigned lines = 20, line = 0;
 	int o, r;
 
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "n:f", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:n:f", opts, NULL)) != -1) {
 		switch (o) {
 		case 'a':
 			free(path);
@@ -392,6 +415,10 @@ static int cmd_audit_tail(int argc, char **argv)
 			free(path);
 			if (asprintf(&path, "%s-audit.log", optarg) < 0)
 				path = NULL;
+			break;
+		case 'c':
+			conf_path = optarg;
+			conf_given = true;
 			break;
 		case 'n':
 			lines = (unsigned)strtoul(optarg, NULL, 10);
@@ -403,8 +430,23 @@ static int cmd_audit_tail(int argc, char **argv)
 			return EXIT_FAILURE;
 		}
 	}
+	/* no path given: where tefd.conf says tefd writes it */
+	if (!path && (conf_given || access(conf_path, R_OK) == 0)) {
+		r = conf_parse_file(conf_path, tefd_conf_item, &conf, &line);
+		if (r < 0) {
+			fprintf(stderr, "tefctl: %s:%u: %s\n", conf_path, line, strerror(-r));
+		} else if (conf.audit_log) {
+			path = TAKE_PTR(conf.audit_log);
+		} else if (conf.db && asprintf(&path, "%s-audit.log", conf.db) < 0) {
+			path = NULL;
+		}
+		free(conf.db);
+		free(conf.master_key);
+		free(conf.audit_log);
+	}
 	if (!path) {
-		fprintf(stderr, "tefctl: audit-tail needs --audit-log FILE or --db FILE\n");
+		fprintf(stderr,
+			"tefctl: audit-tail needs --audit-log FILE, --db FILE or -c TEFD.CONF\n");
 		return EXIT_FAILURE;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -489,25 +531,6 @@ static int cmd_backup(struct tef_client *c, int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
-struct restore_conf {
-	char *db;
-	char *master_key;
-};
-
-static int restore_conf_item(const char *key, const char *value, void *userdata)
-{
-	struct restore_conf *rc = userdata;
-	char **dst = strcmp(key, "db") == 0	      ? &rc->db
-		     : strcmp(key, "master-key") == 0 ? &rc->master_key
-						      : NULL;
-
-	if (!dst)
-		return 0;
-	free(*dst);
-	*dst = strdup(value);
-	return *dst ? 0 : -ENOMEM;
-}
-
 static int read_file(const char *path, uint8_t **ret, size_t *ret_len)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -548,7 +571,7 @@ static int cmd_restore(int argc, char **argv)
 					     {"master-key", required_argument, NULL, 'm'},
 					     {"config", required_argument, NULL, 'c'},
 					     {}};
-	struct restore_conf rc = {0};
+	struct tefd_conf rc = {0};
 	_cleanup_free_ uint8_t *data = NULL;
 	_cleanup_free_ char *tmp = NULL, *wal = NULL, *shm = NULL;
 	uint8_t *master = NULL;
@@ -565,13 +588,13 @@ static int cmd_restore(int argc, char **argv)
 			force = true;
 			break;
 		case 'd':
-			restore_conf_item("db", optarg, &rc);
+			tefd_conf_item("db", optarg, &rc);
 			break;
 		case 'm':
-			restore_conf_item("master-key", optarg, &rc);
+			tefd_conf_item("master-key", optarg, &rc);
 			break;
 		case 'c':
-			r = conf_parse_file(optarg, restore_conf_item, &rc, &line);
+			r = conf_parse_file(optarg, tefd_conf_item, &rc, &line);
 			if (r < 0) {
 				fprintf(stderr, "tefctl: %s:%u: %s\n", optarg, line, strerror(-r));
 				goto out;
@@ -637,6 +660,7 @@ out:
 	sodium_free(master);
 	free(rc.db);
 	free(rc.master_key);
+	free(rc.audit_log);
 	return rcode;
 }
 

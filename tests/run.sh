@@ -16,6 +16,7 @@ packages=(
 	libcmocka-dev libmicrohttpd-dev libjansson-dev libgnutls28-dev
 	python3 python3-jwcrypto attr util-linux procps psmisc curl openssl gnutls-bin
 	jq
+	bc gocryptfs
 )
 "$src/tests/install-deps.sh" "${packages[@]}" || exit 1
 # examples/node (tests/integration/node_reader.sh): node and npm. NodeSource's

@@ -257,8 +257,19 @@ int main(int argc, char **argv)
 		int null = open("/dev/null", O_WRONLY);
 
 		dup2(null, STDERR_FILENO);
-		execl(tefd, tefd, "--socket", sock, "--db", db, "--master-key", mk, "--pidfile",
-		      pidf, "--max-registrations", "0", "-d", NULL);
+		char *args[32] = {(char *)tefd, "--socket",
+				  sock,		"--db",
+				  db,		"--master-key",
+				  mk,		"--pidfile",
+				  pidf,		"--max-registrations",
+				  "0",		"-d"};
+		int n = 12;
+
+		/* extra arguments after the duration go to tefd ("--threads 2") */
+		for (int i = 3; i < argc && n < 31; i++)
+			args[n++] = argv[i];
+		args[n] = NULL;
+		execv(tefd, args);
 		_exit(127);
 	}
 	for (int i = 0; i < 100 && access(pidf, F_OK) < 0; i++)

@@ -79,6 +79,20 @@ PY
 [ "$n" -ge 2 ] || fail "expected a segment and a manifest, found $n"
 ok "$n stored contentInstances are compact JWE, kid == credential-id"
 
+# other user.* attributes are stored sealed: readable only with the key
+as_user $A $A setfattr -n user.comment -v "note $marker" "$M/a.txt"
+[ "$(as_user $A $A getfattr --only-values -n user.comment "$M/a.txt")" = "note $marker" ] ||
+	fail "user.comment round trip"
+[ "$(as_user $B $G getfattr --only-values -n user.comment "$M/a.txt")" = "note $marker" ] ||
+	fail "user.comment for the group grantee"
+if as_user $B $B getfattr -n user.comment "$M/a.txt" >/dev/null 2>"$T/err"; then
+	fail "uid $B read a sealed attribute without a grant"
+fi
+/usr/bin/python3 -c 'import os, sys; assert "user.comment" in os.listxattr(sys.argv[1])' "$M/a.txt" ||
+	fail "listxattr lacks user.comment"
+ok "user.comment is stored sealed: the key holders read it, others get EACCES"
+wait_synced "$M/a.txt"
+
 # plaintext nowhere: hcsed's DB, the cache, the logs
 sync
 for f in "$T"/hcse.db* "$T"/*.log; do
@@ -98,6 +112,8 @@ wait_synced "$M/d/renamed.txt" "$M/d/big" "$M/d"
 umount_atrestfs "$M"
 mount_atrestfs "$M" "$T/cache2"
 [ "$(as_user $A $A cat "$M/d/renamed.txt")" = "$marker" ] || fail "renamed file through a fresh cache"
+[ "$(as_user $A $A getfattr --only-values -n user.comment "$M/d/renamed.txt")" = "note $marker" ] ||
+	fail "sealed attribute through a fresh cache"
 as_user $A $A cmp "$T/big" "$M/d/big" || fail "big file through a fresh cache"
 [ "$(stat -c %u:%a "$M/d/big")" = "$A:644" ] || fail "metadata lost: $(stat -c %u:%a "$M/d/big")"
 if as_user $B $B cat "$M/d/big" >/dev/null 2>&1; then fail "fresh mount let uid $B read"; fi

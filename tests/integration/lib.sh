@@ -92,20 +92,26 @@ start_tefd() {
 # restarts); sets HCSE_URL, HCSE_PORT, HCSE_DB, HCSED_PID.
 start_hcsed() {
 	HCSE_DB=$T/hcse.db
-	: "${HCSE_PORT:=$((20000 + RANDOM % 20000))}"
-	"$ATREST_BUILD/hcsed/hcsed" --listen "127.0.0.1:$HCSE_PORT" --db "$HCSE_DB" -d "$@" \
-		2>>"$T/hcsed.log" &
-	HCSED_PID=$!
-	at_exit "kill $HCSED_PID"
-	HCSE_URL=http://127.0.0.1:$HCSE_PORT/cse-in
-	local i
-	for ((i = 0; i < 100; i++)); do
-		curl -sf -o /dev/null -H 'X-M2M-Origin: CAdmin' -H 'X-M2M-RI: t' -H 'X-M2M-RVI: 3' \
-			"$HCSE_URL" && return 0
-		kill -0 "$HCSED_PID" 2>/dev/null || fail "hcsed exited (port $HCSE_PORT taken?)"
-		sleep 0.1
+	local i try fixed=${HCSE_PORT:+1}
+	# a random port may be taken by a parallel test: try others, unless
+	# restarting on the port the mounts already use
+	for ((try = 0; try < 10; try++)); do
+		[ -n "$fixed" ] || HCSE_PORT=$((20000 + RANDOM % 20000))
+		"$ATREST_BUILD/hcsed/hcsed" --listen "127.0.0.1:$HCSE_PORT" --db "$HCSE_DB" -d "$@" \
+			2>>"$T/hcsed.log" &
+		HCSED_PID=$!
+		at_exit "kill $HCSED_PID"
+		HCSE_URL=http://127.0.0.1:$HCSE_PORT/cse-in
+		for ((i = 0; i < 100; i++)); do
+			curl -sf -o /dev/null -H 'X-M2M-Origin: CAdmin' -H 'X-M2M-RI: t' \
+				-H 'X-M2M-RVI: 3' "$HCSE_URL" && return 0
+			kill -0 "$HCSED_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$HCSED_PID" 2>/dev/null && fail "hcsed did not answer on $HCSE_URL"
+		[ -z "$fixed" ] || sleep 0.5
 	done
-	fail "hcsed did not answer on $HCSE_URL"
+	fail "hcsed could not listen (port $HCSE_PORT taken?)"
 }
 
 # stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL.

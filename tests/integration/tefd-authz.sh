@@ -184,4 +184,9 @@ treq "$OWNER" GET "/keys/$id"
 expect_answer 404 4004 "retrieval after tefctl revoke"
 ok "tefctl list/grant/ungrant/show/renew/revoke"
 
+[ "$("$TEFCTL" audit-tail --db "$T/tef.db" -n 3 | grep -c ' op=')" = 3 ] || fail "tefctl audit-tail -n 3"
+"$TEFCTL" audit-tail --db "$T/tef.db" -n 1 | grep -q "op=retrieve rsc=4004" ||
+	fail "tefctl audit-tail does not end with the last request"
+ok "tefctl audit-tail"
+
 stop_tefd

@@ -128,6 +128,15 @@ static void test_roundtrip(void **state)
 	assert_int_equal(got->key_len, 32);
 	for (size_t i = 0; i < 32; i++)
 		assert_int_equal(got->key[i], 0xab);
+	{
+		uint8_t *buf = sodium_malloc(32);
+		size_t len = 0;
+
+		assert_int_equal(keystore_unwrap_into(f->ks, got, buf, &len), 0);
+		assert_int_equal(len, 32);
+		assert_memory_equal(buf, got->key, 32);
+		sodium_free(buf);
+	}
 	key_record_free(got);
 
 	assert_int_equal(keystore_get(f->ks, "00000000000000000000000000000000", &got), -ENOENT);
