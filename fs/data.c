@@ -273,17 +273,26 @@ void data_sealers_stop(void)
 
 /* Hands a full dirty segment to the sealers (data_lock held); synchronous without them. */
 static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key, struct dseg *d);
+static struct dseg *dirty_find(struct node *n, uint64_t idx);
 static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_key *key,
 			     struct dseg *d)
 {
 	struct seal_job *j;
-	uint64_t gen = n->version + 1;
+	uint64_t gen, idx = d->idx;
 
 	if (sealers.n_threads == 0)
 		return dirty_flush(fs, n, key, d);
 	/* backpressure: at most NODE_MAX_SEALING segments of plaintext in flight */
-	while (n->n_sealing >= NODE_MAX_SEALING)
-		pthread_cond_wait(&n->seal_cond, &n->data_lock);
+	if (n->n_sealing >= NODE_MAX_SEALING) {
+		while (n->n_sealing >= NODE_MAX_SEALING)
+			pthread_cond_wait(&n->seal_cond, &n->data_lock);
+		/* the lock was dropped: another handle's flush or truncate may have sealed,
+		 * dropped or moved this segment (n->dirty is compacted): find it again */
+		d = dirty_find(n, idx);
+		if (!d || d->len != n->seg_size)
+			return 0;
+	}
+	gen = n->version + 1;
 	uint64_t pending = cache_pending_bytes(fs->cache) + (uint64_t)n->seg_size * (1 + n->n_sealing);
 	for (size_t i = 0; i < n->n_wsegs; i++)
 		if (n->wsegs[i].gen == gen)
@@ -487,6 +496,12 @@ int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off
 		pos += chunk;
 		/* sequential writers fill a segment and move on: seal it now */
 		if (d->len == n->seg_size && in_off + chunk == n->seg_size) {
+			/* the wait for a sealer drops data_lock, and another handle's close may
+			 * commit meanwhile: its manifest must cover the segments written so far */
+			pthread_mutex_lock(&fs->lock);
+			if (pos > n->size)
+				n->size = pos;
+			pthread_mutex_unlock(&fs->lock);
 			r = dirty_flush_async(fs, n, h->key, d);
 			if (r < 0)
 				return r;
