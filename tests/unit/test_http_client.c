@@ -57,16 +57,16 @@ static int setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "/tmp/atrest-http-client-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/s.sock", f->dir);
-	struct httpd_config cfg = { .unix_path = f->path, .unix_mode = 0600, .max_body = 4096 };
+	struct httpd_config cfg = {.unix_path = f->path, .unix_mode = 0600, .max_body = 4096};
 	assert_int_equal(httpd_start(&cfg, handler, NULL, &f->h), 0);
 	struct http_client_options o = {
-		.base = "http://test///",
-		.unix_path = f->path,
-		.protocols = "http",
-		.connect_timeout_ms = 5000,
-		.timeout_ms = 10000,
-		.pool_max = 2,
-		.response_max = 1 << 20,
+	    .base = "http://test///",
+	    .unix_path = f->path,
+	    .protocols = "http",
+	    .connect_timeout_ms = 5000,
+	    .timeout_ms = 10000,
+	    .pool_max = 2,
+	    .response_max = 1 << 20,
 	};
 	assert_int_equal(http_client_new(&o, &f->c), 0);
 	*state = f;
@@ -87,7 +87,7 @@ static int teardown(void **state)
 static void test_url_and_status(void **state)
 {
 	struct fixture *f = *state;
-	struct http_client_response r = { 0 };
+	struct http_client_response r = {0};
 	struct curl_slist *hdrs = NULL;
 
 	assert_string_equal(http_client_base(f->c), "http://test");
@@ -96,8 +96,12 @@ static void test_url_and_status(void **state)
 
 	/* with slash, a relative path gets its '/', and the query follows '?' */
 	struct http_client_request req = {
-		.method = "POST", .path = "ae/cnt", .slash = true, .query = "q=1",
-		.headers = hdrs, .body = "{}",
+	    .method = "POST",
+	    .path = "ae/cnt",
+	    .slash = true,
+	    .query = "q=1",
+	    .headers = hdrs,
+	    .body = "{}",
 	};
 	assert_int_equal(http_client_perform(f->c, &req, &r), CURLE_OK);
 	assert_int_equal(r.http, 201);
@@ -107,7 +111,7 @@ static void test_url_and_status(void **state)
 	assert_null(r.data);
 
 	/* without slash, the path is appended as it is */
-	req = (struct http_client_request){ .method = "GET", .path = "/keys/x" };
+	req = (struct http_client_request){.method = "GET", .path = "/keys/x"};
 	for (int i = 0; i < 5; i++) { /* handles come back from the pool */
 		assert_int_equal(http_client_perform(f->c, &req, &r), CURLE_OK);
 		assert_string_equal(r.data, "GET /keys/x q=- n=0");
@@ -119,9 +123,9 @@ static void test_url_and_status(void **state)
 static void test_secret_bodies(void **state)
 {
 	struct fixture *f = *state;
-	struct http_client_response r = { .secret = true };
-	struct http_client_request small = { .method = "GET", .path = "/", .query = "size=100" };
-	struct http_client_request big = { .method = "GET", .path = "/", .query = "size=70000" };
+	struct http_client_response r = {.secret = true};
+	struct http_client_request small = {.method = "GET", .path = "/", .query = "size=100"};
+	struct http_client_request big = {.method = "GET", .path = "/", .query = "size=70000"};
 	char *scratch = secure_scratch();
 
 	assert_non_null(scratch);
@@ -146,9 +150,9 @@ static void test_secret_bodies(void **state)
 static void test_limits_and_failures(void **state)
 {
 	struct fixture *f = *state;
-	struct http_client_response r = { .max = 1001 };
-	struct http_client_request at = { .method = "GET", .path = "/", .query = "size=1000" };
-	struct http_client_request over = { .method = "GET", .path = "/", .query = "size=1001" };
+	struct http_client_response r = {.max = 1001};
+	struct http_client_request at = {.method = "GET", .path = "/", .query = "size=1000"};
+	struct http_client_request over = {.method = "GET", .path = "/", .query = "size=1001"};
 	struct http_client *gone = NULL;
 
 	/* max counts the NUL: 1000 bytes fit in 1001, 1001 do not */
@@ -163,11 +167,16 @@ static void test_limits_and_failures(void **state)
 
 	/* a socket nobody listens on: refused, nothing left to release */
 	struct http_client_options o = {
-		.base = "http://test", .unix_path = "/nonexistent/s.sock", .protocols = "http",
-		.connect_timeout_ms = 1000, .timeout_ms = 1000, .pool_max = 1, .response_max = 64,
+	    .base = "http://test",
+	    .unix_path = "/nonexistent/s.sock",
+	    .protocols = "http",
+	    .connect_timeout_ms = 1000,
+	    .timeout_ms = 1000,
+	    .pool_max = 1,
+	    .response_max = 64,
 	};
 	assert_int_equal(http_client_new(&o, &gone), 0);
-	r = (struct http_client_response){ 0 };
+	r = (struct http_client_response){0};
 	assert_int_not_equal(http_client_perform(gone, &at, &r), CURLE_OK);
 	assert_int_equal(r.http, 0);
 	assert_null(r.data);
@@ -181,9 +190,9 @@ static void test_limits_and_failures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_url_and_status, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_secret_bodies, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_limits_and_failures, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_url_and_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secret_bodies, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_limits_and_failures, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
