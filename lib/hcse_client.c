@@ -19,6 +19,7 @@
 
 #include "atrest/hcse_client.h"
 #include "atrest/http_client.h"
+#include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
 
@@ -289,20 +290,6 @@ static int call(struct hcse_client *c, const char *method, const char *path, con
 	return e;
 }
 
-static json_t *labels_json(const char *const *labels, size_t n)
-{
-	json_t *a = json_array();
-
-	if (!a)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (json_array_append_new(a, json_string(labels[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
-
 /* Wraps `inner` (stolen) as {"m2m:<short>": inner}. */
 static json_t *wrap(const char *short_name, json_t *inner)
 {
@@ -352,7 +339,8 @@ int hcse_create_container(struct hcse_client *c, const char *parent, const char 
 	json_t *inner;
 
 	inner = json_pack("{s:s}", "rn", rn);
-	if (inner && n_labels > 0 && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0) {
+	if (inner && n_labels > 0 &&
+	    json_object_set_new(inner, "lbl", json_strv_new(labels, n_labels)) < 0) {
 		json_decref(inner);
 		return -ENOMEM;
 	}
@@ -388,7 +376,7 @@ int hcse_update_labels(struct hcse_client *c, const char *path, int ty, const ch
 	if (!sn)
 		return -EINVAL;
 	inner = json_object();
-	if (inner && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0) {
+	if (inner && json_object_set_new(inner, "lbl", json_strv_new(labels, n_labels)) < 0) {
 		json_decref(inner);
 		return -ENOMEM;
 	}
@@ -434,7 +422,7 @@ int hcse_create_cin(struct hcse_client *c, const char *parent, const char *rn, c
 	if ((rn && json_object_set_new(inner, "rn", json_string(rn)) < 0) ||
 	    (cnf && json_object_set_new(inner, "cnf", json_string(cnf)) < 0) ||
 	    json_object_set_new(inner, "con", splice ? json_string("") : json_stringn(con, con_len)) < 0 ||
-	    (n_labels > 0 && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0)) {
+	    (n_labels > 0 && json_object_set_new(inner, "lbl", json_strv_new(labels, n_labels)) < 0)) {
 		json_decref(inner);
 		return -ENOMEM;
 	}

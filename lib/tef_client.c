@@ -11,6 +11,7 @@
 
 #include "atrest/cleanup.h"
 #include "atrest/http_client.h"
+#include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
 #include "atrest/tef_client.h"
@@ -178,28 +179,6 @@ static int answer_errno(const struct http_client_response *ans, const json_t *o,
 	return errno_from_rsc(rsc);
 }
 
-static char **strv_from_json(const json_t *a, size_t *ret_n)
-{
-	size_t n = json_array_size(a);
-	char **v = calloc(n ? n : 1, sizeof(char *));
-
-	if (!v)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const char *s = json_string_value(json_array_get(a, i));
-
-		v[i] = strdup(s ? s : "");
-		if (!v[i]) {
-			while (i--)
-				free(v[i]);
-			free(v);
-			return NULL;
-		}
-	}
-	*ret_n = n;
-	return v;
-}
-
 struct tef_registration *tef_registration_free(struct tef_registration *r)
 {
 	if (!r)
@@ -251,9 +230,9 @@ static int registration_from_json(json_t *o, struct tef_registration **ret)
 		r->expiration = 0;
 	r->suid = (int)json_integer_value(json_object_get(o, TEF_M_SUID));
 	r->version = (uint64_t)json_integer_value(json_object_get(o, TEF_M_ATREST_VERSION));
-	r->labels = strv_from_json(json_object_get(o, TEF_M_LABELS), &r->n_labels);
-	r->targets = strv_from_json(json_object_get(o, TEF_M_TARGET_IDS), &r->n_targets);
-	if (!r->credential_id || !r->relative_key_id || !r->owner || !r->labels || !r->targets) {
+	if (json_strv_copy(json_object_get(o, TEF_M_LABELS), &r->labels, &r->n_labels) < 0 ||
+	    json_strv_copy(json_object_get(o, TEF_M_TARGET_IDS), &r->targets, &r->n_targets) < 0 ||
+	    !r->credential_id || !r->relative_key_id || !r->owner) {
 		tef_registration_free(r);
 		return -ENOMEM;
 	}
@@ -327,18 +306,6 @@ static int id_path(const char *id, char *buf, size_t size)
 	return 0;
 }
 
-static json_t *strv_to_json(const char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		if (!v[i] || json_array_append_new(a, json_string(v[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
-
 /* Serialises o, with keyValue spliced in from secure memory; the result is sodium_malloc'd. */
 static char *body_with_key(const json_t *o, const uint8_t *key, size_t key_len)
 {
@@ -384,10 +351,10 @@ int tef_register(struct tef_client *c, const struct tef_identity *onbehalf,
 	if (!o)
 		return -ENOMEM;
 	if (req->n_labels &&
-	    json_object_set_new(o, TEF_M_LABELS, strv_to_json(req->labels, req->n_labels)) < 0)
+	    json_object_set_new(o, TEF_M_LABELS, json_strv_new(req->labels, req->n_labels)) < 0)
 		return -ENOMEM;
 	if (req->n_targets && json_object_set_new(o, TEF_M_TARGET_IDS,
-						  strv_to_json(req->targets, req->n_targets)) < 0)
+						  json_strv_new(req->targets, req->n_targets)) < 0)
 		return -ENOMEM;
 	if (req->expiration > 0) {
 		char when[TEF_TIMESTAMP_LEN + 1];
@@ -456,10 +423,10 @@ int tef_update(struct tef_client *c, const struct tef_identity *onbehalf, const 
 			return -ENOMEM;
 	}
 	if (u->set_labels &&
-	    json_object_set_new(o, TEF_M_LABELS, strv_to_json(u->labels, u->n_labels)) < 0)
+	    json_object_set_new(o, TEF_M_LABELS, json_strv_new(u->labels, u->n_labels)) < 0)
 		return -ENOMEM;
 	if (u->set_targets &&
-	    json_object_set_new(o, TEF_M_TARGET_IDS, strv_to_json(u->targets, u->n_targets)) < 0)
+	    json_object_set_new(o, TEF_M_TARGET_IDS, json_strv_new(u->targets, u->n_targets)) < 0)
 		return -ENOMEM;
 	if (u->set_version &&
 	    json_object_set_new(o, TEF_M_ATREST_VERSION, json_integer((json_int_t)u->version)) < 0)
