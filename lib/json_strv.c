@@ -30,13 +30,20 @@ int json_strv_copy(const json_t *a, char ***ret, size_t *ret_n)
 
 		v[i] = strdup(s ? s : "");
 		if (!v[i]) {
-			while (i--)
-				free(v[i]);
-			free(v);
+			json_strv_free(v, i);
 			return -ENOMEM;
 		}
 	}
 	*ret = v;
 	*ret_n = n;
 	return 0;
+}
+
+void json_strv_free(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }

@@ -186,12 +186,8 @@ struct tef_registration *tef_registration_free(struct tef_registration *r)
 	free(r->credential_id);
 	free(r->relative_key_id);
 	free(r->owner);
-	for (size_t i = 0; i < r->n_labels; i++)
-		free(r->labels[i]);
-	free(r->labels);
-	for (size_t i = 0; i < r->n_targets; i++)
-		free(r->targets[i]);
-	free(r->targets);
+	json_strv_free(r->labels, r->n_labels);
+	json_strv_free(r->targets, r->n_targets);
 	sodium_free(r->key);
 	free(r);
 	return NULL;

@@ -190,12 +190,8 @@ struct key_record *key_record_free(struct key_record *r)
 	if (!r)
 		return NULL;
 	free(r->owner);
-	for (size_t i = 0; i < r->n_labels; i++)
-		free(r->labels[i]);
-	free(r->labels);
-	for (size_t i = 0; i < r->n_targets; i++)
-		free(r->targets[i]);
-	free(r->targets);
+	json_strv_free(r->labels, r->n_labels);
+	json_strv_free(r->targets, r->n_targets);
 	sodium_free(r->key);
 	free(r->wrapped);
 	free(r);

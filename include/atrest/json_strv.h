@@ -20,3 +20,6 @@ json_t *json_strv_new(const char *const *v, size_t n);
  * *ret_n untouched.
  */
 int json_strv_copy(const json_t *a, char ***ret, size_t *ret_n);
+
+/* Frees the n strings of v and v itself (from json_strv_copy or alike). Accepts NULL. */
+void json_strv_free(char **v, size_t n);

@@ -10,13 +10,6 @@
 
 #include "atrest/json_strv.h"
 
-static void strv_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
 static void test_round_trip(void **state)
 {
 	const char *in[] = {"uid:1000", "gid:50", ""};
@@ -33,7 +26,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(n, 3);
 	for (size_t i = 0; i < n; i++)
 		assert_string_equal(out[i], in[i]);
-	strv_free(out, n);
+	json_strv_free(out, n);
 	json_decref(a);
 
 	/* an empty vector is an empty array, and back a non-NULL empty vector */
@@ -43,7 +36,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(json_strv_copy(a, &out, &n), 0);
 	assert_non_null(out);
 	assert_int_equal(n, 0);
-	strv_free(out, n);
+	json_strv_free(out, n);
 	json_decref(a);
 }
 
@@ -64,15 +57,15 @@ static void test_odd_input(void **state)
 	assert_string_equal(out[0], "x");
 	assert_string_equal(out[1], "");
 	assert_string_equal(out[2], "");
-	strv_free(out, n);
+	json_strv_free(out, n);
 
 	/* anything but an array, NULL too, is an empty vector */
 	assert_int_equal(json_strv_copy(o, &out, &n), 0);
 	assert_int_equal(n, 0);
-	strv_free(out, n);
+	json_strv_free(out, n);
 	assert_int_equal(json_strv_copy(NULL, &out, &n), 0);
 	assert_int_equal(n, 0);
-	strv_free(out, n);
+	json_strv_free(out, n);
 	json_decref(a);
 	json_decref(o);
 }
