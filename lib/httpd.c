@@ -49,6 +49,7 @@ struct httpd_header {
 
 struct httpd_response {
 	int status;
+	bool sensitive;
 	char *content_type;
 	char *body;
 	size_t body_len;
@@ -67,6 +68,33 @@ struct request_state {
 void httpd_response_set_status(struct httpd_response *resp, int status)
 {
 	resp->status = status;
+}
+
+void httpd_response_set_sensitive(struct httpd_response *resp)
+{
+	resp->sensitive = true;
+}
+
+/* A body to wipe when libmicrohttpd is done with it. */
+struct sensitive_body {
+	char *data;
+	size_t len;
+};
+
+static void sensitive_body_free(void *cls)
+{
+	struct sensitive_body *b = cls;
+
+	sodium_memzero(b->data, b->len);
+	free(b->data);
+	free(b);
+}
+
+static void body_free(char *body, size_t len, bool sensitive)
+{
+	if (body && sensitive)
+		sodium_memzero(body, len);
+	free(body);
 }
 
 int httpd_response_add_header(struct httpd_response *resp, const char *name, const char *value)
@@ -96,12 +124,12 @@ int httpd_response_set_body(struct httpd_response *resp, const char *content_typ
 	if (content_type) {
 		ct = strdup(content_type);
 		if (!ct) {
-			free(body);
+			body_free(body, len, resp->sensitive);
 			return -ENOMEM;
 		}
 	}
 	free(resp->content_type);
-	free(resp->body);
+	body_free(resp->body, resp->body_len, resp->sensitive);
 	resp->content_type = ct;
 	resp->body = body;
 	resp->body_len = body ? len : 0;
@@ -127,7 +155,7 @@ static void response_clear(struct httpd_response *resp)
 	}
 	free(resp->headers);
 	free(resp->content_type);
-	free(resp->body);
+	body_free(resp->body, resp->body_len, resp->sensitive);
 	memset(resp, 0, sizeof(*resp));
 }
 
@@ -415,9 +443,25 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct httpd_response *re
 	enum MHD_Result ret;
 	int status = resp->status ? resp->status : 500;
 
-	r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
-	if (!r)
-		return MHD_NO;
+	if (resp->sensitive && resp->body) {
+		struct sensitive_body *b = malloc(sizeof(*b));
+
+		if (!b)
+			return MHD_NO; /* response_clear() wipes the body */
+		b->data = resp->body;
+		b->len = resp->body_len;
+		r = MHD_create_response_from_buffer_with_free_callback_cls(
+			resp->body_len, resp->body, sensitive_body_free, b);
+		if (!r) {
+			free(b);
+			return MHD_NO;
+		}
+	} else {
+		r = MHD_create_response_from_buffer(resp->body_len, resp->body,
+						    MHD_RESPMEM_MUST_FREE);
+		if (!r)
+			return MHD_NO;
+	}
 	resp->body = NULL; /* MHD frees it now */
 	if (resp->content_type && resp->body_len > 0)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);

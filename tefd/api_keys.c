@@ -77,6 +77,7 @@ static int reply_with_key(const struct api *a, struct httpd_response *resp, int 
 		free(body);
 		return -ENOMEM;
 	}
+	httpd_response_set_sensitive(resp);
 	return httpd_response_set_body(resp, "application/json", body, strlen(body));
 }
 

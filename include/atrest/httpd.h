@@ -53,6 +53,10 @@ int httpd_response_add_header(struct httpd_response *resp, const char *name, con
 int httpd_response_set_body(struct httpd_response *resp, const char *content_type, char *body,
 			    size_t len);
 
+/* Marks the body as key material: once sent (or dropped) it is wiped with
+ * sodium_memzero() before it is freed, so no key lingers in freed memory. */
+void httpd_response_set_sensitive(struct httpd_response *resp);
+
 /* Serialises `json` compactly as the body (does not take the reference). */
 int httpd_response_set_json(struct httpd_response *resp, const char *content_type,
 			    const json_t *json);

@@ -19,6 +19,30 @@
 #include "atrest/cleanup.h"
 #include "atrest/httpd.h"
 
+/* free() is wrapped (-Wl,--wrap=free) to see what a buffer holds when freed. */
+void __real_free(void *p);
+void __wrap_free(void *p);
+static void *volatile watched;
+static size_t watched_len;
+static volatile int watched_wiped = -1;
+
+void __wrap_free(void *p)
+{
+	if (p && p == watched) {
+		const unsigned char *b = p;
+		int wiped = 1;
+
+		for (size_t i = 0; i < watched_len; i++)
+			if (b[i])
+				wiped = 0;
+		watched_wiped = wiped;
+		watched = NULL;
+	}
+	__real_free(p);
+}
+
+#define SECRET_BODY "{\"keyValue\":\"c2VjcmV0LWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwYWJjZGVm\"}"
+
 /* Echoes what the glue saw, so each test can check one aspect of it. */
 static int echo_handler(void *userdata, const struct httpd_request *req,
 			struct httpd_response *resp)
@@ -29,6 +53,17 @@ static int echo_handler(void *userdata, const struct httpd_request *req,
 	int r;
 
 	(void)userdata;
+	if (strcmp(req->path, "/secret") == 0) {
+		char *body = strdup(SECRET_BODY);
+
+		if (!body)
+			return -ENOMEM;
+		watched_len = strlen(body);
+		watched = body;
+		httpd_response_set_status(resp, 200);
+		httpd_response_set_sensitive(resp);
+		return httpd_response_set_body(resp, "application/json", body, strlen(body));
+	}
 	if (req->body_too_large) {
 		httpd_response_set_status(resp, 413);
 		return httpd_response_add_header(resp, "X-M2M-RSC", "5207");
@@ -250,6 +285,28 @@ static void test_unix_peercred(void **state)
 	rmdir(dir);
 }
 
+/* A body marked sensitive reaches the client intact and is zero when freed. */
+static void test_sensitive_body_wiped(void **state)
+{
+	struct httpd_config cfg = { .listen = "127.0.0.1:0", .max_body = 4096 };
+	struct httpd *h = NULL;
+	struct reply rep;
+	char url[128];
+
+	(void)state;
+	watched_wiped = -1;
+	assert_int_equal(httpd_start(&cfg, echo_handler, NULL, &h), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/secret", httpd_port(h));
+	struct call c = { .url = url };
+	assert_int_equal(do_call(&c, &rep), CURLE_OK);
+	assert_int_equal(rep.status, 200);
+	assert_string_equal(rep.body, SECRET_BODY);
+	free(rep.body);
+	/* libmicrohttpd releases the response once the connection is done with it */
+	httpd_stop(h);
+	assert_int_equal(watched_wiped, 1);
+}
+
 static void test_bad_config(void **state)
 {
 	struct httpd *h = NULL;
@@ -352,6 +409,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tcp_echo),     cmocka_unit_test(test_body_limit),
 		cmocka_unit_test(test_unix_peercred), cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_sensitive_body_wiped),
 		cmocka_unit_test(test_mutual_tls),
 	};
 	int r;
