@@ -19,6 +19,7 @@
 #include "atrest-config.h"
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
+#include "atrest/layout.h"
 #include "atrest/seal.h"
 #include "atrest/tef_client.h"
 
@@ -36,12 +37,7 @@ enum {
 	EXIT_UNREACHABLE = 8, /* the HCSE or the TEF could not be reached (or refused TLS) */
 };
 
-/* Labels atrestfs puts on a file's container (DESIGN.md 5, fs/ns.c). */
-#define LBL_PREFIX "atrest:"
 #define ROOT_INO 1
-
-/* contentInstance names under a file's container, as atrestfs writes them. */
-#define SEG_RN_FMT "s%" PRIu64 "g%" PRIu64
 
 struct options {
 	const char *hcse_url;
@@ -247,9 +243,9 @@ static const char *label(json_t *res, const char *key)
 	json_array_foreach (json_object_get(res, "lbl"), i, v) {
 		const char *s = json_string_value(v);
 
-		if (!s || strncmp(s, LBL_PREFIX, strlen(LBL_PREFIX)) != 0)
+		if (!s || strncmp(s, ATREST_LABEL_PREFIX, strlen(ATREST_LABEL_PREFIX)) != 0)
 			continue;
-		s += strlen(LBL_PREFIX);
+		s += strlen(ATREST_LABEL_PREFIX);
 		if (strncmp(s, key, kl) == 0 && s[kl] == '=')
 			return s + kl + 1;
 		if (strcmp(s, key) == 0)
@@ -482,7 +478,7 @@ static int fetch_segment(void *userdata, uint64_t index, char **ret_compact, siz
 
 	if (index >= s->m->n_segments)
 		return -ENOENT;
-	snprintf(rn, sizeof(rn), SEG_RN_FMT, index, s->m->segments[index].generation);
+	snprintf(rn, sizeof(rn), ATREST_SEGMENT_RN_FMT, index, s->m->segments[index].generation);
 	if (asprintf(&p, "%s/%s", s->path, rn) < 0)
 		return -ENOMEM;
 	r = hcse_retrieve_cin(s->hcse, p, ret_compact, ret_len, NULL, &s->rsc);
@@ -539,7 +535,7 @@ static int get_file(struct hcse_client *hcse, const char *path, json_t *cnt)
 	rc = newest_manifest(hcse, path, &version);
 	if (rc)
 		return rc;
-	if (asprintf(&mpath, "%s/m%" PRIu64, path, version) < 0)
+	if (asprintf(&mpath, "%s/" ATREST_MANIFEST_RN_FMT, path, version) < 0)
 		return say("out of memory"), EXIT_ERROR;
 	r = hcse_retrieve_cin(hcse, mpath, &compact, &len, NULL, &rsc);
 	if (r < 0)

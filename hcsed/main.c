@@ -55,38 +55,27 @@ static void usage(FILE *f)
 	      f);
 }
 
-static int set_str(char **dst, const char *v)
-{
-	char *s = strdup(v);
-
-	if (!s)
-		return -ENOMEM;
-	free(*dst);
-	*dst = s;
-	return 0;
-}
-
 /* One setting, from the config file or the command line (same names). */
 static int apply(struct settings *s, const char *key, const char *value)
 {
 	if (strcmp(key, "listen") == 0)
-		return set_str(&s->listen, value);
+		return conf_set_string(value, &s->listen);
 	if (strcmp(key, "db") == 0)
-		return set_str(&s->db, value);
+		return conf_set_string(value, &s->db);
 	if (strcmp(key, "cse-rn") == 0)
-		return set_str(&s->cse_rn, value);
+		return conf_set_string(value, &s->cse_rn);
 	if (strcmp(key, "cse-ri") == 0)
-		return set_str(&s->cse_ri, value);
+		return conf_set_string(value, &s->cse_ri);
 	if (strcmp(key, "csi") == 0)
-		return set_str(&s->csi, value);
+		return conf_set_string(value, &s->csi);
 	if (strcmp(key, "admin") == 0)
-		return set_str(&s->admin, value);
+		return conf_set_string(value, &s->admin);
 	if (strcmp(key, "tls-cert") == 0)
-		return set_str(&s->tls_cert, value);
+		return conf_set_string(value, &s->tls_cert);
 	if (strcmp(key, "tls-key") == 0)
-		return set_str(&s->tls_key, value);
+		return conf_set_string(value, &s->tls_key);
 	if (strcmp(key, "tls-ca") == 0)
-		return set_str(&s->tls_ca, value);
+		return conf_set_string(value, &s->tls_ca);
 	if (strcmp(key, "max-body") == 0)
 		return conf_parse_u64(value, 1024, UINT64_C(1) << 32, &s->max_body);
 	if (strcmp(key, "threads") == 0)
@@ -215,9 +204,10 @@ int main(int argc, char **argv)
 		else if (c == 'd')
 			s.foreground = true;
 	}
-	if (set_str(&s.listen, "127.0.0.1:8080") < 0 || set_str(&s.db, "hcsed.db") < 0 ||
-	    set_str(&s.cse_rn, "cse-in") < 0 || set_str(&s.cse_ri, "id-in") < 0 ||
-	    set_str(&s.csi, "/id-in") < 0 || set_str(&s.admin, "CAdmin") < 0)
+	if (conf_set_string("127.0.0.1:8080", &s.listen) < 0 ||
+	    conf_set_string("hcsed.db", &s.db) < 0 || conf_set_string("cse-in", &s.cse_rn) < 0 ||
+	    conf_set_string("id-in", &s.cse_ri) < 0 || conf_set_string("/id-in", &s.csi) < 0 ||
+	    conf_set_string("CAdmin", &s.admin) < 0)
 		return EXIT_FAILURE;
 	if (config) {
 		r = conf_parse_file(config, conf_item, &s, &line);

@@ -117,3 +117,14 @@ int conf_parse_bool(const char *s, bool *ret)
 	}
 	return -EINVAL;
 }
+
+int conf_set_string(const char *s, char **ret)
+{
+	char *copy = strdup(s);
+
+	if (!copy)
+		return -ENOMEM;
+	free(*ret);
+	*ret = copy;
+	return 0;
+}

@@ -18,6 +18,8 @@
 #endif
 
 #include "atrest/hcse_client.h"
+#include "atrest/http_client.h"
+#include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
 
@@ -25,35 +27,12 @@
 #define HCSE_MAX_RESPONSE (64u * 1024 * 1024)
 
 struct hcse_client {
-	char *base; /* without trailing '/' */
+	struct http_client *http;
 	char *cse_rn; /* last segment of base: strips SP-relative uril entries */
 	char *origin;
-	char *cert, *key, *ca;
-	unsigned timeout_ms;
-	pthread_mutex_t lock;
-	CURL *pool[HCSE_POOL_MAX];
-	size_t n_pool;
+	pthread_mutex_t lock; /* origin */
 	atomic_uint_fast64_t ri;
 };
-
-struct buf {
-	char *data;
-	size_t len;
-	bool too_large;
-};
-
-struct reply {
-	struct buf body;
-	int rsc;
-	long http;
-};
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 int hcse_errno(int rsc)
 {
@@ -62,71 +41,67 @@ int hcse_errno(int rsc)
 	return errno_from_rsc(rsc);
 }
 
-static char *strdup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
 int hcse_client_new(const char *base_url, const char *origin, const struct hcse_tls *tls,
 		    unsigned timeout_ms, struct hcse_client **ret)
 {
 	struct hcse_client *c;
-	size_t n;
+	const char *base, *slash;
+	int r;
 
 	if (!base_url || !origin)
 		return -EINVAL;
 	if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
 		return -EINVAL;
-	pthread_once(&curl_once, curl_init_once);
+	if (!timeout_ms)
+		timeout_ms = 10000;
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
-	c->base = strdup(base_url);
-	c->origin = strdup(origin);
-	if (!c->base || !c->origin)
-		goto oom;
-	n = strlen(c->base);
-	while (n > 0 && c->base[n - 1] == '/')
-		c->base[--n] = '\0';
-	const char *slash = strrchr(c->base, '/');
+	r = http_client_new(
+	    &(struct http_client_options){
+		.base = base_url,
+		.protocols = "http,https",
+		.cert = tls ? tls->cert : NULL,
+		.key = tls ? tls->key : NULL,
+		.ca = tls ? tls->ca : NULL,
+		.connect_timeout_ms = timeout_ms < 3000 ? timeout_ms : 3000,
+		.timeout_ms = timeout_ms,
+		.pool_max = HCSE_POOL_MAX,
+		.response_max = HCSE_MAX_RESPONSE + 1,
+		.log_name = "hcse",
+	    },
+	    &c->http);
+	if (r < 0) {
+		hcse_client_free(c);
+		return r;
+	}
+	base = http_client_base(c->http);
+	slash = strrchr(base, '/');
 	/* "http://host:port" alone has no CSE name: slash is the one of "//" */
 	if (!slash || slash[-1] == '/' || slash[1] == '\0') {
 		hcse_client_free(c);
 		return -EINVAL;
 	}
+	c->origin = strdup(origin);
 	c->cse_rn = strdup(slash + 1);
-	if (!c->cse_rn)
-		goto oom;
-	if (tls) {
-		c->cert = strdup_or_null(tls->cert);
-		c->key = strdup_or_null(tls->key);
-		c->ca = strdup_or_null(tls->ca);
-		if ((tls->cert && !c->cert) || (tls->key && !c->key) || (tls->ca && !c->ca))
-			goto oom;
+	if (!c->origin || !c->cse_rn) {
+		hcse_client_free(c);
+		return -ENOMEM;
 	}
-	c->timeout_ms = timeout_ms ? timeout_ms : 10000;
 	*ret = c;
 	return 0;
-oom:
-	hcse_client_free(c);
-	return -ENOMEM;
 }
 
 struct hcse_client *hcse_client_free(struct hcse_client *c)
 {
 	if (!c)
 		return NULL;
-	for (size_t i = 0; i < c->n_pool; i++)
-		curl_easy_cleanup(c->pool[i]);
+	http_client_free(c->http);
 	pthread_mutex_destroy(&c->lock);
-	free(c->base);
 	free(c->cse_rn);
 	free(c->origin);
-	free(c->cert);
-	free(c->key);
-	free(c->ca);
 	free(c);
 	return NULL;
 }
@@ -142,72 +117,6 @@ int hcse_client_set_origin(struct hcse_client *c, const char *origin)
 	c->origin = o;
 	pthread_mutex_unlock(&c->lock);
 	return 0;
-}
-
-static CURL *handle_get(struct hcse_client *c)
-{
-	CURL *h = NULL;
-
-	pthread_mutex_lock(&c->lock);
-	if (c->n_pool > 0)
-		h = c->pool[--c->n_pool];
-	pthread_mutex_unlock(&c->lock);
-	if (h) {
-		curl_easy_reset(h);
-		return h;
-	}
-	return curl_easy_init();
-}
-
-static void handle_put(struct hcse_client *c, CURL *h)
-{
-	pthread_mutex_lock(&c->lock);
-	if (c->n_pool < HCSE_POOL_MAX) {
-		c->pool[c->n_pool++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (h)
-		curl_easy_cleanup(h);
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct buf *b = userdata;
-	size_t n = size * nmemb;
-	char *p;
-
-	if (b->len + n > HCSE_MAX_RESPONSE) {
-		b->too_large = true;
-		return 0;
-	}
-	p = realloc(b->data, b->len + n + 1);
-	if (!p)
-		return 0;
-	memcpy(p + b->len, ptr, n);
-	b->len += n;
-	p[b->len] = '\0';
-	b->data = p;
-	return n;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct reply *r = userdata;
-	size_t n = size * nmemb;
-	static const char name[] = "x-m2m-rsc:";
-
-	if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0) {
-		char tmp[32];
-		size_t l = n - (sizeof(name) - 1);
-
-		if (l >= sizeof(tmp))
-			l = sizeof(tmp) - 1;
-		memcpy(tmp, ptr + sizeof(name) - 1, l);
-		tmp[l] = '\0';
-		r->rsc = (int)strtol(tmp, NULL, 10);
-	}
-	return n;
 }
 
 /* Transport failures, translated once (STYLE.md, Errors). */
@@ -261,25 +170,19 @@ static int errno_from_http(long status)
 
 /*
  * One request: method on base/path?query with an optional JSON body of
- * resource type ty. Fills *r; returns 0 or -errno.
+ * resource type ty. Fills *r (release with http_client_response_done);
+ * returns 0 or -errno.
  */
 static int request(struct hcse_client *c, const char *method, const char *path, const char *query,
-		   int ty, const char *body, struct reply *r)
+		   int ty, const char *body, struct http_client_response *r)
 {
-	_cleanup_free_ char *url = NULL, *origin_hdr = NULL;
+	_cleanup_free_ char *origin_hdr = NULL;
 	_cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
 	char ri_hdr[64], ct_hdr[64];
-	CURL *h;
 	CURLcode cc;
 	int n;
 
 	memset(r, 0, sizeof(*r));
-	n = asprintf(&url, "%s%s%s%s%s", c->base, *path ? "/" : "", path, query ? "?" : "",
-		     query ? query : "");
-	if (n < 0) {
-		url = NULL;
-		return -ENOMEM;
-	}
 	pthread_mutex_lock(&c->lock);
 	n = asprintf(&origin_hdr, "X-M2M-Origin: %s", c->origin);
 	pthread_mutex_unlock(&c->lock);
@@ -299,68 +202,27 @@ static int request(struct hcse_client *c, const char *method, const char *path, 
 	for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
 		if (i == 4 && !body)
 			continue;
-		struct curl_slist *l = curl_slist_append(hdrs, lines[i]);
-		if (!l)
+		if (http_client_header(&hdrs, lines[i]) < 0)
 			return -ENOMEM;
-		hdrs = l;
 	}
 
-	h = handle_get(c);
-	if (!h)
-		return -ENOMEM;
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 3000 ? c->timeout_ms : 3000));
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (strcmp(method, "GET") == 0)
-		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-	if (body) {
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-	}
-	if (c->cert)
-		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
-	if (c->key)
-		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
-	if (c->ca)
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
-
-	cc = curl_easy_perform(h);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->http);
-	/* the handle is reset before its next use, so the headers may go */
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
-		curl_easy_cleanup(h);
-		free(r->body.data);
-		r->body.data = NULL;
-		log_debug("hcse %s %s: %s", method, url, curl_easy_strerror(cc));
-		return errno_from_curl(cc);
-	}
-	handle_put(c, h);
-	if (cc == CURLE_WRITE_ERROR) {
-		free(r->body.data);
-		r->body.data = NULL;
-		return r->body.too_large ? -EFBIG : -ENOMEM;
-	}
-	return 0;
-}
-
-static void reply_done(struct reply *r)
-{
-	free(r->body.data);
-	r->body.data = NULL;
+	cc = http_client_perform(c->http,
+				 &(struct http_client_request){
+				     .method = method,
+				     .path = path,
+				     .slash = true,
+				     .query = query,
+				     .headers = hdrs,
+				     .body = body,
+				 },
+				 r);
+	if (cc == CURLE_WRITE_ERROR)
+		return r->too_large ? -EFBIG : -ENOMEM;
+	return errno_from_curl(cc);
 }
 
 /* The errno a reply stands for: its RSC, else its HTTP status. */
-static int reply_errno(const struct reply *r, int *ret_rsc)
+static int reply_errno(const struct http_client_response *r, int *ret_rsc)
 {
 	if (ret_rsc)
 		*ret_rsc = r->rsc;
@@ -377,7 +239,7 @@ static int call_text(struct hcse_client *c, const char *method, const char *path
 		     const char *query, int ty, const char *text, char **ret_raw, size_t *ret_len,
 		     int *ret_rsc)
 {
-	struct reply r;
+	struct http_client_response r;
 	int e;
 
 	if (ret_rsc)
@@ -387,11 +249,11 @@ static int call_text(struct hcse_client *c, const char *method, const char *path
 		return e;
 	e = reply_errno(&r, ret_rsc);
 	if (e == 0 && ret_raw) {
-		*ret_raw = r.body.data;
-		*ret_len = r.body.len;
-		r.body.data = NULL;
+		*ret_raw = r.data;
+		*ret_len = r.len;
+		r.data = NULL;
 	}
-	reply_done(&r);
+	http_client_response_done(&r);
 	return e;
 }
 
@@ -400,7 +262,7 @@ static int call(struct hcse_client *c, const char *method, const char *path, con
 		int ty, json_t *body, json_t **ret_json, int *ret_rsc)
 {
 	_cleanup_free_ char *text = NULL;
-	struct reply r;
+	struct http_client_response r;
 	int e;
 
 	if (ret_rsc)
@@ -416,30 +278,16 @@ static int call(struct hcse_client *c, const char *method, const char *path, con
 	e = reply_errno(&r, ret_rsc);
 	if (e == 0 && ret_json) {
 		json_error_t jerr;
-		json_t *j = r.body.data ? json_loadb(r.body.data, r.body.len, 0, &jerr) : NULL;
+		json_t *j = r.data ? json_loadb(r.data, r.len, 0, &jerr) : NULL;
 
 		if (!j) {
-			reply_done(&r);
+			http_client_response_done(&r);
 			return -EBADMSG;
 		}
 		*ret_json = j;
 	}
-	reply_done(&r);
+	http_client_response_done(&r);
 	return e;
-}
-
-static json_t *labels_json(const char *const *labels, size_t n)
-{
-	json_t *a = json_array();
-
-	if (!a)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (json_array_append_new(a, json_string(labels[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
 }
 
 /* Wraps `inner` (stolen) as {"m2m:<short>": inner}. */
@@ -491,7 +339,8 @@ int hcse_create_container(struct hcse_client *c, const char *parent, const char 
 	json_t *inner;
 
 	inner = json_pack("{s:s}", "rn", rn);
-	if (inner && n_labels > 0 && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0) {
+	if (inner && n_labels > 0 &&
+	    json_object_set_new(inner, "lbl", json_strv_new(labels, n_labels)) < 0) {
 		json_decref(inner);
 		return -ENOMEM;
 	}
@@ -527,7 +376,7 @@ int hcse_update_labels(struct hcse_client *c, const char *path, int ty, const ch
 	if (!sn)
 		return -EINVAL;
 	inner = json_object();
-	if (inner && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0) {
+	if (inner && json_object_set_new(inner, "lbl", json_strv_new(labels, n_labels)) < 0) {
 		json_decref(inner);
 		return -ENOMEM;
 	}
@@ -573,7 +422,7 @@ int hcse_create_cin(struct hcse_client *c, const char *parent, const char *rn, c
 	if ((rn && json_object_set_new(inner, "rn", json_string(rn)) < 0) ||
 	    (cnf && json_object_set_new(inner, "cnf", json_string(cnf)) < 0) ||
 	    json_object_set_new(inner, "con", splice ? json_string("") : json_stringn(con, con_len)) < 0 ||
-	    (n_labels > 0 && json_object_set_new(inner, "lbl", labels_json(labels, n_labels)) < 0)) {
+	    (n_labels > 0 && json_object_set_new(inner, "lbl", json_strv_new(labels, n_labels)) < 0)) {
 		json_decref(inner);
 		return -ENOMEM;
 	}

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Client of tefd's MAF key procedures over HTTP/1.1 (libcurl), Unix socket or mutual TLS. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +10,10 @@
 #include <sodium.h>
 
 #include "atrest/cleanup.h"
+#include "atrest/http_client.h"
+#include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
-#include "atrest/secure_scratch.h"
 #include "atrest/tef_client.h"
 
 #define POOL_MAX 16
@@ -21,210 +21,60 @@
 #define BACKUP_MAX (1024 * 1024 * 1024)
 
 struct tef_client {
-	char *unix_path; /* NULL for TLS */
-	char *base;	 /* "http://tefd" or the https URL, without a trailing slash */
-	char *cert;
-	char *key;
-	char *ca;
-	pthread_mutex_t lock;
-	CURL *pool[POOL_MAX];
-	size_t n_pool;
+	struct http_client *http;
 };
 
-/* A response body in secure memory: it may carry a key. */
-struct sbuf {
-	char *data;
-	size_t len;
-	size_t cap;
-	size_t max; /* 0: RESPONSE_MAX */
-	bool overflow;
-	bool scratch; /* data is this thread's scratch: wiped, never freed */
-};
-
-static void sbuf_done(struct sbuf *b)
+/* Either transport, with what is the same for both: tefd answers in seconds, small answers. */
+static int client_new(struct http_client_options o, struct tef_client **ret)
 {
-	if (b->scratch)
-		sodium_memzero(b->data, b->cap);
-	else
-		sodium_free(b->data);
-	memset(b, 0, sizeof(*b));
-}
-
-static bool sbuf_reserve(struct sbuf *b, size_t extra)
-{
-	size_t cap;
-	char *d;
-
-	if (b->len + extra + 1 <= b->cap)
-		return true;
-	if (b->len + extra + 1 > (b->max ? b->max : RESPONSE_MAX))
-		return false;
-	/* most answers fit this thread's scratch page: no page mapped per call */
-	if (!b->data && b->len + extra + 1 <= SECURE_SCRATCH_SIZE && (d = secure_scratch())) {
-		b->data = d;
-		b->cap = SECURE_SCRATCH_SIZE;
-		b->scratch = true;
-		return true;
-	}
-	cap = b->cap ? b->cap : 1024;
-	while (cap < b->len + extra + 1)
-		cap *= 2;
-	d = sodium_malloc(cap);
-	if (!d)
-		return false;
-	if (b->data)
-		memcpy(d, b->data, b->len);
-	d[b->len] = '\0';
-	if (b->scratch)
-		sodium_memzero(b->data, b->cap);
-	else
-		sodium_free(b->data);
-	b->data = d;
-	b->cap = cap;
-	b->scratch = false;
-	return true;
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct sbuf *b = userdata;
-	size_t n = size * nmemb;
-
-	if (!sbuf_reserve(b, n)) {
-		b->overflow = true;
-		return 0;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
-}
-
-static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	size_t n = size * nmemb, name = strlen(TEF_HDR_RSC);
-	int *rsc = userdata;
-
-	if (n > name + 1 && strncasecmp(ptr, TEF_HDR_RSC, name) == 0 && ptr[name] == ':') {
-		char tmp[16] = "";
-		size_t len = n - name - 1 < sizeof(tmp) - 1 ? n - name - 1 : sizeof(tmp) - 1;
-
-		memcpy(tmp, ptr + name + 1, len);
-		*rsc = atoi(tmp);
-	}
-	return n;
-}
-
-static void global_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (sodium_init() < 0)
-		abort();
-}
-
-static int client_new(struct tef_client **ret)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct tef_client *c;
+	int r;
 
-	pthread_once(&once, global_init);
+	o.connect_timeout_ms = 10000;
+	o.timeout_ms = 30000;
+	o.pool_max = POOL_MAX;
+	o.response_max = RESPONSE_MAX;
+	o.log_name = "tef client";
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	pthread_mutex_init(&c->lock, NULL);
+	r = http_client_new(&o, &c->http);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
 	*ret = c;
 	return 0;
 }
 
 int tef_client_new_unix(const char *path, struct tef_client **ret)
 {
-	struct tef_client *c;
-	int r;
-
 	if (!path || !*path)
 		return -EINVAL;
-	r = client_new(&c);
-	if (r < 0)
-		return r;
-	c->unix_path = strdup(path);
-	c->base = strdup("http://tefd");
-	if (!c->unix_path || !c->base) {
-		tef_client_free(c);
-		return -ENOMEM;
-	}
-	*ret = c;
-	return 0;
+	return client_new((struct http_client_options){.base = "http://tefd",
+						       .unix_path = path,
+						       .protocols = "http"},
+			  ret);
 }
 
 int tef_client_new_tls(const char *url, const char *cert, const char *key, const char *ca,
 		       struct tef_client **ret)
 {
-	struct tef_client *c;
-	size_t n;
-	int r;
-
 	if (!url || strncmp(url, "https://", 8) != 0 || !cert || !key || !ca)
 		return -EINVAL;
-	r = client_new(&c);
-	if (r < 0)
-		return r;
-	c->base = strdup(url);
-	c->cert = strdup(cert);
-	c->key = strdup(key);
-	c->ca = strdup(ca);
-	if (!c->base || !c->cert || !c->key || !c->ca) {
-		tef_client_free(c);
-		return -ENOMEM;
-	}
-	n = strlen(c->base);
-	while (n > 8 && c->base[n - 1] == '/')
-		c->base[--n] = '\0';
-	*ret = c;
-	return 0;
+	return client_new(
+	    (struct http_client_options){
+		.base = url, .protocols = "https", .cert = cert, .key = key, .ca = ca},
+	    ret);
 }
 
 struct tef_client *tef_client_free(struct tef_client *c)
 {
 	if (!c)
 		return NULL;
-	for (size_t i = 0; i < c->n_pool; i++)
-		curl_easy_cleanup(c->pool[i]);
-	pthread_mutex_destroy(&c->lock);
-	free(c->unix_path);
-	free(c->base);
-	free(c->cert);
-	free(c->key);
-	free(c->ca);
+	http_client_free(c->http);
 	free(c);
 	return NULL;
-}
-
-/* Borrows a handle (keeping its connection alive across calls) or makes one. */
-static CURL *handle_get(struct tef_client *c)
-{
-	CURL *h = NULL;
-
-	pthread_mutex_lock(&c->lock);
-	if (c->n_pool > 0)
-		h = c->pool[--c->n_pool];
-	pthread_mutex_unlock(&c->lock);
-	if (h) {
-		curl_easy_reset(h);
-		return h;
-	}
-	return curl_easy_init();
-}
-
-static void handle_put(struct tef_client *c, CURL *h)
-{
-	pthread_mutex_lock(&c->lock);
-	if (c->n_pool < POOL_MAX) {
-		c->pool[c->n_pool++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (h)
-		curl_easy_cleanup(h);
 }
 
 static int errno_from_curl(const struct tef_client *c, CURLcode cc)
@@ -236,7 +86,7 @@ static int errno_from_curl(const struct tef_client *c, CURLcode cc)
 		return -ECONNREFUSED;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_OPERATION_TIMEDOUT:
-		return c->unix_path ? -ECONNREFUSED : -EHOSTUNREACH;
+		return http_client_is_unix(c->http) ? -ECONNREFUSED : -EHOSTUNREACH;
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
@@ -254,25 +104,15 @@ static int errno_from_curl(const struct tef_client *c, CURLcode cc)
 	}
 }
 
-struct answer {
-	long http;
-	int rsc;
-	struct sbuf body;
-};
-
 /* One HTTP exchange; `body` (may be NULL) is sent as JSON. */
 static int exchange(struct tef_client *c, const struct tef_identity *onbehalf, const char *method,
-		    const char *path, const char *body, struct answer *ans)
+		    const char *path, const char *body, struct http_client_response *ans)
 {
 	_cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
-	_cleanup_free_ char *url = NULL;
 	char obo[64 + TEF_MAX_GROUPS * 11];
-	CURL *h;
 	CURLcode cc;
 	int r;
 
-	if (asprintf(&url, "%s%s", c->base, path) < 0)
-		return -ENOMEM;
 	if (onbehalf) {
 		size_t n =
 		    (size_t)snprintf(obo, sizeof(obo), "%s: uid=%u;gid=%u", TEF_HDR_ON_BEHALF_OF,
@@ -284,88 +124,37 @@ static int exchange(struct tef_client *c, const struct tef_identity *onbehalf, c
 			n += (size_t)snprintf(obo + n, sizeof(obo) - n, "%s%u",
 					      i == 0 ? ";groups=" : ",",
 					      (unsigned)onbehalf->groups[i]);
-		hdrs = curl_slist_append(hdrs, obo);
-		if (!hdrs)
+		if (http_client_header(&hdrs, obo) < 0)
 			return -ENOMEM;
 	}
-	{
-		struct curl_slist *t = curl_slist_append(hdrs, "Expect:");
-
-		if (!t)
-			return -ENOMEM;
-		hdrs = t;
-		if (body) {
-			t = curl_slist_append(hdrs, "Content-Type: application/json");
-			if (!t)
-				return -ENOMEM;
-			hdrs = t;
-		}
-	}
-	h = handle_get(c);
-	if (!h)
+	if (http_client_header(&hdrs, "Expect:") < 0 ||
+	    (body && http_client_header(&hdrs, "Content-Type: application/json") < 0))
 		return -ENOMEM;
-	{
-		size_t max = ans->body.max;
-
-		memset(ans, 0, sizeof(*ans));
-		ans->body.max = max;
-	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &ans->body);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, &ans->rsc);
-	if (strcmp(method, "GET") == 0)
-		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-	if (body) {
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	/* never follow the URL anywhere else: tefd does not redirect */
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	if (c->unix_path) {
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-	} else {
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
-		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	}
-	cc = curl_easy_perform(h);
-	if (cc == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &ans->http);
-	else
-		log_debug("tef client: %s %s: %s", method, path, curl_easy_strerror(cc));
+	/* a tefd answer may carry a key: secure memory, wiped */
+	ans->secret = true;
+	cc = http_client_perform(c->http,
+				 &(struct http_client_request){
+				     .method = method,
+				     .path = path,
+				     .headers = hdrs,
+				     .body = body,
+				 },
+				 ans);
 	r = errno_from_curl(c, cc);
-	if (cc == CURLE_WRITE_ERROR && !ans->body.overflow)
+	if (cc == CURLE_WRITE_ERROR && !ans->too_large)
 		r = -ENOMEM;
-	/* a handle whose transfer failed may hold a broken connection: drop it */
-	if (cc == CURLE_OK)
-		handle_put(c, h);
-	else
-		curl_easy_cleanup(h);
-	if (r < 0)
-		sbuf_done(&ans->body);
 	return r;
 }
 
-static json_t *answer_json(const struct answer *ans)
+static json_t *answer_json(const struct http_client_response *ans)
 {
-	if (!ans->body.data || ans->body.len == 0)
+	if (!ans->data || ans->len == 0)
 		return NULL;
-	return json_loadb(ans->body.data, ans->body.len, 0, NULL);
+	return json_loadb(ans->data, ans->len, 0, NULL);
 }
 
 /* The single translation of a tefd answer into an errno (tef_client.h). */
-static int answer_errno(const struct answer *ans, const json_t *o, bool is_retrieval)
+static int answer_errno(const struct http_client_response *ans, const json_t *o, bool is_retrieval)
 {
 	const char *reason = json_string_value(json_object_get(o, TEF_M_REASON));
 	const char *dbg = json_string_value(json_object_get(o, TEF_M_DBG));
@@ -390,28 +179,6 @@ static int answer_errno(const struct answer *ans, const json_t *o, bool is_retri
 	return errno_from_rsc(rsc);
 }
 
-static char **strv_from_json(const json_t *a, size_t *ret_n)
-{
-	size_t n = json_array_size(a);
-	char **v = calloc(n ? n : 1, sizeof(char *));
-
-	if (!v)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const char *s = json_string_value(json_array_get(a, i));
-
-		v[i] = strdup(s ? s : "");
-		if (!v[i]) {
-			while (i--)
-				free(v[i]);
-			free(v);
-			return NULL;
-		}
-	}
-	*ret_n = n;
-	return v;
-}
-
 struct tef_registration *tef_registration_free(struct tef_registration *r)
 {
 	if (!r)
@@ -419,12 +186,8 @@ struct tef_registration *tef_registration_free(struct tef_registration *r)
 	free(r->credential_id);
 	free(r->relative_key_id);
 	free(r->owner);
-	for (size_t i = 0; i < r->n_labels; i++)
-		free(r->labels[i]);
-	free(r->labels);
-	for (size_t i = 0; i < r->n_targets; i++)
-		free(r->targets[i]);
-	free(r->targets);
+	json_strv_free(r->labels, r->n_labels);
+	json_strv_free(r->targets, r->n_targets);
 	sodium_free(r->key);
 	free(r);
 	return NULL;
@@ -463,9 +226,9 @@ static int registration_from_json(json_t *o, struct tef_registration **ret)
 		r->expiration = 0;
 	r->suid = (int)json_integer_value(json_object_get(o, TEF_M_SUID));
 	r->version = (uint64_t)json_integer_value(json_object_get(o, TEF_M_ATREST_VERSION));
-	r->labels = strv_from_json(json_object_get(o, TEF_M_LABELS), &r->n_labels);
-	r->targets = strv_from_json(json_object_get(o, TEF_M_TARGET_IDS), &r->n_targets);
-	if (!r->credential_id || !r->relative_key_id || !r->owner || !r->labels || !r->targets) {
+	if (json_strv_copy(json_object_get(o, TEF_M_LABELS), &r->labels, &r->n_labels) < 0 ||
+	    json_strv_copy(json_object_get(o, TEF_M_TARGET_IDS), &r->targets, &r->n_targets) < 0 ||
+	    !r->credential_id || !r->relative_key_id || !r->owner) {
 		tef_registration_free(r);
 		return -ENOMEM;
 	}
@@ -500,7 +263,7 @@ static int call(struct tef_client *c, const struct tef_identity *onbehalf, const
 		const char *path, const char *body, bool is_retrieval, json_t **ret_json,
 		int *ret_rsc)
 {
-	struct answer ans = {0};
+	struct http_client_response ans = {0};
 	json_t *o;
 	int r;
 
@@ -512,7 +275,7 @@ static int call(struct tef_client *c, const struct tef_identity *onbehalf, const
 	if (ret_rsc)
 		*ret_rsc = ans.rsc;
 	o = answer_json(&ans);
-	sbuf_done(&ans.body);
+	http_client_response_done(&ans);
 	r = answer_errno(&ans, o, is_retrieval);
 	if (r < 0 || !ret_json) {
 		json_t *k = json_object_get(o, TEF_M_KEY_VALUE);
@@ -537,18 +300,6 @@ static int id_path(const char *id, char *buf, size_t size)
 		return -EINVAL;
 	snprintf(buf, size, "%s%s", TEF_ROUTE_KEYS_PREFIX, rel);
 	return 0;
-}
-
-static json_t *strv_to_json(const char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		if (!v[i] || json_array_append_new(a, json_string(v[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
 }
 
 /* Serialises o, with keyValue spliced in from secure memory; the result is sodium_malloc'd. */
@@ -596,10 +347,10 @@ int tef_register(struct tef_client *c, const struct tef_identity *onbehalf,
 	if (!o)
 		return -ENOMEM;
 	if (req->n_labels &&
-	    json_object_set_new(o, TEF_M_LABELS, strv_to_json(req->labels, req->n_labels)) < 0)
+	    json_object_set_new(o, TEF_M_LABELS, json_strv_new(req->labels, req->n_labels)) < 0)
 		return -ENOMEM;
 	if (req->n_targets && json_object_set_new(o, TEF_M_TARGET_IDS,
-						  strv_to_json(req->targets, req->n_targets)) < 0)
+						  json_strv_new(req->targets, req->n_targets)) < 0)
 		return -ENOMEM;
 	if (req->expiration > 0) {
 		char when[TEF_TIMESTAMP_LEN + 1];
@@ -668,10 +419,10 @@ int tef_update(struct tef_client *c, const struct tef_identity *onbehalf, const 
 			return -ENOMEM;
 	}
 	if (u->set_labels &&
-	    json_object_set_new(o, TEF_M_LABELS, strv_to_json(u->labels, u->n_labels)) < 0)
+	    json_object_set_new(o, TEF_M_LABELS, json_strv_new(u->labels, u->n_labels)) < 0)
 		return -ENOMEM;
 	if (u->set_targets &&
-	    json_object_set_new(o, TEF_M_TARGET_IDS, strv_to_json(u->targets, u->n_targets)) < 0)
+	    json_object_set_new(o, TEF_M_TARGET_IDS, json_strv_new(u->targets, u->n_targets)) < 0)
 		return -ENOMEM;
 	if (u->set_version &&
 	    json_object_set_new(o, TEF_M_ATREST_VERSION, json_integer((json_int_t)u->version)) < 0)
@@ -768,7 +519,7 @@ int tef_list(struct tef_client *c, const struct tef_identity *onbehalf,
 
 int tef_backup(struct tef_client *c, uint8_t **ret, size_t *ret_len, int *ret_rsc)
 {
-	struct answer ans = {.body.max = BACKUP_MAX};
+	struct http_client_response ans = {.max = BACKUP_MAX};
 	uint8_t *copy;
 	int r;
 
@@ -784,18 +535,18 @@ int tef_backup(struct tef_client *c, uint8_t **ret, size_t *ret_len, int *ret_rs
 	if (ans.http != 200 || ans.rsc != RSC_OK) {
 		_cleanup_json_ json_t *o = answer_json(&ans);
 
-		sbuf_done(&ans.body);
+		http_client_response_done(&ans);
 		r = answer_errno(&ans, o, false);
 		return r < 0 ? r : -EBADMSG;
 	}
-	copy = malloc(ans.body.len ? ans.body.len : 1);
+	copy = malloc(ans.len ? ans.len : 1);
 	if (!copy) {
-		sbuf_done(&ans.body);
+		http_client_response_done(&ans);
 		return -ENOMEM;
 	}
-	memcpy(copy, ans.body.data, ans.body.len);
-	*ret_len = ans.body.len;
+	memcpy(copy, ans.data, ans.len);
+	*ret_len = ans.len;
 	*ret = copy;
-	sbuf_done(&ans.body);
+	http_client_response_done(&ans);
 	return 0;
 }

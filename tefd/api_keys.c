@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "atrest/cleanup.h"
+#include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
 #include "atrest/secure_scratch.h"
@@ -18,18 +19,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct key_record *, key_record_free)
 #define _cleanup_record_ _cleanup_(key_record_freep)
-
-static json_t *strv_json(char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		if (json_array_append_new(a, json_string(v[i])) < 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
 
 /* The metadata of a registration as every response shows it (never the key). */
 static json_t *record_json(const struct api *a, const struct key_record *r)
@@ -43,9 +32,10 @@ static json_t *record_json(const struct api *a, const struct key_record *r)
 	(void)tef_timestamp_format(r->expires, when);
 	o = json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:I}", TEF_M_CREDENTIAL_ID, cred,
 		      TEF_M_RELATIVE_KEY_ID, r->id_hex, TEF_M_EXPIRATION_TIME, when, TEF_M_SUID,
-		      r->suid, TEF_M_LABELS, strv_json(r->labels, r->n_labels), TEF_M_TARGET_IDS,
-		      strv_json(r->targets, r->n_targets), TEF_M_OWNER, r->owner,
-		      TEF_M_ATREST_VERSION, (json_int_t)r->version);
+		      r->suid, TEF_M_LABELS,
+		      json_strv_new((const char *const *)r->labels, r->n_labels), TEF_M_TARGET_IDS,
+		      json_strv_new((const char *const *)r->targets, r->n_targets), TEF_M_OWNER,
+		      r->owner, TEF_M_ATREST_VERSION, (json_int_t)r->version);
 	return o;
 }
 

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "atrest/cleanup.h"
+#include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "keystore.h"
 
@@ -189,12 +190,8 @@ struct key_record *key_record_free(struct key_record *r)
 	if (!r)
 		return NULL;
 	free(r->owner);
-	for (size_t i = 0; i < r->n_labels; i++)
-		free(r->labels[i]);
-	free(r->labels);
-	for (size_t i = 0; i < r->n_targets; i++)
-		free(r->targets[i]);
-	free(r->targets);
+	json_strv_free(r->labels, r->n_labels);
+	json_strv_free(r->targets, r->n_targets);
 	sodium_free(r->key);
 	free(r->wrapped);
 	free(r);
@@ -546,41 +543,17 @@ fail:
 static int json_to_strv(const char *text, char ***ret, size_t *ret_n)
 {
 	_cleanup_json_ json_t *a = json_loads(text ? text : "[]", 0, NULL);
-	char **v;
-	size_t n;
 
 	if (!a || !json_is_array(a))
 		return -EBADMSG;
-	n = json_array_size(a);
-	v = calloc(n ? n : 1, sizeof(char *));
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		const char *s = json_string_value(json_array_get(a, i));
-
-		v[i] = strdup(s ? s : "");
-		if (!v[i]) {
-			while (i--)
-				free(v[i]);
-			free(v);
-			return -ENOMEM;
-		}
-	}
-	*ret = v;
-	*ret_n = n;
-	return 0;
+	return json_strv_copy(a, ret, ret_n);
 }
 
 static char *strv_to_json(char *const *v, size_t n)
 {
-	_cleanup_json_ json_t *a = json_array();
+	_cleanup_json_ json_t *a = json_strv_new((const char *const *)v, n);
 
-	if (!a)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (json_array_append_new(a, json_string(v[i])) < 0)
-			return NULL;
-	return json_dumps(a, JSON_COMPACT);
+	return a ? json_dumps(a, JSON_COMPACT) : NULL;
 }
 
 /* Builds a record (no key) from the current row of a GET-shaped statement. */

@@ -84,17 +84,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-static int set_str(char **dst, const char *v)
-{
-	char *s = strdup(v);
-
-	if (!s)
-		return -ENOMEM;
-	free(*dst);
-	*dst = s;
-	return 0;
-}
-
 static int add_uid(uid_t *v, size_t *n, const char *s)
 {
 	uint64_t u;
@@ -114,25 +103,25 @@ static int apply(struct settings *s, const char *key, const char *value)
 	uint64_t mode;
 
 	if (strcmp(key, "socket") == 0)
-		return set_str(&s->socket, value);
+		return conf_set_string(value, &s->socket);
 	if (strcmp(key, "db") == 0)
-		return set_str(&s->db, value);
+		return conf_set_string(value, &s->db);
 	if (strcmp(key, "master-key") == 0)
-		return set_str(&s->master_key, value);
+		return conf_set_string(value, &s->master_key);
 	if (strcmp(key, "audit-log") == 0)
-		return set_str(&s->audit_log, value);
+		return conf_set_string(value, &s->audit_log);
 	if (strcmp(key, "pidfile") == 0)
-		return set_str(&s->pidfile, value);
+		return conf_set_string(value, &s->pidfile);
 	if (strcmp(key, "fqdn") == 0)
-		return set_str(&s->fqdn, value);
+		return conf_set_string(value, &s->fqdn);
 	if (strcmp(key, "listen") == 0)
-		return set_str(&s->listen, value);
+		return conf_set_string(value, &s->listen);
 	if (strcmp(key, "tls-cert") == 0)
-		return set_str(&s->tls_cert, value);
+		return conf_set_string(value, &s->tls_cert);
 	if (strcmp(key, "tls-key") == 0)
-		return set_str(&s->tls_key, value);
+		return conf_set_string(value, &s->tls_key);
 	if (strcmp(key, "tls-ca") == 0)
-		return set_str(&s->tls_ca, value);
+		return conf_set_string(value, &s->tls_ca);
 	if (strcmp(key, "socket-mode") == 0) {
 		char *end;
 
@@ -214,7 +203,7 @@ static int parse_args(int argc, char **argv, struct settings *s)
 	while ((c = getopt_long(argc, argv, "c:dvhV", options, &idx)) != -1) {
 		switch (c) {
 		case 'c':
-			if (set_str(&s->config, optarg) < 0)
+			if (conf_set_string(optarg, &s->config) < 0)
 				return -ENOMEM;
 			break;
 		case 'd':
@@ -368,7 +357,7 @@ static int check_settings(struct settings *s)
 
 		(void)gethostname(host, sizeof(host));
 		host[HOST_NAME_MAX] = '\0';
-		if (set_str(&s->fqdn, host) < 0)
+		if (conf_set_string(host, &s->fqdn) < 0)
 			return -ENOMEM;
 	}
 	return 0;

@@ -17,6 +17,7 @@
 #include "atrest-config.h"
 #include "atrest/cleanup.h"
 #include "atrest/conf.h"
+#include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
 #include "atrest/tef_client.h"
@@ -71,26 +72,17 @@ static int parse_time(const char *s, int64_t *ret)
 	return tef_timestamp_parse(s, ret);
 }
 
-static json_t *strv_json(char *const *v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
-
 static json_t *reg_json(const struct tef_registration *r)
 {
 	char when[TEF_TIMESTAMP_LEN + 1] = "";
 
 	(void)tef_timestamp_format(r->expiration, when);
-	return json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:I}", TEF_M_CREDENTIAL_ID,
-			 r->credential_id, TEF_M_RELATIVE_KEY_ID, r->relative_key_id,
-			 TEF_M_EXPIRATION_TIME, when, TEF_M_SUID, r->suid, TEF_M_LABELS,
-			 strv_json(r->labels, r->n_labels), TEF_M_TARGET_IDS,
-			 strv_json(r->targets, r->n_targets), TEF_M_OWNER, r->owner,
-			 TEF_M_ATREST_VERSION, (json_int_t)r->version);
+	return json_pack(
+	    "{s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:I}", TEF_M_CREDENTIAL_ID, r->credential_id,
+	    TEF_M_RELATIVE_KEY_ID, r->relative_key_id, TEF_M_EXPIRATION_TIME, when, TEF_M_SUID,
+	    r->suid, TEF_M_LABELS, json_strv_new((const char *const *)r->labels, r->n_labels),
+	    TEF_M_TARGET_IDS, json_strv_new((const char *const *)r->targets, r->n_targets),
+	    TEF_M_OWNER, r->owner, TEF_M_ATREST_VERSION, (json_int_t)r->version);
 }
 
 static void print_strv(char *const *v, size_t n)

@@ -22,3 +22,9 @@ int conf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 
 /* "yes/no/true/false/on/off/1/0": -EINVAL otherwise. */
 int conf_parse_bool(const char *s, bool *ret);
+
+/*
+ * Replaces the malloc'd string *ret (may be NULL; freed) with a copy of s,
+ * which the caller then owns. Returns 0, or -ENOMEM with *ret untouched.
+ */
+int conf_set_string(const char *s, char **ret);

@@ -15,6 +15,7 @@
 
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
+#include "atrest/layout.h"
 #include "atrest/seal.h"
 #include "atrest/tef_client.h"
 
@@ -110,7 +111,7 @@ static int upload_segment(void *userdata, uint64_t index, const char *compact, s
 	char rn[64];
 	int rsc = 0, r;
 
-	snprintf(rn, sizeof(rn), "s%" PRIu64 "g%" PRIu64, index, u->generation);
+	snprintf(rn, sizeof(rn), ATREST_SEGMENT_RN_FMT, index, u->generation);
 	r = hcse_create_cin(u->hcse, u->path, rn, CNF_JOSE, compact, len, NULL, 0, &rsc);
 	if (r == 0)
 		u->count++;
@@ -396,7 +397,7 @@ int main(int argc, char **argv)
 	m->gid = (uint32_t)getgid();
 	m->mtime_ns = m->ctime_ns = (int64_t)time(NULL) * 1000000000;
 
-	snprintf(rn, sizeof(rn), "i%" PRIu64, opt.ino);
+	snprintf(rn, sizeof(rn), ATREST_NODE_RN_FMT, opt.ino);
 	if (asprintf(&path, "%s/%s", opt.ae, rn) < 0)
 		return die(-ENOMEM, "path");
 	r = hcse_create_container(hcse, opt.ae, rn, NULL, 0, &rsc);
@@ -413,7 +414,7 @@ int main(int argc, char **argv)
 		return die(r, "sealing the manifest");
 	step(8, "sealed %" PRIu64 " bytes into %zu segment(s) and a manifest, all with kid %s",
 	     m->length, m->n_segments, reg->credential_id);
-	snprintf(rn, sizeof(rn), "m%" PRIu64, m->version);
+	snprintf(rn, sizeof(rn), ATREST_MANIFEST_RN_FMT, m->version);
 	r = hcse_create_cin(hcse, path, rn, CNF_JOSE, compact, len, NULL, 0, &rsc);
 	if (r < 0)
 		return die(r, "uploading the manifest");

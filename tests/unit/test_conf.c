@@ -124,12 +124,26 @@ static void test_numbers(void **state)
 	assert_int_equal(conf_parse_bool("maybe", &b), -EINVAL);
 }
 
+/* A setting given twice (file, then command line) keeps the last value, owned by the caller. */
+static void test_set_string(void **state)
+{
+	char *v = NULL;
+
+	(void)state;
+	assert_int_equal(conf_set_string("first", &v), 0);
+	assert_string_equal(v, "first");
+	assert_int_equal(conf_set_string("second", &v), 0);
+	assert_string_equal(v, "second");
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_settings),    cmocka_unit_test(test_bad_line),
 		cmocka_unit_test(test_bad_key),     cmocka_unit_test(test_callback_error),
 		cmocka_unit_test(test_missing_file), cmocka_unit_test(test_numbers),
+		cmocka_unit_test(test_set_string),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
