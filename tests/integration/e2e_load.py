@@ -43,6 +43,23 @@ def phase(path):
         return "?"
 
 
+# never outlive the test: its shell (E2E_TEST_PID) gone, or 10 minutes
+TEST_PID = int(os.environ.get("E2E_TEST_PID", "0"))
+T_END = time.monotonic() + 600
+
+
+def orphaned():
+    if time.monotonic() > T_END:
+        return True
+    try:
+        os.kill(TEST_PID, 0)
+    except PermissionError:
+        pass  # alive, as another uid
+    except OSError:
+        return True
+    return False
+
+
 def bump(d, key, n=1):
     d[key] = d.get(key, 0) + n
 
@@ -113,7 +130,7 @@ def writer(a):
                 bump(st["failed"], ph)
                 bump(st["errors"], "%s:%s" % (ph, en))
                 first = False
-                if out_of_time():
+                if out_of_time() or orphaned():
                     return False
                 time.sleep(0.1)
                 continue
@@ -132,7 +149,7 @@ def writer(a):
             except OSError as e:
                 st["xattr_failed"] += 1
                 bump(st["errors"], "%s:setxattr:%s" % (phase(phasep), errname(e)))
-                if out_of_time():
+                if out_of_time() or orphaned():
                     return
                 time.sleep(0.1)
 
@@ -140,7 +157,7 @@ def writer(a):
         ph = phase(phasep)
         if ph == "stop" and stop_at is None:
             stop_at = time.monotonic() + 60
-        if (ph == "stop" and len(order) >= nfiles) or out_of_time():
+        if (ph == "stop" and len(order) >= nfiles) or out_of_time() or orphaned():
             break
         due = nfiles * min(1.0, (time.monotonic() - start) / duration)
         if len(order) < nfiles and (not order or ph == "stop" or
@@ -277,7 +294,7 @@ def reader(a):
         logs.append(WLog(wid, logp, d, need == "granted"))
     rnd = random.Random(rid)
     st = {"verified": {}, "partial": {}, "errors": {}, "bad": [], "bytes": 0}
-    while not os.path.exists(stopp):
+    while not os.path.exists(stopp) and not orphaned():
         w = rnd.choice(logs)
         w.refresh()
         names = w.readable(time.monotonic())

@@ -12,6 +12,8 @@ need_root
 need_fuse
 
 PY=/usr/bin/python3
+# writers and readers exit when this shell is gone (as_user's subshells shield them from kill)
+export E2E_TEST_PID=$$
 LOAD=$ATREST_SRC/tests/integration/e2e_load.py
 U1=2701 U2=2702 U3=2703 U4=2704 G=2750
 NFILES=2000
@@ -53,7 +55,15 @@ ok "8 writer directories as uids $U1 $U2 $U3 $U4 (group $G shared by $U1 and $U2
 # log spec of writer i for a reader: own files, or files it reads through a grant
 spec() { echo "w$1:$T/w/w$1.log:$M/w$1:$2"; }
 
+# a daemon that died by itself (not by this test's kill -9) fails the test at once
+alive() {
+	kill -0 "$TEFD_PID" 2>/dev/null || fail "tefd died during the load (see tefd.log)"
+	kill -0 "$HCSED_PID" 2>/dev/null || fail "hcsed died during the load (see hcsed.log)"
+	kill -0 "$ATRESTFS_PID" 2>/dev/null || fail "atrestfs died during the load (see atrestfs.log)"
+}
+
 set_phase() {
+	alive
 	echo "$1" >"$T/phase.new" && mv "$T/phase.new" "$T/phase"
 	PHASES+=("$1")
 	echo "# $(date -u +%T) window $1"
@@ -138,7 +148,7 @@ $PY "$LOAD" report "$phases" "${mans%,}" "${rds%,}" || fail "a reader was served
 ok "every read returned a version a writer wrote, or a clean error"
 
 # ---- the queue drains ----
-drained=$($PY "$LOAD" drain 120 $(printf "$M/w%s " $(seq 1 8))) || fail "the upload queue did not drain"
+drained=$($PY "$LOAD" drain 150 $(printf "$M/w%s " $(seq 1 8))) || fail "the upload queue did not drain"
 read -r n_files n_pending t_drain <<<"$drained"
 ok "upload queue drained: $n_pending of $n_files files pending when the load stopped, all synced $t_drain s later"
 umount_atrestfs "$M"
