@@ -312,9 +312,9 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	/* every change to the file comes through this mount, so what the kernel
-	 * cached stays valid; each open is still decided by tefd for its caller */
-	fi->keep_cache = 1;
+	/* the kernel's cached pages are dropped at each open (keep_cache kept
+	 * older versions visible under e2e_load's concurrent writers) */
+	fi->keep_cache = 0;
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_free(h);
 		pthread_mutex_lock(&fs->lock);
