@@ -278,20 +278,19 @@ static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_ke
 			     struct dseg *d)
 {
 	struct seal_job *j;
-	uint64_t gen, idx = d->idx;
+	uint64_t idx = d->idx, gen;
 
 	if (sealers.n_threads == 0)
 		return dirty_flush(fs, n, key, d);
 	/* backpressure: at most NODE_MAX_SEALING segments of plaintext in flight */
-	if (n->n_sealing >= NODE_MAX_SEALING) {
-		while (n->n_sealing >= NODE_MAX_SEALING)
-			pthread_cond_wait(&n->seal_cond, &n->data_lock);
-		/* the lock was dropped: another handle's flush or truncate may have sealed,
-		 * dropped or moved this segment (n->dirty is compacted): find it again */
-		d = dirty_find(n, idx);
-		if (!d || d->len != n->seg_size)
-			return 0;
-	}
+	while (n->n_sealing >= NODE_MAX_SEALING)
+		pthread_cond_wait(&n->seal_cond, &n->data_lock);
+	/* the wait dropped data_lock: another handle's flush or release may have
+	 * committed (sealed and dropped) this segment and moved n->dirty[] and
+	 * n->version meanwhile, so neither d nor the old generation holds */
+	d = dirty_find(n, idx);
+	if (!d)
+		return 0;
 	gen = n->version + 1;
 	uint64_t pending = cache_pending_bytes(fs->cache) + (uint64_t)n->seg_size * (1 + n->n_sealing);
 	for (size_t i = 0; i < n->n_wsegs; i++)
@@ -494,14 +493,16 @@ int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off
 			d->len = (uint32_t)(in_off + chunk);
 		done += chunk;
 		pos += chunk;
+		/* the waits for the sealers drop data_lock: what is copied must be part
+		 * of the file by then, or a commit by another handle meanwhile would
+		 * cut the sealed segments off and later ones would find holes there */
+		pthread_mutex_lock(&fs->lock);
+		if (pos > n->size)
+			n->size = pos;
+		pthread_mutex_unlock(&fs->lock);
+		n->content_dirty = true;
 		/* sequential writers fill a segment and move on: seal it now */
 		if (d->len == n->seg_size && in_off + chunk == n->seg_size) {
-			/* the wait for a sealer drops data_lock, and another handle's close may
-			 * commit meanwhile: its manifest must cover the segments written so far */
-			pthread_mutex_lock(&fs->lock);
-			if (pos > n->size)
-				n->size = pos;
-			pthread_mutex_unlock(&fs->lock);
 			r = dirty_flush_async(fs, n, h->key, d);
 			if (r < 0)
 				return r;
@@ -644,13 +645,15 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	struct seal_params p;
 	char **gc = NULL;
 	size_t n_gc = 0, len, n_segs;
-	uint64_t size, newver = n->version + 1;
+	uint64_t size, newver;
 	int r;
 
 	/* every segment handed to a sealer is in the cache before the manifest */
 	r = wait_sealed(n);
 	if (r < 0)
 		return r;
+	/* not before: the wait dropped data_lock, and another handle may have committed */
+	newver = n->version + 1;
 	if (!n->content_dirty) {
 		if (durable)
 			return cache_sync(fs->cache, n->ino);
