@@ -277,6 +277,16 @@ static int sync_node(struct fs *fs, uint64_t ino)
 			uploader_kick(fs->up);
 			return 0;
 		}
+		/* DESIGN.md 4: tefd keeps the latest version so a fresh reader detects
+		 * a rollback by the HCSE. Recorded before the manifest goes up and
+		 * retried with it: a manifest the HCSE holds but tefd never heard of
+		 * could be rolled back unseen (found with tefd down during uploads). */
+		if (rkid[0]) {
+			r = keys_record_version(fs, uid, gid, rkid, mver);
+			if (r < 0)
+				return log_debug_errno(r, "version %" PRIu64 " of '%s' not recorded at tefd",
+						       mver, path);
+		}
 		snprintf(rn, sizeof(rn), MAN_RN_FMT, mver);
 		r = put_cin(fs, path, rn, manifest, mlen_c);
 		if (r < 0)
@@ -290,9 +300,6 @@ static int sync_node(struct fs *fs, uint64_t ino)
 			cache_node_save(fs->cache, n);
 		}
 		pthread_mutex_unlock(&fs->lock);
-		/* DESIGN.md 4: tefd keeps the latest version so a fresh reader detects rollback */
-		if (rkid[0])
-			keys_record_version(fs, uid, gid, rkid, mver);
 	}
 
 	r = push_xattrs(fs, ino, path);
