@@ -283,9 +283,16 @@ static int sync_node(struct fs *fs, uint64_t ino)
 		 * could be rolled back unseen (found with tefd down during uploads). */
 		if (rkid[0]) {
 			r = keys_record_version(fs, uid, gid, rkid, mver);
-			if (r < 0)
+			if (r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ETIMEDOUT ||
+			    r == -EAGAIN || r == -EIO)
 				return log_debug_errno(r, "version %" PRIu64 " of '%s' not recorded at tefd",
 						       mver, path);
+			/* refused for good (e.g. after chown the file's uid is no longer the
+			 * key's owner): retrying cannot help; upload without the record */
+			if (r < 0)
+				log_warning_errno(r, "tefd refused version %" PRIu64 " of '%s': its rollback "
+						  "cannot be detected by readers with an empty cache",
+						  mver, path);
 		}
 		snprintf(rn, sizeof(rn), MAN_RN_FMT, mver);
 		r = put_cin(fs, path, rn, manifest, mlen_c);
