@@ -10,6 +10,7 @@
 
 #include "atrest/cleanup.h"
 #include "atrest/seal.h"
+#include "read_all.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct seal_key *, seal_key_free)
 
@@ -24,44 +25,6 @@ static void usage(FILE *f)
 	      "  -n, --index N         segment index (with -f)\n"
 	      "  -g, --generation N    segment generation (with -f)\n",
 	      f);
-}
-
-/* Reads all of fd into a malloc()ed buffer (NUL-terminated). */
-static int read_all(int fd, char **ret, size_t *ret_len)
-{
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap + 1);
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t n;
-
-		if (len == cap) {
-			char *t = realloc(buf, cap * 2 + 1);
-
-			if (!t) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = t;
-			cap *= 2;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	*ret = buf;
-	*ret_len = len;
-	return 0;
 }
 
 /* Loads the key file straight into secure memory. */

@@ -18,6 +18,7 @@
 #include "atrest/layout.h"
 #include "atrest/seal.h"
 #include "atrest/tef_client.h"
+#include "read_all.h"
 
 /*
  * What atrestfs does for one file, minus the filesystem, so the client tests
@@ -245,39 +246,6 @@ static int parse_args(int argc, char **argv)
 	return 0;
 }
 
-/* Reads stdin whole (the standalone ESData case only: one object). */
-static int read_stdin(char **ret, size_t *ret_len)
-{
-	size_t len = 0, cap = 65536;
-	char *buf = malloc(cap);
-
-	for (;;) {
-		ssize_t n;
-
-		if (!buf)
-			return -ENOMEM;
-		n = read(STDIN_FILENO, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == cap) {
-			char *t = realloc(buf, cap *= 2);
-			if (!t)
-				free(buf);
-			buf = t;
-		}
-	}
-	*ret = buf;
-	*ret_len = len;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	_cleanup_(hcse_client_freep) struct hcse_client *hcse = NULL;
@@ -360,7 +328,7 @@ int main(int argc, char **argv)
 		_cleanup_free_ char *data = NULL;
 		size_t dlen = 0;
 
-		r = read_stdin(&data, &dlen);
+		r = read_all(STDIN_FILENO, &data, &dlen);
 		if (r < 0)
 			return die(r, "reading stdin");
 		/* a standalone object: libatrest's segment form, opened as plain ESData */
