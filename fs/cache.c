@@ -24,6 +24,24 @@ struct cache {
 	uint64_t max_bytes;
 	pthread_mutex_t lock; /* one connection, one transaction at a time */
 	sqlite3 *db;
+
+	/* Group commit (DESIGN.md 6: close() makes a version durable): version
+	 * commits join one open transaction (a batch); the committer thread
+	 * commits it and syncs the WAL once for all of them. Under lock. */
+	pthread_t committer;
+	bool committer_running, stopping;
+	pthread_cond_t batch_cond;   /* a batch was opened, or stopping */
+	pthread_cond_t durable_cond; /* a batch became durable, or failed */
+	uint64_t open_batch;         /* the open transaction's id, 0: none */
+	uint64_t last_batch;         /* the last id handed out */
+	uint64_t durable_batch;      /* batches up to this one survive a power loss */
+	int sync_error;              /* sticky: a commit or a sync failed */
+	int64_t changes_committed;   /* sqlite3_total_changes64() at the last batch */
+	int wal_fd;                  /* the committer's */
+
+	/* new seg/<ino> directories whose names in seg/ are not synced yet */
+	pthread_mutex_t root_lock;
+	uint64_t root_gen, root_synced;
 };
 
 static const char schema[] =
@@ -112,6 +130,21 @@ static int step_done(struct cache *c, sqlite3_stmt *st)
 	return 0;
 }
 
+/* Savepoints nest in an open batch (see struct cache) and act as
+ * BEGIN/COMMIT outside one: every multi-statement write uses them. */
+static int tx_begin(struct cache *c)
+{
+	return exec(c, "SAVEPOINT tx");
+}
+
+static int tx_end(struct cache *c, int r)
+{
+	if (r < 0)
+		exec(c, "ROLLBACK TO tx");
+	int e = exec(c, "RELEASE tx");
+	return r < 0 ? r : e;
+}
+
 static void seg_dir(const struct cache *c, uint64_t ino, char buf[PATH_MAX])
 {
 	snprintf(buf, PATH_MAX, "%s/seg/%" PRIu64, c->dir, ino);
@@ -170,6 +203,66 @@ static void cache_sweep(struct cache *c)
 	closedir(d);
 }
 
+/* Makes the committed transactions in the WAL survive a power loss. */
+static int wal_sync(struct cache *c)
+{
+	char path[PATH_MAX];
+
+	if (c->wal_fd < 0) {
+		/* SQLite keeps the same WAL file while the connection is open
+		 * (journal_size_limit is not set): one descriptor serves */
+		snprintf(path, sizeof(path), "%s/index.db-wal", c->dir);
+		c->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (c->wal_fd < 0)
+			return -errno;
+	}
+	return fdatasync(c->wal_fd) < 0 ? -errno : 0;
+}
+
+/*
+ * The committer: commits the open batch, then syncs the WAL once for every
+ * version in it. Closes arriving meanwhile open the next batch, so a busy
+ * filesystem pays one WAL sync per batch, not per close. The sync runs
+ * without the lock: SQLite appends to the WAL while it waits.
+ */
+static void *committer_main(void *arg)
+{
+	struct cache *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		uint64_t id;
+		int r;
+
+		while (!c->open_batch && !c->stopping)
+			pthread_cond_wait(&c->batch_cond, &c->lock);
+		if (!c->open_batch)
+			break;
+		id = c->open_batch;
+		r = exec(c, "COMMIT");
+		if (r < 0)
+			exec(c, "ROLLBACK");
+		c->open_batch = 0;
+		c->changes_committed = sqlite3_total_changes64(c->db);
+		pthread_mutex_unlock(&c->lock);
+		if (r == 0)
+			r = wal_sync(c);
+		pthread_mutex_lock(&c->lock);
+		if (r == 0)
+			c->durable_batch = id;
+		else if (!c->sync_error) {
+			/* after a failed fsync the kernel may have dropped the pages:
+			 * nothing later can be called durable (fsyncgate) */
+			c->sync_error = -EIO;
+			log_error_errno(r, "cache index: cannot make batch %" PRIu64 " durable; every"
+					" later commit fails until atrestfs restarts", id);
+		}
+		pthread_cond_broadcast(&c->durable_cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
 int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret_fresh)
 {
 	_cleanup_free_ char *dbpath = NULL, *segs = NULL;
@@ -196,6 +289,10 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->root_lock, NULL);
+	pthread_cond_init(&c->batch_cond, NULL);
+	pthread_cond_init(&c->durable_cond, NULL);
+	c->wal_fd = -1;
 	c->max_bytes = max_bytes;
 	c->dir = strdup(dir);
 	if (!c->dir) {
@@ -236,6 +333,12 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret
 			fresh = sqlite3_step(q) != SQLITE_ROW;
 	}
 	cache_sweep(c);
+	c->changes_committed = sqlite3_total_changes64(c->db);
+	if (pthread_create(&c->committer, NULL, committer_main, c) != 0) {
+		cache_close(c);
+		return log_error_errno(-EAGAIN, "cannot start the cache committer thread");
+	}
+	c->committer_running = true;
 	*ret = c;
 	*ret_fresh = fresh;
 	return 0;
@@ -245,8 +348,21 @@ struct cache *cache_close(struct cache *c)
 {
 	if (!c)
 		return NULL;
+	if (c->committer_running) {
+		/* it commits and syncs a batch still open first */
+		pthread_mutex_lock(&c->lock);
+		c->stopping = true;
+		pthread_cond_signal(&c->batch_cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->committer, NULL);
+	}
+	if (c->wal_fd >= 0)
+		close(c->wal_fd);
 	if (c->db)
 		sqlite3_close_v2(c->db);
+	pthread_cond_destroy(&c->batch_cond);
+	pthread_cond_destroy(&c->durable_cond);
+	pthread_mutex_destroy(&c->root_lock);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
 	free(c);
@@ -388,17 +504,19 @@ int cache_node_delete(struct cache *c, uint64_t ino)
 	int r = 0;
 
 	pthread_mutex_lock(&c->lock);
-	exec(c, "BEGIN");
-	for (size_t i = 0; i < ELEMENTSOF(sql) && r == 0; i++) {
-		_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	r = tx_begin(c);
+	if (r == 0) {
+		for (size_t i = 0; i < ELEMENTSOF(sql) && r == 0; i++) {
+			_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
 
-		r = prepare(c, sql[i], &st);
-		if (r == 0) {
-			sqlite3_bind_int64(st, 1, (int64_t)ino);
-			r = step_done(c, st);
+			r = prepare(c, sql[i], &st);
+			if (r == 0) {
+				sqlite3_bind_int64(st, 1, (int64_t)ino);
+				r = step_done(c, st);
+			}
 		}
+		r = tx_end(c, r);
 	}
-	exec(c, r == 0 ? "COMMIT" : "ROLLBACK");
 	pthread_mutex_unlock(&c->lock);
 	if (r == 0)
 		rm_seg_dir(c, ino);
@@ -604,26 +722,49 @@ static int gc_add_locked(struct cache *c, uint64_t ino, uint64_t after, const ch
 	return step_done(c, st);
 }
 
-int cache_commit(struct cache *c, const struct node *n, const struct seg *segs, size_t n_segs,
-		 const char *manifest, size_t manifest_len, char *const *gc_paths, size_t n_gc)
+/* The open batch, opening one (and waking the committer) when there is none. */
+static int batch_join_locked(struct cache *c, uint64_t *ret_batch)
 {
 	int r;
 
+	if (c->sync_error)
+		return c->sync_error;
+	if (!c->open_batch) {
+		r = exec(c, "BEGIN IMMEDIATE");
+		if (r < 0)
+			return r;
+		c->open_batch = ++c->last_batch;
+		pthread_cond_signal(&c->batch_cond);
+	}
+	*ret_batch = c->open_batch;
+	return 0;
+}
+
+int cache_commit(struct cache *c, const struct node *n, const struct seg *segs, size_t n_segs,
+		 const char *manifest, size_t manifest_len, char *const *gc_paths, size_t n_gc,
+		 uint64_t *ret_batch)
+{
+	uint64_t batch = 0;
+	int r;
+
 	pthread_mutex_lock(&c->lock);
-	r = exec(c, "BEGIN IMMEDIATE");
+	r = batch_join_locked(c, &batch);
 	if (r == 0)
+		r = tx_begin(c);
+	if (r == 0) {
 		r = node_save_locked(c, n);
-	if (r == 0)
-		r = segs_replace_locked(c, n->ino, segs, n_segs, false);
-	if (r == 0)
-		r = manifest_put_locked(c, n->ino, n->version, n->size, manifest, manifest_len);
-	for (size_t i = 0; i < n_gc && r == 0; i++)
-		r = gc_add_locked(c, n->ino, n->version, gc_paths[i]);
-	if (r == 0)
-		r = exec(c, "COMMIT");
-	if (r < 0)
-		exec(c, "ROLLBACK");
+		if (r == 0)
+			r = segs_replace_locked(c, n->ino, segs, n_segs, false);
+		if (r == 0)
+			r = manifest_put_locked(c, n->ino, n->version, n->size, manifest,
+						manifest_len);
+		for (size_t i = 0; i < n_gc && r == 0; i++)
+			r = gc_add_locked(c, n->ino, n->version, gc_paths[i]);
+		r = tx_end(c, r);
+	}
 	pthread_mutex_unlock(&c->lock);
+	if (r == 0)
+		*ret_batch = batch;
 	return r;
 }
 
@@ -633,15 +774,13 @@ int cache_manifest_put(struct cache *c, uint64_t ino, uint64_t version, uint64_t
 	int r;
 
 	pthread_mutex_lock(&c->lock);
-	r = exec(c, "BEGIN IMMEDIATE");
-	if (r == 0)
+	r = tx_begin(c);
+	if (r == 0) {
 		r = segs_replace_locked(c, ino, segs, n_segs, true);
-	if (r == 0)
-		r = manifest_put_locked(c, ino, version, length, compact, len);
-	if (r == 0)
-		r = exec(c, "COMMIT");
-	if (r < 0)
-		exec(c, "ROLLBACK");
+		if (r == 0)
+			r = manifest_put_locked(c, ino, version, length, compact, len);
+		r = tx_end(c, r);
+	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }
@@ -683,7 +822,9 @@ int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, c
 	size_t off = 0;
 
 	seg_dir(c, ino, dir);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0700) == 0)
+		__atomic_add_fetch(&c->root_gen, 1, __ATOMIC_SEQ_CST); /* its name: cache_segs_sync */
+	else if (errno != EEXIST)
 		return -errno;
 	seg_path(c, ino, idx, gen, path);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -1002,22 +1143,102 @@ void cache_evict(struct cache *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-int cache_sync(struct cache *c, uint64_t ino)
+/* fsync()s a file or directory by path. */
+static int sync_path(const char *path, bool data_only)
 {
-	char path[PATH_MAX];
-	_cleanup_close_ int fd = -1, wal = -1;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	seg_dir(c, ino, path);
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		/* segment data (syncfs covers the renamed files), then their names */
-		if (syncfs(fd) < 0 || fsync(fd) < 0)
-			return -errno;
-	}
-	/* committed transactions sit in the WAL: synced, they survive a power loss */
-	snprintf(path, sizeof(path), "%s/index.db-wal", c->dir);
-	wal = open(path, O_RDONLY | O_CLOEXEC);
-	if (wal >= 0 && fdatasync(wal) < 0)
+	if (fd < 0)
+		return -errno;
+	if ((data_only ? fdatasync(fd) : fsync(fd)) < 0)
 		return -errno;
 	return 0;
+}
+
+int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_t n_segs,
+		    uint64_t gen)
+{
+	enum { CHUNK = 64 };
+	char path[PATH_MAX];
+	size_t n_new = 0;
+	uint64_t want;
+	int r = 0;
+
+	for (size_t i = 0; i < n_segs && r == 0;) {
+		int fds[CHUNK];
+		size_t k = 0;
+
+		/* start the writeback of a chunk of files at once, then wait for
+		 * each: the device sees them together, and the journal commit of
+		 * the first fdatasync covers the names and sizes of all */
+		for (; i < n_segs && k < CHUNK; i++) {
+			if (segs[i].gen != gen)
+				continue;
+			seg_path(c, ino, i, gen, path);
+			fds[k] = open(path, O_RDONLY | O_CLOEXEC);
+			if (fds[k] < 0) {
+				r = -errno;
+				break;
+			}
+			sync_file_range(fds[k], 0, 0, SYNC_FILE_RANGE_WRITE);
+			k++;
+		}
+		for (size_t j = 0; j < k; j++) {
+			if (r == 0 && fdatasync(fds[j]) < 0)
+				r = -errno;
+			close(fds[j]);
+		}
+		n_new += k;
+	}
+	if (r < 0 || n_new == 0)
+		return r;
+	/* their names: renamed into seg/<ino>, which may itself be new in seg/ */
+	seg_dir(c, ino, path);
+	r = sync_path(path, false);
+	if (r < 0)
+		return r;
+	want = __atomic_load_n(&c->root_gen, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&c->root_lock);
+	if (c->root_synced < want) {
+		/* one sync of seg/ serves every directory created before it */
+		uint64_t now = __atomic_load_n(&c->root_gen, __ATOMIC_SEQ_CST);
+
+		snprintf(path, sizeof(path), "%s/seg", c->dir);
+		r = sync_path(path, false);
+		if (r == 0)
+			c->root_synced = now;
+	}
+	pthread_mutex_unlock(&c->root_lock);
+	return r;
+}
+
+int cache_wait_durable(struct cache *c, uint64_t batch)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->durable_batch < batch && !c->sync_error)
+		pthread_cond_wait(&c->durable_cond, &c->lock);
+	r = c->durable_batch >= batch ? 0 : c->sync_error;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int cache_sync(struct cache *c)
+{
+	uint64_t batch = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->open_batch)
+		batch = c->open_batch;
+	else if (c->last_batch > c->durable_batch)
+		batch = c->last_batch; /* being synced */
+	else if (sqlite3_total_changes64(c->db) != c->changes_committed)
+		/* written outside any batch (metadata): an empty batch syncs it */
+		r = batch_join_locked(c, &batch);
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0 || batch == 0)
+		return r;
+	return cache_wait_durable(c, batch);
 }

@@ -34,13 +34,30 @@ int cache_nodes_load(struct cache *c, struct node *(*alloc)(void *ud, uint64_t i
 int cache_segs_load(struct cache *c, uint64_t ino, struct seg **ret, size_t *ret_n);
 
 /*
- * Makes a version durable in one transaction: the node row, its segment
- * table (rows not present become absent; `uploaded` is kept for segments
- * whose generation did not change), the sealed manifest, and remote paths
- * to delete once this version is acknowledged.
+ * Commits a version atomically: the node row, its segment table (rows not
+ * present become absent; `uploaded` is kept for segments whose generation
+ * did not change), the sealed manifest, and remote paths to delete once
+ * this version is acknowledged. It joins the open batch of commits (group
+ * commit): *ret_batch names it for cache_wait_durable(). Its segment files
+ * must be durable first (cache_segs_sync).
  */
 int cache_commit(struct cache *c, const struct node *n, const struct seg *segs, size_t n_segs,
-		 const char *manifest, size_t manifest_len, char *const *gc_paths, size_t n_gc);
+		 const char *manifest, size_t manifest_len, char *const *gc_paths, size_t n_gc,
+		 uint64_t *ret_batch);
+/*
+ * Waits until batch (from cache_commit) survives a power loss: the
+ * committer thread commits it and fdatasync()s the index's WAL once for
+ * every commit in it. -EIO once any batch could not be made durable.
+ */
+int cache_wait_durable(struct cache *c, uint64_t batch);
+/*
+ * Makes the segment files of ino whose generation is gen durable, with
+ * their names (seg/<ino>, and seg/ when that directory is new): one
+ * fdatasync per file, writeback started for all of them first. Call it
+ * without fs->lock, before cache_commit() of the version naming them.
+ */
+int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_t n_segs,
+		    uint64_t gen);
 /* Stores an already committed manifest fetched from the HCSE (verified). */
 int cache_manifest_put(struct cache *c, uint64_t ino, uint64_t version, uint64_t length,
 		       const char *compact, size_t len, const struct seg *segs, size_t n_segs);
@@ -75,5 +92,6 @@ uint64_t cache_pending_bytes(struct cache *c);
 
 /* Evicts uploaded segment files, least recently used first, down to the bound. */
 void cache_evict(struct cache *c);
-/* fsync(): makes everything committed so far survive a power loss. */
-int cache_sync(struct cache *c, uint64_t ino);
+/* fsync(): makes everything committed so far survive a power loss (a no-op
+ * when nothing changed since the last durable batch). */
+int cache_sync(struct cache *c);

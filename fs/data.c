@@ -645,7 +645,7 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	struct seal_params p;
 	char **gc = NULL;
 	size_t n_gc = 0, len, n_segs;
-	uint64_t size, newver;
+	uint64_t size, newver, batch = 0;
 	int r;
 
 	/* every segment handed to a sealer is in the cache before the manifest */
@@ -656,7 +656,7 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	newver = n->version + 1;
 	if (!n->content_dirty) {
 		if (durable)
-			return cache_sync(fs->cache, n->ino);
+			return cache_sync(fs->cache);
 		return 0;
 	}
 	pthread_mutex_lock(&fs->lock);
@@ -692,6 +692,10 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	r = segs_resize(&n->wsegs, &n->n_wsegs, n_segs);
 	if (r < 0)
 		return r;
+	/* DESIGN.md 6: the segments are on disk before an index naming them */
+	r = cache_segs_sync(fs->cache, n->ino, n->wsegs, n_segs, newver);
+	if (r < 0)
+		return log_error_errno(r, "cannot sync the segments of inode %" PRIu64, n->ino);
 
 	r = seal_manifest_new(n_segs, &m);
 	if (r < 0)
@@ -739,7 +743,7 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	n->version = newver;
 	n->size = size;
 	n->segs_known = true;
-	r = cache_commit(fs->cache, n, n->wsegs, n_segs, compact, len, gc, n_gc);
+	r = cache_commit(fs->cache, n, n->wsegs, n_segs, compact, len, gc, n_gc, &batch);
 	pthread_mutex_unlock(&fs->lock);
 	for (size_t i = 0; i < n_gc; i++)
 		free(gc[i]);
@@ -749,8 +753,14 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 		return log_error_errno(r, "cannot commit version %" PRIu64 " of inode %" PRIu64,
 				       newver, n->ino);
 	}
+	/* close() and fsync() return once the version survives a power loss
+	 * (DESIGN.md 6), and only then may the files it supersedes go */
+	int durable_r = cache_wait_durable(fs->cache, batch);
+	if (durable_r < 0)
+		log_error_errno(durable_r, "version %" PRIu64 " of inode %" PRIu64 " is not durable",
+				newver, n->ino);
 	/* superseded files in the cache go now; their remote copies later */
-	for (size_t i = 0; i < n->n_csegs; i++)
+	for (size_t i = 0; i < n->n_csegs && durable_r == 0; i++)
 		if (n->csegs[i].gen && !(i < n_segs && n->wsegs[i].gen == n->csegs[i].gen))
 			cache_seg_unlink(fs->cache, n->ino, i, n->csegs[i].gen);
 	free(n->csegs);
@@ -764,11 +774,6 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	n->n_csegs = n_segs;
 	n->n_wsegs = n_segs;
 	n->content_dirty = false;
-	if (durable) {
-		r = cache_sync(fs->cache, n->ino);
-		if (r < 0)
-			return r;
-	}
 	uploader_kick(fs->up);
-	return 0;
+	return durable_r;
 }

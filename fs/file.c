@@ -389,7 +389,8 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	/* close(): the new version is committed to the cache before it returns */
+	/* close(): the new version is durable in the cache before it returns
+	 * (FLUSH is what close(2) waits for; RELEASE comes after, unwaited) */
 	fuse_reply_err(req, -commit_handle(h, false));
 }
 

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# close() makes a version durable (DESIGN.md 6): strace on atrestfs shows the
+# segment file and the index WAL fdatasync()ed before close() returns, one
+# sync per segment file and one WAL sync per batch of concurrent closes.
+. "$ATREST_SRC/tests/integration/lib.sh"
+need_root
+need_fuse
+command -v strace >/dev/null || skip "strace is not installed (tests/run.sh installs it)"
+
+A=2341
+start_tefd
+start_hcsed
+M=$T/mnt
+C=$T/cache
+mount_atrestfs "$M" "$C"
+chmod 1777 "$M"
+as_user $A $A sh -c "echo warm > '$M/warm'" # registers the AE, opens the WAL
+
+# strace_on LOG: attaches to every thread of atrestfs (-f with -p does)
+strace_on() {
+	strace -f -p "$ATRESTFS_PID" -qq -y -ttt -T -e trace=fdatasync,fsync,syncfs -o "$1" &
+	STRACE_PID=$!
+	at_exit "kill $STRACE_PID 2>/dev/null"
+	sleep 1 # strace attaches asynchronously: nothing before this is seen
+}
+strace_off() {
+	sleep 0.5
+	kill -INT "$STRACE_PID"
+	wait "$STRACE_PID" 2>/dev/null || true
+}
+# count LOG SYSCALL PATH-REGEX: calls on matching descriptors (strace -f
+# splits a call other threads interrupt into "<unfinished ...>" and "resumed")
+count() {
+	grep -E " $2\([0-9]+<$3>(\) += 0| <unfinished)" "$1" | wc -l
+}
+
+# ---- one close alone ---------------------------------------------------------
+strace_on "$T/one.strace"
+as_user $A $A /usr/bin/python3 -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"d" * 4096)
+t0 = time.time()
+os.close(fd)
+print("%.6f %.6f" % (t0, time.time()))' "$M/one" >"$T/one.times" || fail "writing one file"
+strace_off
+read -r T0 T1 <"$T/one.times"
+cat "$T/one.strace" >&2
+segs=$(count "$T/one.strace" fdatasync "$C/seg/[0-9]+/0\.[0-9]+")
+wals=$(count "$T/one.strace" fdatasync ".*/index\.db-wal")
+dirs=$(count "$T/one.strace" fsync "$C/seg(/[0-9]+)?")
+syncfs=$(grep -c "syncfs(" "$T/one.strace" || true)
+[ "$segs" = 1 ] || fail "one close of a 4 KiB file: $segs segment fdatasyncs, expected 1"
+[ "$wals" = 1 ] || fail "one close: $wals WAL fdatasyncs, expected 1"
+[ "$dirs" = 2 ] || fail "one close of a new file: $dirs directory fsyncs, expected 2 (seg/<ino>, seg/)"
+[ "$syncfs" = 0 ] || fail "syncfs() called: it would sync every other file on the disk"
+# the WAL sync ends (start + duration) before close() returned, and after it began
+/usr/bin/python3 - "$T/one.strace" "$T0" "$T1" <<'EOF' || fail "close() returned before its WAL sync ended"
+import re, sys
+t0, t1 = float(sys.argv[2]), float(sys.argv[3])
+for line in open(sys.argv[1]):
+    m = re.search(r"^\d+\s+([\d.]+) fdatasync\(\d+<.*index\.db-wal>\) += 0 <([\d.]+)>", line)
+    if m:
+        end = float(m.group(1)) + float(m.group(2))
+        print("close %.6f..%.6f, WAL sync ended %.6f" % (t0, t1, end))
+        sys.exit(0 if t0 <= end <= t1 else 1)
+sys.exit(1)
+EOF
+ok "one close: 1 segment fdatasync, 2 directory fsyncs, 1 WAL fdatasync, all before close() returned"
+
+# ---- concurrent closes share batches ------------------------------------------
+N=8
+PER=6
+strace_on "$T/many.strace"
+as_user $A $A /usr/bin/python3 -c '
+import os, sys, threading
+m, n, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+go = threading.Barrier(n)
+def writer(w):
+    go.wait()
+    for i in range(per):
+        fd = os.open("%s/c%d_%d" % (m, w, i), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"c" * 4096)
+        os.close(fd)
+ts = [threading.Thread(target=writer, args=(w,)) for w in range(n)]
+[t.start() for t in ts]
+[t.join() for t in ts]' "$M" $N $PER || fail "concurrent writers"
+strace_off
+! grep -E "(fsync|fdatasync).*= -1" "$T/many.strace" || fail "a sync failed"
+files=$((N * PER))
+segs=$(count "$T/many.strace" fdatasync "$C/seg/[0-9]+/0\.[0-9]+")
+wals=$(count "$T/many.strace" fdatasync ".*/index\.db-wal")
+echo "$files closes: $segs segment syncs, $wals WAL syncs" >&2
+[ "$segs" = "$files" ] || fail "$files files closed: $segs segment fdatasyncs, expected one each"
+[ "$wals" -ge 1 ] && [ "$wals" -lt "$files" ] ||
+	fail "$files concurrent closes took $wals WAL syncs: no batch was shared"
+ok "$files concurrent closes by $N writers: $segs segment syncs, $wals WAL syncs (batched)"
+
+# every byte is there after a remount
+umount_atrestfs "$M"
+mount_atrestfs "$M" "$C"
+for w in $(seq 0 $((N - 1))); do
+	for i in $(seq 0 $((PER - 1))); do
+		[ "$(as_user $A $A cat "$M/c${w}_$i" | wc -c)" = 4096 ] || fail "c${w}_$i lost after remount"
+	done
+done
+ok "the $files files read back after a remount"
+umount_atrestfs "$M"
+check_sanitizer_logs "$T"/*.log
