@@ -169,7 +169,7 @@ struct handle {
 	uint32_t rc_len;
 	bool rc_valid;
 	bool wrote;
-	char *fbuf; /* a foreign object's plaintext, opened for this caller */
+	char *fbuf; /* a foreign object's plaintext, opened for this caller: secmem, flen + 1 bytes */
 	size_t flen;
 };
 
@@ -224,6 +224,8 @@ int data_truncate(struct fs *fs, struct node *n, const struct seal_key *key, uin
 int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool durable);
 void data_drop(struct node *n);
 void data_params(const struct node *n, const struct seal_key *key, struct seal_params *p);
+/* Logs that size bytes of plaintext could not be locked (secmem.h) and returns -ENOMEM. */
+int plain_alloc_error(size_t size);
 /* Threads that seal full segments while the writer goes on (sequential writes). */
 int data_sealers_start(unsigned threads);
 void data_sealers_stop(void);

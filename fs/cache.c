@@ -38,6 +38,7 @@ struct cache {
 	int sync_error;              /* sticky: a commit or a sync failed */
 	int64_t changes_committed;   /* sqlite3_total_changes64() at the last batch */
 	int wal_fd;                  /* the committer's */
+	unsigned arriving;           /* closes between cache_segs_sync and cache_commit (atomic) */
 
 	/* new seg/<ino> directories whose names in seg/ are not synced yet */
 	pthread_mutex_t root_lock;
@@ -219,6 +220,46 @@ static int wal_sync(struct cache *c)
 	return fdatasync(c->wal_fd) < 0 ? -errno : 0;
 }
 
+/* A close that synced its segments and is about to join the batch (per thread:
+ * one that failed in between is counted once, until its next commit). */
+static _Thread_local bool arriving;
+
+static void arrive(struct cache *c)
+{
+	if (!arriving) {
+		arriving = true;
+		__atomic_add_fetch(&c->arriving, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+static void arrived(struct cache *c)
+{
+	if (arriving) {
+		arriving = false;
+		__atomic_sub_fetch(&c->arriving, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+/* With closes about to join, the batch waits for them a moment (at most
+ * LINGER_NS): one WAL sync for all instead of one each (lock held). */
+#define LINGER_NS 1000000
+static void linger(struct cache *c)
+{
+	struct timespec until;
+
+	if (!__atomic_load_n(&c->arriving, __ATOMIC_SEQ_CST))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += LINGER_NS;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (__atomic_load_n(&c->arriving, __ATOMIC_SEQ_CST) && !c->stopping)
+		if (pthread_cond_timedwait(&c->batch_cond, &c->lock, &until) == ETIMEDOUT)
+			break;
+}
+
 /*
  * The committer: commits the open batch, then syncs the WAL once for every
  * version in it. Closes arriving meanwhile open the next batch, so a busy
@@ -238,6 +279,7 @@ static void *committer_main(void *arg)
 			pthread_cond_wait(&c->batch_cond, &c->lock);
 		if (!c->open_batch)
 			break;
+		linger(c);
 		id = c->open_batch;
 		r = exec(c, "COMMIT");
 		if (r < 0)
@@ -290,7 +332,11 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->root_lock, NULL);
-	pthread_cond_init(&c->batch_cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->batch_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&c->durable_cond, NULL);
 	c->wal_fd = -1;
 	c->max_bytes = max_bytes;
@@ -748,7 +794,9 @@ int cache_commit(struct cache *c, const struct node *n, const struct seg *segs, 
 	int r;
 
 	pthread_mutex_lock(&c->lock);
+	arrived(c);
 	r = batch_join_locked(c, &batch);
+	pthread_cond_signal(&c->batch_cond); /* a lingering committer counts again */
 	if (r == 0)
 		r = tx_begin(c);
 	if (r == 0) {
@@ -1164,6 +1212,7 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 	uint64_t want;
 	int r = 0;
 
+	arrive(c);
 	for (size_t i = 0; i < n_segs && r == 0;) {
 		int fds[CHUNK];
 		size_t k = 0;

@@ -10,6 +10,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/secmem.h"
 #include "atrestfs.h"
 #include "cache.h"
 
@@ -29,10 +30,7 @@ void data_params(const struct node *n, const struct seal_key *key, struct seal_p
 
 static void dseg_release(struct dseg *d, uint32_t seg_size)
 {
-	if (d->buf) {
-		sodium_memzero(d->buf, seg_size);
-		free(d->buf);
-	}
+	secmem_free(d->buf, seg_size);
 	d->buf = NULL;
 }
 
@@ -228,8 +226,7 @@ static void *sealer_main(void *arg)
 		if (r < 0)
 			log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64 " into the cache",
 					j->idx, j->n->ino);
-		sodium_memzero(j->buf, j->n->seg_size);
-		free(j->buf);
+		secmem_free(j->buf, j->n->seg_size);
 
 		pthread_mutex_lock(&j->n->data_lock);
 		if (r == 0)
@@ -412,6 +409,16 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 	return 0;
 }
 
+int plain_alloc_error(size_t size)
+{
+	int e = errno;
+
+	/* loud: a full RLIMIT_MEMLOCK is a configuration error, not a hiccup */
+	log_error_errno(-e, "cannot lock %zu bytes for plaintext (%zu locked; raise RLIMIT_MEMLOCK,"
+			" e.g. LimitMEMLOCK= in the mount unit)", size, secmem_locked_bytes());
+	return -ENOMEM;
+}
+
 /* The dirty buffer for segment idx, loading what is already there. */
 static int dirty_get(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t idx,
 		     bool whole, struct dseg **ret)
@@ -435,16 +442,17 @@ static int dirty_get(struct fs *fs, struct node *n, const struct seal_key *key, 
 		if (r < 0)
 			return r;
 	}
-	buf = calloc(1, n->seg_size);
+	/* plaintext: locked, never swapped (issue 5: it never reaches a disk) */
+	buf = secmem_alloc(n->seg_size);
 	if (!buf)
-		return -ENOMEM;
+		return plain_alloc_error(n->seg_size);
 	uint32_t len = 0;
 	if (idx < n->n_wsegs && n->wsegs[idx].gen) {
 		len = n->wsegs[idx].len;
 		if (!whole) {
 			r = load_sealed(fs, n, key, idx, n->wsegs[idx].gen, len, buf);
 			if (r < 0) {
-				free(buf);
+				secmem_free(buf, n->seg_size);
 				return r;
 			}
 		}
@@ -556,9 +564,9 @@ int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off
 	if (size > fsize - pos)
 		size = (size_t)(fsize - pos);
 	if (!h->rc_buf) {
-		h->rc_buf = malloc(n->seg_size);
+		h->rc_buf = secmem_alloc(n->seg_size);
 		if (!h->rc_buf)
-			return -ENOMEM;
+			return plain_alloc_error(n->seg_size);
 	}
 	while (done < size) {
 		uint64_t idx = pos / n->seg_size;

@@ -10,6 +10,7 @@
 
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
+#include "atrest/secmem.h"
 #include "atrestfs.h"
 #include "cache.h"
 
@@ -30,14 +31,8 @@ static void handle_free(struct handle *h)
 	if (!h)
 		return;
 	seal_key_free(h->key);
-	if (h->fbuf) {
-		sodium_memzero(h->fbuf, h->flen);
-		free(h->fbuf);
-	}
-	if (h->rc_buf) {
-		sodium_memzero(h->rc_buf, h->node->seg_size);
-		free(h->rc_buf);
-	}
+	secmem_free(h->fbuf, h->flen + 1);
+	secmem_free(h->rc_buf, h->node->seg_size);
 	free(h);
 }
 
@@ -236,10 +231,7 @@ static void open_foreign(fuse_req_t req, struct node *n, struct fuse_file_info *
 			r = -ENOMEM;
 	}
 	if (r < 0 || !h) {
-		if (buf) {
-			sodium_memzero(buf, len);
-			free(buf);
-		}
+		secmem_free(buf, len + 1);
 		pthread_mutex_lock(&fs->lock);
 		n->n_open--;
 		fs_maybe_reap(fs, n);
@@ -327,29 +319,29 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	_cleanup_free_ char *buf = malloc(size ? size : 1);
+	char *buf;
 	size_t got = 0;
 	int r;
 
 	(void)ino;
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
 	if (h->fbuf) {
 		size_t o = off < 0 || (uint64_t)off > h->flen ? h->flen : (size_t)off;
 		fuse_reply_buf(req, h->fbuf + o, size < h->flen - o ? size : h->flen - o);
 		return;
 	}
+	buf = secmem_alloc(size);
+	if (!buf) {
+		fuse_reply_err(req, -plain_alloc_error(size));
+		return;
+	}
 	pthread_mutex_lock(&h->node->data_lock);
 	r = data_read(the_fs, h, buf, size, off, &got);
 	pthread_mutex_unlock(&h->node->data_lock);
-	if (r < 0) {
+	if (r < 0)
 		fuse_reply_err(req, -r);
-		return;
-	}
-	fuse_reply_buf(req, buf, got);
-	sodium_memzero(buf, got);
+	else
+		fuse_reply_buf(req, buf, got);
+	secmem_free(buf, size);
 }
 
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -363,9 +355,18 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 		fuse_reply_err(req, EFBIG);
 		return;
 	}
+	/* the data sits in libfuse's request buffer, reused by this thread */
+	r = secmem_lock_range(buf, size);
+	if (r < 0) {
+		errno = -r;
+		fuse_reply_err(req, -plain_alloc_error(size));
+		return;
+	}
 	pthread_mutex_lock(&h->node->data_lock);
 	r = data_write(the_fs, h, buf, size, off);
 	pthread_mutex_unlock(&h->node->data_lock);
+	/* copied (or refused): libfuse's buffer must not keep it after us */
+	sodium_memzero((void *)buf, size);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;

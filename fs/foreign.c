@@ -12,6 +12,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/secmem.h"
 #include "atrestfs.h"
 
 /* How long a directory's listing of foreign objects is trusted. */
@@ -162,6 +163,19 @@ void foreign_refresh(struct fs *fs, uint64_t dir_ino, bool missing_name)
 	hcse_names_free(names, n_names);
 }
 
+/* A locked copy of len bytes (plus a NUL) for the handle (atrestfs.h: fbuf). */
+static int plain_copy(const char *src, size_t len, char **ret, size_t *ret_len)
+{
+	char *p = secmem_alloc(len + 1);
+
+	if (!p)
+		return plain_alloc_error(len + 1);
+	memcpy(p, src, len);
+	*ret = p;
+	*ret_len = len;
+	return 0;
+}
+
 int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **ret, size_t *ret_len)
 {
 	_cleanup_free_ char *path = NULL, *con = NULL, *cnf = NULL, *kid = NULL;
@@ -169,7 +183,8 @@ int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **r
 	struct tef_identity id = { .uid = c->uid, .gid = c->gid, .n_groups = c->n_groups,
 				   .groups = c->groups };
 	struct seal_key *key = NULL;
-	size_t len;
+	char *plain;
+	size_t len, plen;
 	int r;
 
 	pthread_mutex_lock(&fs->lock);
@@ -186,9 +201,7 @@ int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **r
 	}
 	if (!cnf_is_jose(cnf)) {
 		/* plain content is shown as it is (issue 5) */
-		*ret = TAKE_PTR(con);
-		*ret_len = len;
-		return 0;
+		return plain_copy(con, len, ret, ret_len);
 	}
 	/* the kid names the key; it is trusted only once the object verifies with it */
 	r = seal_peek_kid(con, len, &kid);
@@ -207,11 +220,20 @@ int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **r
 	tef_registration_free(reg);
 	if (r < 0)
 		return r;
-	r = seal_open_esdata(key, kid, con, len, ret, ret_len);
+	/* the compact form is longer than its plaintext: len bytes are enough */
+	plain = secmem_alloc(len + 1);
+	if (!plain) {
+		seal_key_free(key);
+		return plain_alloc_error(len + 1);
+	}
+	r = seal_open_esdata_in(key, kid, con, len, plain, len, &plen);
 	seal_key_free(key);
 	if (r < 0) {
+		secmem_free(plain, len + 1);
 		log_error_errno(r, "integrity check failed for '/%s/%s'", fs->cse_rn, path);
 		return -EIO;
 	}
-	return 0;
+	r = plain_copy(plain, plen, ret, ret_len);
+	secmem_free(plain, len + 1);
+	return r;
 }

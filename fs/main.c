@@ -17,6 +17,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/secmem.h"
 #include "atrest/tef_client.h"
 #include "atrestfs.h"
 #include "cache.h"
@@ -433,6 +434,18 @@ int main(int argc, char *argv[])
 		log_error_errno(-errno, "cannot disable core dumps");
 		return 1;
 	}
+
+	/* Plaintext buffers are locked (secmem.h): RLIMIT_MEMLOCK bounds them.
+	 * A writer holds up to NODE_MAX_DIRTY + NODE_MAX_SEALING segments. */
+	size_t memlock;
+	r = secmem_init(&memlock);
+	if (r < 0)
+		log_warning_errno(r, "cannot raise RLIMIT_MEMLOCK");
+	else if (memlock < 4 * (NODE_MAX_DIRTY + NODE_MAX_SEALING + 1) * fs.opt.segment_size)
+		log_warning("RLIMIT_MEMLOCK is %zu KiB: plaintext is kept in locked memory, so"
+			    " writes and reads fail with ENOMEM beyond it; raise it (LimitMEMLOCK= or"
+			    " limits.conf memlock) to at least %" PRIu64 " KiB", memlock / 1024,
+			    4 * (NODE_MAX_DIRTY + NODE_MAX_SEALING + 1) * fs.opt.segment_size / 1024);
 
 	the_fs = &fs;
 	pthread_mutex_init(&fs.lock, NULL);

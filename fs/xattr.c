@@ -12,6 +12,7 @@
 
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
+#include "atrest/secmem.h"
 #include "atrestfs.h"
 #include "cache.h"
 
@@ -194,11 +195,13 @@ static int ux_get(struct fs *fs, const struct caller *c, struct node *n, const c
 		return r;
 	data_params(n, key, &p);
 	p.file_id = fid;
-	*ret = malloc(USER_XATTR_MAX);
-	r = *ret ? seal_open_segment(&p, 0, 1, compact, clen, *ret, USER_XATTR_MAX, &plen) : -ENOMEM;
+	/* a value's plaintext: locked memory, freed by the caller with secmem_free() */
+	*ret = secmem_alloc(USER_XATTR_MAX);
+	r = *ret ? seal_open_segment(&p, 0, 1, compact, clen, *ret, USER_XATTR_MAX, &plen) :
+		   plain_alloc_error(USER_XATTR_MAX);
 	seal_key_free(key);
 	if (r < 0) {
-		free(*ret);
+		secmem_free(*ret, USER_XATTR_MAX);
 		*ret = NULL;
 		if (r == -ENOMEM)
 			return r;
@@ -223,6 +226,12 @@ static int ux_set(struct fs *fs, const struct caller *c, struct node *n, const c
 		return -ENOMEM;
 	if (size > USER_XATTR_MAX)
 		return -E2BIG;
+	/* the value is plaintext in libfuse's request buffer */
+	r = secmem_lock_range(value, size);
+	if (r < 0) {
+		errno = -r;
+		return plain_alloc_error(size);
+	}
 	pthread_mutex_lock(&fs->lock);
 	bool exists = ux_find(n->xattrs, enc, &clen) != NULL;
 	pthread_mutex_unlock(&fs->lock);
@@ -314,7 +323,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
 			return;
 		}
 		reply_value(req, v, len, size);
-		sodium_memzero(v, len);
+		secmem_free(TAKE_PTR(v), USER_XATTR_MAX);
 		return;
 	}
 	pthread_mutex_lock(&fs->lock);

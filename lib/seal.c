@@ -10,6 +10,7 @@
 #include "atrest/base64url.h"
 #include "atrest/cleanup.h"
 #include "atrest/seal.h"
+#include "atrest/secmem.h"
 
 #define GCM_IV_LEN crypto_aead_aes256gcm_NPUBBYTES		  /* 12 */
 #define XC20P_IV_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
@@ -419,8 +420,8 @@ int seal_segment(const struct seal_params *p, uint64_t index, uint64_t generatio
 
 /* ---- opening ---------------------------------------------------------------- */
 
-/* A verified object: header and plaintext (malloc()ed, NUL-terminated,
- * wiped when freed). */
+/* A verified object: header and plaintext (secmem_alloc()ed: never swapped,
+ * NUL-terminated, wiped when freed). */
 struct opened {
 	json_t *header;
 	uint8_t *plain;
@@ -431,10 +432,7 @@ struct opened {
 static void opened_done(struct opened *o)
 {
 	json_decref(o->header);
-	if (o->plain) {
-		sodium_memzero(o->plain, o->cap);
-		free(o->plain);
-	}
+	secmem_free(o->plain, o->cap);
 	*o = (struct opened){0};
 }
 
@@ -477,19 +475,20 @@ static int decode_fixed(uint8_t *dst, const char *s, size_t slen, size_t n)
 }
 
 /* Decodes the ciphertext or payload part into a new buffer with room for a
- * trailing NUL; *ret_cap is what the buffer holds, for wiping. */
+ * trailing NUL; *ret_cap is what the buffer holds, for wiping. The buffer
+ * is locked memory: the plaintext is decrypted in place there. */
 static int decode_body(const char *s, size_t slen, uint8_t **ret_buf, size_t *ret_cap,
 		       size_t *ret_len)
 {
 	size_t cap = slen / 4 * 3 + 3;
-	uint8_t *buf = malloc(cap);
+	uint8_t *buf = secmem_alloc(cap);
 	int64_t n;
 
 	if (!buf)
 		return -ENOMEM;
 	n = base64url_decode(buf, s, slen);
 	if (n < 0) {
-		free(buf);
+		secmem_free(buf, cap);
 		return SEAL_E_MALFORMED;
 	}
 	*ret_buf = buf;
@@ -634,8 +633,7 @@ static int open_compact(const struct seal_key *key, int want, const char *kid, c
 		r = sodium_memcmp(mac, sig, HS256_LEN) == 0 ? 0 : SEAL_E_AUTH;
 	}
 	if (r < 0) {
-		sodium_memzero(buf, cap);
-		free(buf);
+		secmem_free(buf, cap);
 		return r;
 	}
 	buf[n] = '\0';
@@ -742,11 +740,29 @@ int seal_open_esdata(const struct seal_key *key, const char *expected_kid, const
 	r = open_compact(key, -1, expected_kid, compact, len, &o);
 	if (r < 0)
 		return r;
-	*ret = (char *)o.plain;
+	*ret = malloc(o.len + 1);
+	if (!*ret) {
+		opened_done(&o);
+		return -ENOMEM;
+	}
+	memcpy(*ret, o.plain, o.len + 1);
 	*ret_len = o.len;
-	o.plain = NULL;
 	opened_done(&o);
 	return 0;
+}
+
+int seal_open_esdata_in(const struct seal_key *key, const char *expected_kid, const char *compact,
+			size_t len, void *out, size_t cap, size_t *ret_len)
+{
+	struct opened o;
+	int r;
+
+	if (!ret_len)
+		return -EINVAL;
+	r = open_compact(key, -1, expected_kid, compact, len, &o);
+	if (r < 0)
+		return r;
+	return opened_deliver(&o, SIZE_MAX, out, cap, ret_len);
 }
 
 int seal_peek_kid(const char *compact, size_t len, char **ret_kid)

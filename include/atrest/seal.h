@@ -244,6 +244,11 @@ int seal_stream_open(const struct seal_params *p, const struct seal_manifest *m,
  */
 int seal_open_esdata(const struct seal_key *key, const char *expected_kid, const char *compact,
 		     size_t len, char **ret, size_t *ret_len);
+/* The same into the caller's buffer (cap bytes; len is always enough):
+ * for plaintext that must stay in locked memory (secmem.h). Errors as
+ * seal_open_segment(). */
+int seal_open_esdata_in(const struct seal_key *key, const char *expected_kid, const char *compact,
+			size_t len, void *out, size_t cap, size_t *ret_len);
 
 /*
  * Reads "kid" from the protected header WITHOUT verifying anything, to know
