@@ -26,11 +26,14 @@ struct cache {
 	sqlite3 *db;
 
 	/* Group commit (DESIGN.md 6: close() makes a version durable): version
-	 * commits join one open transaction (a batch); the committer thread
+	 * commits join one open transaction (a batch); the first close waiting
+	 * for it (or, if none does, the committer thread)
 	 * commits it and syncs the WAL once for all of them. Under lock. */
 	pthread_t committer;
 	bool committer_running, stopping;
-	pthread_cond_t batch_cond;   /* a batch was opened, or stopping */
+	pthread_cond_t batch_cond;   /* stopping */
+	pthread_cond_t join_cond;    /* a close joined the batch */
+	bool syncing;                /* a batch is being synced */
 	pthread_cond_t durable_cond; /* a batch became durable, or failed */
 	uint64_t open_batch;         /* the open transaction's id, 0: none */
 	uint64_t last_batch;         /* the last id handed out */
@@ -240,6 +243,20 @@ static void arrived(struct cache *c)
 	}
 }
 
+/* A deadline ns from now on the monotonic clock (the conds use it). */
+static struct timespec after_ns(long ns)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_nsec += ns;
+	while (t.tv_nsec >= 1000000000) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000;
+	}
+	return t;
+}
+
 /* With closes about to join, the batch waits for them a moment (at most
  * LINGER_NS): one WAL sync for all instead of one each (lock held). */
 #define LINGER_NS 1000000
@@ -249,57 +266,70 @@ static void linger(struct cache *c)
 
 	if (!__atomic_load_n(&c->arriving, __ATOMIC_SEQ_CST))
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += LINGER_NS;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	until = after_ns(LINGER_NS);
 	while (__atomic_load_n(&c->arriving, __ATOMIC_SEQ_CST) && !c->stopping)
-		if (pthread_cond_timedwait(&c->batch_cond, &c->lock, &until) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&c->join_cond, &c->lock, &until) == ETIMEDOUT)
 			break;
 }
 
 /*
- * The committer: commits the open batch, then syncs the WAL once for every
- * version in it. Closes arriving meanwhile open the next batch, so a busy
- * filesystem pays one WAL sync per batch, not per close. The sync runs
- * without the lock: SQLite appends to the WAL while it waits.
+ * Commits the open batch and syncs the WAL once for every version in it
+ * (lock held, dropped during the sync: SQLite appends the next batch to
+ * the WAL meanwhile). Run by the first close waiting for the batch (no
+ * thread hand-off on the way of a lone close), else by the committer.
  */
+static void batch_commit_locked(struct cache *c)
+{
+	uint64_t id;
+	int r;
+
+	/* ours from now: lingering drops the lock, and nobody else may commit */
+	c->syncing = true;
+	linger(c);
+	id = c->open_batch;
+	r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	c->open_batch = 0;
+	c->changes_committed = sqlite3_total_changes64(c->db);
+	pthread_mutex_unlock(&c->lock);
+	if (r == 0)
+		r = wal_sync(c);
+	pthread_mutex_lock(&c->lock);
+	c->syncing = false;
+	if (r == 0)
+		c->durable_batch = id;
+	else if (!c->sync_error) {
+		/* after a failed fsync the kernel may have dropped the pages:
+		 * nothing later can be called durable (fsyncgate) */
+		c->sync_error = -EIO;
+		log_error_errno(r, "cache index: cannot make batch %" PRIu64 " durable; every"
+				" later commit fails until atrestfs restarts", id);
+	}
+	pthread_cond_broadcast(&c->durable_cond);
+}
+
+/* Commits a batch nobody waits for (and the last one at close) within
+ * COMMITTER_NS, so the write transaction is never left open. */
+#define COMMITTER_NS 50000000
 static void *committer_main(void *arg)
 {
 	struct cache *c = arg;
+	uint64_t seen = 0;
 
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
-		uint64_t id;
-		int r;
+		struct timespec until = after_ns(COMMITTER_NS);
 
-		while (!c->open_batch && !c->stopping)
-			pthread_cond_wait(&c->batch_cond, &c->lock);
-		if (!c->open_batch)
+		if (!c->stopping)
+			pthread_cond_timedwait(&c->batch_cond, &c->lock, &until);
+		if (c->open_batch && !c->syncing && (c->open_batch == seen || c->stopping))
+			batch_commit_locked(c);
+		else if (c->stopping && !c->open_batch && !c->syncing)
 			break;
-		linger(c);
-		id = c->open_batch;
-		r = exec(c, "COMMIT");
-		if (r < 0)
-			exec(c, "ROLLBACK");
-		c->open_batch = 0;
-		c->changes_committed = sqlite3_total_changes64(c->db);
-		pthread_mutex_unlock(&c->lock);
-		if (r == 0)
-			r = wal_sync(c);
-		pthread_mutex_lock(&c->lock);
-		if (r == 0)
-			c->durable_batch = id;
-		else if (!c->sync_error) {
-			/* after a failed fsync the kernel may have dropped the pages:
-			 * nothing later can be called durable (fsyncgate) */
-			c->sync_error = -EIO;
-			log_error_errno(r, "cache index: cannot make batch %" PRIu64 " durable; every"
-					" later commit fails until atrestfs restarts", id);
-		}
-		pthread_cond_broadcast(&c->durable_cond);
+		else if (c->stopping)
+			pthread_cond_wait(&c->durable_cond, &c->lock);
+		seen = c->open_batch;
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -336,6 +366,7 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->batch_cond, &ca);
+	pthread_cond_init(&c->join_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&c->durable_cond, NULL);
 	c->wal_fd = -1;
@@ -407,6 +438,7 @@ struct cache *cache_close(struct cache *c)
 	if (c->db)
 		sqlite3_close_v2(c->db);
 	pthread_cond_destroy(&c->batch_cond);
+	pthread_cond_destroy(&c->join_cond);
 	pthread_cond_destroy(&c->durable_cond);
 	pthread_mutex_destroy(&c->root_lock);
 	pthread_mutex_destroy(&c->lock);
@@ -768,7 +800,7 @@ static int gc_add_locked(struct cache *c, uint64_t ino, uint64_t after, const ch
 	return step_done(c, st);
 }
 
-/* The open batch, opening one (and waking the committer) when there is none. */
+/* The open batch, opening one when there is none. */
 static int batch_join_locked(struct cache *c, uint64_t *ret_batch)
 {
 	int r;
@@ -780,7 +812,6 @@ static int batch_join_locked(struct cache *c, uint64_t *ret_batch)
 		if (r < 0)
 			return r;
 		c->open_batch = ++c->last_batch;
-		pthread_cond_signal(&c->batch_cond);
 	}
 	*ret_batch = c->open_batch;
 	return 0;
@@ -796,7 +827,7 @@ int cache_commit(struct cache *c, const struct node *n, const struct seg *segs, 
 	pthread_mutex_lock(&c->lock);
 	arrived(c);
 	r = batch_join_locked(c, &batch);
-	pthread_cond_signal(&c->batch_cond); /* a lingering committer counts again */
+	pthread_cond_signal(&c->join_cond); /* a lingering leader counts again */
 	if (r == 0)
 		r = tx_begin(c);
 	if (r == 0) {
@@ -1266,8 +1297,13 @@ int cache_wait_durable(struct cache *c, uint64_t batch)
 	int r;
 
 	pthread_mutex_lock(&c->lock);
-	while (c->durable_batch < batch && !c->sync_error)
-		pthread_cond_wait(&c->durable_cond, &c->lock);
+	while (c->durable_batch < batch && !c->sync_error) {
+		/* group commit: the first to wait for the open batch commits it */
+		if (c->open_batch == batch && !c->syncing)
+			batch_commit_locked(c);
+		else
+			pthread_cond_wait(&c->durable_cond, &c->lock);
+	}
 	r = c->durable_batch >= batch ? 0 : c->sync_error;
 	pthread_mutex_unlock(&c->lock);
 	return r;

@@ -78,10 +78,14 @@ import os, sys, threading
 m, n, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 go = threading.Barrier(n)
 def writer(w):
-    go.wait()
+    # created and written first (tefd registrations take turns), then
+    # every writer closes its files at the same moment
+    fds = []
     for i in range(per):
-        fd = os.open("%s/c%d_%d" % (m, w, i), os.O_WRONLY | os.O_CREAT, 0o644)
-        os.write(fd, b"c" * 4096)
+        fds.append(os.open("%s/c%d_%d" % (m, w, i), os.O_WRONLY | os.O_CREAT, 0o644))
+        os.write(fds[-1], b"c" * 4096)
+    go.wait()
+    for fd in fds:
         os.close(fd)
 ts = [threading.Thread(target=writer, args=(w,)) for w in range(n)]
 [t.start() for t in ts]
