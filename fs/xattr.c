@@ -401,6 +401,8 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char
 		caller_from_req(req, &c);
 		r = n->foreign ? -EROFS : has_sealed_xattrs(n) ? ux_set(fs, &c, n, name, value, size, flags) : -ENOTSUP;
 		unpin(fs, n);
+		/* sealed (or refused): libfuse's buffer must not keep the value */
+		sodium_memzero((void *)value, size);
 		fuse_reply_err(req, -r);
 		return;
 	}

@@ -70,5 +70,13 @@ sleep 0.5
 $scan "$MARK" >"$T/read-closed.scan"
 [ ! -s "$T/read-closed.scan" ] || fail "read plaintext left in memory after close: $(cat "$T/read-closed.scan")"
 ok "a reader's plaintext is locked while open and wiped after close"
+# a sealed user.* attribute's value: nowhere in memory once set and read back
+XMARK=$(head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n')
+as_user $A $A setfattr -n user.note -v "0x$XMARK" "$M/secret" || fail "setfattr"
+as_user $A $A getfattr -e hex -n user.note "$M/secret" | grep -qx "user.note=0x$XMARK" ||
+	fail "the sealed attribute does not read back"
+$scan "$XMARK" >"$T/xattr.scan"
+[ ! -s "$T/xattr.scan" ] || fail "an attribute's plaintext left in memory: $(cat "$T/xattr.scan")"
+ok "a sealed attribute's value is wiped once set and read"
 umount_atrestfs "$M"
 check_sanitizer_logs "$T"/*.log
