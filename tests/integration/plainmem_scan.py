@@ -14,15 +14,23 @@ for line in open("/proc/%s/smaps" % pid):
         cur = (int(m.group(1), 16), int(m.group(2), 16))
     elif line.startswith("VmFlags:") and cur:
         flags[cur] = line.split()[1:]
+CHUNK = 1 << 20
+HUGE = 1 << 30  # address-space reservations (AddressSanitizer's shadow and heap)
 with open("/proc/%s/mem" % pid, "rb", 0) as mem:
     for (lo, hi), f in sorted(flags.items()):
         if "rd" not in f:
             continue
-        try:
-            mem.seek(lo)
-            data = mem.read(hi - lo)
-        except OSError:
+        if hi - lo > HUGE:
+            print("not scanned: %x-%x (%d MiB)" % (lo, hi, (hi - lo) >> 20), file=sys.stderr)
             continue
-        n = data.count(marker)
+        n, tail = 0, b""
+        for off in range(lo, hi, CHUNK):
+            try:
+                mem.seek(off)
+                data = tail + mem.read(min(CHUNK, hi - off))
+            except OSError:
+                break
+            n += data.count(marker)
+            tail = data[-(len(marker) - 1):]
         if n:
             print("%x-%x hits=%d locked=%s dontdump=%s" % (lo, hi, n, "lo" in f, "dd" in f))
