@@ -100,6 +100,7 @@ struct node {
 	char *xattrs;            /* other user.* attributes: "encoded-name=compact-JOSE\n" lines */
 	uint64_t xattrs_ver;     /* bumps when they change */
 	uint64_t xattrs_rver;    /* the version stored on the HCSE as contentInstance xa<N> */
+	uint64_t seals_saved;    /* the bound on seals under the file's key the index holds */
 	bool meta_dirty;         /* labels must be pushed */
 	bool remote_created;
 	bool segs_known;         /* the committed segment list is loaded */
@@ -120,6 +121,7 @@ struct node {
 	int seal_error;
 	pthread_cond_t seal_cond;
 	uint64_t touch_clock;
+	uint64_t seals; /* made under the file's key, every open and mount counted (an upper bound) */
 
 	/* contentInstances of other AEs (foreign.c): never stored, read-only */
 	bool foreign;
@@ -224,6 +226,11 @@ int data_truncate(struct fs *fs, struct node *n, const struct seal_key *key, uin
 int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool durable);
 void data_drop(struct node *n);
 void data_params(const struct node *n, const struct seal_key *key, struct seal_params *p);
+/* Counts one seal about to be made under n's key (data_lock held): -EDQUOT once
+ * the key made SEAL_MAX_SEALS, across opens and restarts (the count is in the index). */
+int data_seal_count(struct fs *fs, struct node *n);
+/* Seals reserved in the index at a time: one row write per this many seals. */
+#define DATA_SEALS_RESERVE 65536
 /* Threads that seal full segments while the writer goes on (sequential writes). */
 int data_sealers_start(unsigned threads);
 void data_sealers_stop(void);
@@ -248,6 +255,7 @@ int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **r
 void fs_note_io(struct fs *fs);
 
 /* ---- uploader.c ---- */
+/* Starts the uploader thread; *ret (fs->up) is set before it runs, which reads it. */
 int uploader_start(struct fs *fs, struct uploader **ret);
 void uploader_kick(struct uploader *u);
 /* True while uploads fail for want of the HCSE (retrying with backoff). */

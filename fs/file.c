@@ -110,6 +110,7 @@ static int file_make(struct fs *fs, const struct caller *c, fuse_ino_t parent, c
 	}
 	n->segs_known = true;
 	n->content_dirty = true; /* version 1 is committed at close, even when empty */
+	n->seals_saved = DATA_SEALS_RESERVE; /* saved below: no row write at the first seal */
 	ns_insert(fs, n);
 	ns_link_name(fs, n, parent, TAKE_PTR(dup));
 	node_touch(p, true, true, false);

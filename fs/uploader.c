@@ -538,12 +538,16 @@ int uploader_start(struct fs *fs, struct uploader **ret)
 		log_info("%zu files and directories awaiting upload at mount: uploading them", n);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
+	/* before the thread runs: it reaches itself through fs->up (yield_to_io) */
+	*ret = u;
 	r = -pthread_create(&u->thread, NULL, uploader_main, u);
 	if (r < 0) {
+		*ret = NULL;
+		pthread_cond_destroy(&u->cond);
+		pthread_mutex_destroy(&u->lock);
 		free(u);
 		return r;
 	}
-	*ret = u;
 	return 0;
 }
 
