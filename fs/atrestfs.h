@@ -13,6 +13,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "atrest/layout.h" /* resource names under the AE (DESIGN.md 5) */
 #include "atrest/seal.h"
 #include "atrest/tef_client.h"
 
@@ -314,10 +315,6 @@ void fs_fill_entry(struct node *n, struct fuse_entry_param *e);
 void fs_maybe_reap(struct fs *fs, struct node *n);
 /* Persists a node's metadata (fs->lock held); marks labels for upload. */
 int fs_node_save(struct fs *fs, struct node *n, bool push_labels);
-
-/* contentInstance names under a file's container (DESIGN.md 5) */
-#define SEG_RN_FMT "s%" PRIu64 "g%" PRIu64
-#define MAN_RN_FMT "m%" PRIu64
 
 #define ENTRY_TIMEOUT 1.0
 #define ATTR_TIMEOUT 1.0

@@ -786,11 +786,11 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	for (size_t i = 0; i < n->n_csegs; i++) {
 		if (!n->csegs[i].gen || (i < n_segs && n->wsegs[i].gen == n->csegs[i].gen))
 			continue;
-		if (asprintf(&gc[n_gc], "%s/" SEG_RN_FMT, base, (uint64_t)i, n->csegs[i].gen) < 0)
+		if (asprintf(&gc[n_gc], "%s/" ATREST_SEGMENT_RN_FMT, base, (uint64_t)i, n->csegs[i].gen) < 0)
 			break;
 		n_gc++;
 	}
-	if (n->version > 0 && asprintf(&gc[n_gc], "%s/" MAN_RN_FMT, base, n->version) >= 0)
+	if (n->version > 0 && asprintf(&gc[n_gc], "%s/" ATREST_MANIFEST_RN_FMT, base, n->version) >= 0)
 		n_gc++;
 
 	pthread_mutex_lock(&fs->lock);

@@ -367,7 +367,7 @@ char *name_decode(const char *enc)
 
 void node_rn(const struct node *n, char buf[32])
 {
-	snprintf(buf, 32, "i%" PRIu64, n->ino);
+	snprintf(buf, 32, ATREST_NODE_RN_FMT, n->ino);
 }
 
 void labels_free(char **l, size_t n)

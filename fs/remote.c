@@ -41,7 +41,7 @@ int remote_fetch_segment(struct fs *fs, const struct node *n, uint64_t idx, uint
 {
 	char rn[64];
 
-	snprintf(rn, sizeof(rn), SEG_RN_FMT, idx, gen);
+	snprintf(rn, sizeof(rn), ATREST_SEGMENT_RN_FMT, idx, gen);
 	return fetch_cin(fs, n, rn, ret, ret_len);
 }
 
@@ -50,7 +50,7 @@ int remote_fetch_manifest(struct fs *fs, const struct node *n, uint64_t version,
 {
 	char rn[64];
 
-	snprintf(rn, sizeof(rn), MAN_RN_FMT, version);
+	snprintf(rn, sizeof(rn), ATREST_MANIFEST_RN_FMT, version);
 	return fetch_cin(fs, n, rn, ret, ret_len);
 }
 
