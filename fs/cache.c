@@ -965,6 +965,16 @@ static uint64_t sum_locked(struct cache *c, const char *sql)
 	return v;
 }
 
+uint64_t cache_gc_max_ino(struct cache *c)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&c->lock);
+	v = sum_locked(c, "SELECT COALESCE(MAX(ino), 0) FROM gc");
+	pthread_mutex_unlock(&c->lock);
+	return v;
+}
+
 uint64_t cache_pending_bytes(struct cache *c)
 {
 	uint64_t v;
