@@ -171,7 +171,7 @@ struct handle {
 	uint8_t *rc_buf; /* segment_size, or NULL */
 	uint32_t rc_len;
 	bool rc_valid;
-	bool wrote;
+	bool wrote; /* under node->data_lock: wrote, truncated or created; its close commits */
 	char *fbuf; /* a foreign object's plaintext, opened for this caller */
 	size_t flen;
 };

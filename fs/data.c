@@ -263,16 +263,29 @@ static void *sealer_main(void *arg)
 		if (r < 0)
 			log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64 " into the cache",
 					j->idx, j->n->ino);
-		sodium_memzero(j->buf, j->n->seg_size);
-		free(j->buf);
 
 		pthread_mutex_lock(&j->n->data_lock);
+		struct node *n = j->n;
 		if (r == 0)
-			r = segs_resize(&j->n->wsegs, &j->n->n_wsegs, j->idx + 1);
+			r = segs_resize(&n->wsegs, &n->n_wsegs, j->idx + 1);
 		if (r == 0)
-			j->n->wsegs[j->idx] = (struct seg){ .gen = j->gen, .len = j->len };
-		else if (!j->n->seal_error)
-			j->n->seal_error = r;
+			n->wsegs[j->idx] = (struct seg){ .gen = j->gen, .len = j->len };
+		else {
+			/* the plaintext goes back to the dirty buffers (no one made
+			 * another for idx meanwhile: they wait while it is sealing): the
+			 * next flush seals it again, and a commit never takes the older
+			 * segment still in wsegs for these bytes */
+			if (n->n_dirty < NODE_MAX_DIRTY) {
+				n->dirty[n->n_dirty++] = (struct dseg){ .idx = j->idx, .buf = j->buf,
+									.len = j->len,
+									.touched = ++n->touch_clock };
+				j->buf = NULL;
+			} else if (j->idx < n->n_wsegs)
+				n->wsegs[j->idx] = (struct seg){ 0 }; /* lost: a hole, not old bytes */
+			/* reported to the writes and the commit (which clears it) */
+			if (!n->seal_error)
+				n->seal_error = r;
+		}
 		for (unsigned i = 0; i < j->n->n_sealing; i++)
 			if (j->n->sealing_idx[i] == j->idx) {
 				j->n->sealing_idx[i] = j->n->sealing_idx[--j->n->n_sealing];
@@ -280,6 +293,10 @@ static void *sealer_main(void *arg)
 			}
 		pthread_cond_broadcast(&j->n->seal_cond);
 		pthread_mutex_unlock(&j->n->data_lock);
+		if (j->buf) {
+			sodium_memzero(j->buf, n->seg_size);
+			free(j->buf);
+		}
 		free(j);
 	}
 }
@@ -504,11 +521,9 @@ int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off
 	size_t done = 0;
 	int r;
 
-	if (n->seal_error) {
-		r = n->seal_error;
-		n->seal_error = 0;
-		return r;
-	}
+	/* a sealer failed: writes fail until a commit (close, fsync) reports it */
+	if (n->seal_error)
+		return n->seal_error;
 	fs_note_io(fs);
 	while (done < size) {
 		uint64_t idx = pos / n->seg_size;

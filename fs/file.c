@@ -367,10 +367,10 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 		fuse_reply_err(req, EFBIG);
 		return;
 	}
+	pthread_mutex_lock(&h->node->data_lock);
 	/* before the write: a segment it hands to the sealers uses h->key, and
 	 * only a handle that wrote waits for them before freeing it (release) */
 	h->wrote = true;
-	pthread_mutex_lock(&h->node->data_lock);
 	r = data_write(the_fs, h, buf, size, off);
 	pthread_mutex_unlock(&h->node->data_lock);
 	if (r < 0) {
@@ -388,12 +388,13 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
  */
 static int commit_handle(struct handle *h, bool durable)
 {
-	int r;
+	int r = 0;
 
-	if (!h->wrote)
-		return durable ? cache_sync(the_fs->cache, h->node->ino) : 0;
 	pthread_mutex_lock(&h->node->data_lock);
-	r = data_commit(the_fs, h->node, h->key, durable);
+	if (h->wrote)
+		r = data_commit(the_fs, h->node, h->key, durable);
+	else if (durable)
+		r = cache_sync(the_fs->cache, h->node->ino);
 	pthread_mutex_unlock(&h->node->data_lock);
 	return r;
 }
