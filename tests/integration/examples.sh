@@ -38,6 +38,10 @@ ok "examples/config/hcsed.conf is accepted"
 # 2. The units, the fstab line and the mount unit: tests/integration/install.sh
 # (systemd-analyze verify on the installed copies, hardening, each daemon run as
 # its unit runs it, mounts through mount(8)).
+# README shows the fstab line that install.sh mounts.
+grep -qxF "$(grep -v '^#' "$ATREST_SRC/examples/atrestfs.fstab")" "$ATREST_SRC/README.md" ||
+	fail "README's fstab line is not examples/atrestfs.fstab's"
+ok "README's fstab line is examples/atrestfs.fstab's"
 
 # 3. README's first command, for real, on a private state dir and port.
 port=$((20000 + RANDOM % 20000))

@@ -45,6 +45,11 @@ for f in config/tefd.conf config/hcsed.conf systemd/tefd.service systemd/hcsed.s
 	mnt-secure.mount atrestfs.fstab pki.sh; do
 	cmp -s "$ATREST_SRC/examples/$f" "$EX/${f##*/}" || fail "examples/$f not installed in $EX"
 done
+# README's Install section says where they went
+readme=$(tr '\n' ' ' <"$ATREST_SRC/README.md")
+for d in "$prefix/$bindir" "$prefix/$sbindir" "$prefix/$datadir/doc/atrest/examples"; do
+	[[ $readme == *" $d"[\ .,]* ]] || fail "README does not say that meson install puts files in $d"
+done
 ok "example configs, units, the fstab line and pki.sh installed in $prefix/$datadir/doc/atrest/examples"
 
 # ---- 2. the units: systemd-analyze verify on the installed copies ----
