@@ -252,8 +252,8 @@ ok "hcsed.service: READY=1 as an unprivileged DynamicUser, its database 0600, al
 # ---- 5. the fstab line and the mount unit mount atrestfs through mount(8) ----
 # mount(8) drops PATH, so mount.fuse3's /bin/sh finds "atrestfs" (of
 # Type=fuse.atrestfs) on the default PATH, in $prefix/$bindir. In a private mount
-# namespace the installed tree is bind-mounted at $prefix, as on a gateway;
-# the mounts, reads and unmounts run there.
+# namespace the installed programs are overlaid on $prefix/$bindir, as on a
+# gateway (hiding nothing there); the mounts, reads and unmounts run there.
 mnt=$T/mnt/secure
 mkdir -p "$mnt" "$T/var/cache"
 relocate "$EX/atrestfs.fstab" | sed "s|/mnt/secure|$mnt|" >"$T/fstab"
@@ -261,7 +261,7 @@ M=$U/mnt-secure.mount
 cat >"$T/ns.sh" <<NS
 set -euo pipefail
 trap 'umount -l $mnt 2>/dev/null || true' EXIT
-mount --bind "$P" "$prefix"
+mount -t overlay overlay -o "lowerdir=$P/$bindir:$prefix/$bindir" "$prefix/$bindir"
 [ "\$(command -v atrestfs)" = "$prefix/$bindir/atrestfs" ]
 as_demo() { setpriv --reuid=4343 --regid=4343 --clear-groups -- "\$@"; }
 echo "# mount -T fstab"
@@ -281,7 +281,7 @@ umount "$mnt"
 echo "# done"
 NS
 unshare --mount --propagation private bash -x "$T/ns.sh" >"$T/ns.log" 2>&1 ||
-	fail "mounting through mount(8) failed: $(tail -8 "$T/ns.log")"
+	fail "mounting through mount(8) failed: $(tail -12 "$T/ns.log")"
 grep -qx '# done' "$T/ns.log" || fail "the mount namespace script did not finish: $(tail -5 "$T/ns.log")"
 ok "atrestfs.fstab and mnt-secure.mount mount the installed atrestfs through mount(8); a file written through one reads back through the other"
 
