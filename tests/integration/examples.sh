@@ -20,7 +20,7 @@ wait_for_path "$T/tef.sock" 10 || fail "tefd did not start with examples/config/
 stop_pid $pid
 ok "examples/config/tefd.conf is accepted"
 
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000)) # below the ephemeral ports (32768-)
 "$ATREST_BUILD/hcsed/hcsed" -c "$ATREST_SRC/examples/config/hcsed.conf" \
 	--listen "127.0.0.1:$port" --db "$T/hcse.db" -d 2>>"$T/hcsed.log" &
 pid=$!
@@ -44,7 +44,7 @@ grep -qxF "$(grep -v '^#' "$ATREST_SRC/examples/atrestfs.fstab")" "$ATREST_SRC/R
 ok "README's fstab line is examples/atrestfs.fstab's"
 
 # 3. README's first command, for real, on a private state dir and port.
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000)) # below the ephemeral ports (32768-)
 export ATREST_STATE=$T/state HCSED_LISTEN=127.0.0.1:$port DEMO_UID=4242
 QS=$ATREST_SRC/examples/quickstart.sh
 at_exit "'$QS' stop"

@@ -142,13 +142,19 @@ for k in socket db master-key audit-log; do
 	writable tefd.service "$(sed -n "s/^$k *= *//p" "$EX/tefd.conf")"
 done
 writable hcsed.service "$(sed -n 's/^db *= *//p' "$EX/hcsed.conf")"
+# the mount: after tefd (required) and hcsed, as a network mount, readable by all uids
+need_key mnt-secure.mount Requires=tefd.service
+key After "$U/mnt-secure.mount" | grep -qw hcsed.service || fail "mnt-secure.mount is not ordered after hcsed"
+for o in _netdev allow_other; do
+	key Options "$U/mnt-secure.mount" | tr , '\n' | grep -qx $o || fail "mnt-secure.mount lacks option $o"
+done
 tef_sock=$(sed -n 's/^socket *= *//p' "$EX/tefd.conf")
 key Options "$U/mnt-secure.mount" | tr , '\n' | grep -qx "tef=$tef_sock" ||
 	fail "mnt-secure.mount's tef= is not tefd.conf's socket $tef_sock"
 hcse_listen=$(sed -n 's/^listen *= *//p' "$EX/hcsed.conf")
 [ "$(key What "$U/mnt-secure.mount")" = "http://$hcse_listen/cse-in" ] ||
 	fail "mnt-secure.mount's What= is not hcsed.conf's listen address"
-ok "tefd and hcsed units: Type=notify, ProtectSystem=strict, NoNewPrivileges, PrivateTmp, state/runtime dirs; configs write only there"
+ok "tefd and hcsed units: Type=notify, ProtectSystem=strict, NoNewPrivileges, PrivateTmp, state/runtime dirs; configs write only there; the mount needs tefd"
 
 # ---- 4. each daemon run as its unit runs it ----
 # PID 1 here may not be systemd (then no unit can be started for real): run the
@@ -158,7 +164,11 @@ ok "tefd and hcsed units: Type=notify, ProtectSystem=strict, NoNewPrivileges, Pr
 # hcsed, a notification socket; then its ExecReload command, then SIGTERM.
 echo "# PID 1 is $(ps -p 1 -o comm=): units run under an emulated service manager, not systemd"
 mkdir -p "$T/etc"
-port=$((20000 + RANDOM % 20000))
+# a free port below the ephemeral range (32768-: outgoing connections take those)
+for ((i = 0; i < 20; i++)); do
+	port=$((20000 + RANDOM % 12000))
+	[ -z "$(ss -Htan "sport = :$port")" ] && break
+done
 relocate() { sed -e "s|/run/|$T/run/|; s|/var/|$T/var/|; s|127.0.0.1:8080|127.0.0.1:$port|" "$@"; }
 relocate "$EX/tefd.conf" >"$T/etc/tefd.conf"
 relocate "$EX/hcsed.conf" >"$T/etc/hcsed.conf"
