@@ -623,6 +623,7 @@ struct child_ctx {
 	int rcn;
 	json_t *out; /* rcn 4/8: object of arrays by type name; 5/6: array of refs */
 	int64_t skip, left;
+	bool hide_cin; /* the parent container's disableRetrieval */
 };
 
 static bool has_label(const struct store_res *r, char *const *labels, size_t n)
@@ -645,6 +646,8 @@ static int child_cb(struct store_res *r, void *userdata)
 	bool ty_ok = fc->n_tys == 0;
 
 	if (is_expired(c->ctx, r) || !type)
+		return 0;
+	if (c->hide_cin && r->ty == TY_CIN)
 		return 0;
 	for (size_t i = 0; i < fc->n_tys; i++)
 		ty_ok |= fc->tys[i] == r->ty;
@@ -697,6 +700,8 @@ static int collect_children(struct hcse_ctx *ctx, struct render *rd, const struc
 	    .left = fc->lim < 0			  ? HCSE_DEFAULT_CHILDREN
 		    : fc->lim > HCSE_MAX_CHILDREN ? HCSE_MAX_CHILDREN
 						  : fc->lim,
+	    /* a representation of a child is a Retrieve of it (TS-0004 7.4.7.2.2) */
+	    .hide_cin = (rcn == 4 || rcn == 8) && resource_cnt_disr(res),
 	};
 
 	return store_children(ctx->t, res->ri, fc->n_tys == 1 ? fc->tys[0] : 0, false,
@@ -1257,6 +1262,9 @@ static int op_retrieve(struct store_txn *t, void *userdata)
 	r = acp_check(ctx, &res, ACOP_RETRIEVE);
 	if (r < 0)
 		return r;
+	r = resource_cnt_disr_check(ctx, &res, virt != VIRT_NONE);
+	if (r < 0)
+		return r;
 	if (virt != VIRT_NONE) {
 		struct store_res cnt = res;
 
@@ -1359,6 +1367,9 @@ static int op_delete(struct store_txn *t, void *userdata)
 	if (res.ty == TY_CB)
 		return ctx_fail(ctx, RSC_OPERATION_NOT_ALLOWED, "the CSEBase cannot be deleted");
 	r = acp_check(ctx, &res, ACOP_DELETE);
+	if (r < 0)
+		return r;
+	r = resource_cnt_disr_check(ctx, &res, virt != VIRT_NONE);
 	if (r < 0)
 		return r;
 	if (virt != VIRT_NONE) {

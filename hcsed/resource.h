@@ -99,6 +99,14 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res);
  * then stores cnt (all of it, or only its counters when only_counters). */
 int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters);
 
+/* Whether res is a container with disableRetrieval true. */
+bool resource_cnt_disr(const struct store_res *res);
+
+/* disableRetrieval (TS-0004 7.4.7.2.2, 7.4.7.2.4, 7.4.27.2.x, 7.4.28.2.x):
+ * 0, or ctx_fail(4005) when res is a contentInstance, or la/ol (virt; res
+ * is then the container), of a container with disr true. */
+int resource_cnt_disr_check(struct hcse_ctx *ctx, const struct store_res *res, bool virt);
+
 /* Queues notifications for the subscriptions under `subject` (TS-0004
  * 7.5.1.2.x): net is the notificationEventType, rep the representation. */
 int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep);
