@@ -834,6 +834,24 @@ static int sub_collect_cb(struct store_res *r, void *userdata)
 	return 0;
 }
 
+int resource_nu_target(struct hcse_ctx *ctx, const char *nu, struct store_res *ret)
+{
+	int r;
+
+	if (strncmp(nu, "http://", 7) == 0 || strncmp(nu, "https://", 8) == 0)
+		return -ENOENT;
+	r = store_get_by_aei(ctx->t, nu, ret);
+	if (r == -ENOENT)
+		r = store_get_by_ri(ctx->t, nu, false, ret);
+	if (r == -ENOENT)
+		r = store_get_by_path(ctx->t, nu, false, ret);
+	if (r == 0 && is_expired(ctx, ret)) {
+		store_res_clear(ret);
+		r = -ENOENT;
+	}
+	return r;
+}
+
 /* URLs a notification URI stands for: itself (http/https) or the poa of the
  * AE it names (TS-0004 7.5.1.2.x notificationURI as an AE-ID). */
 static void nu_targets(struct hcse_ctx *ctx, const char *nu, json_t *urls)
@@ -846,8 +864,7 @@ static void nu_targets(struct hcse_ctx *ctx, const char *nu, json_t *urls)
 		json_array_append_new(urls, json_string(nu));
 		return;
 	}
-	if (store_get_by_aei(ctx->t, nu, &ae) < 0 && store_get_by_ri(ctx->t, nu, false, &ae) < 0 &&
-	    store_get_by_path(ctx->t, nu, false, &ae) < 0)
+	if (resource_nu_target(ctx, nu, &ae) < 0)
 		return;
 	poa = json_object_get(ae.attrs, "poa");
 	json_array_foreach (poa, i, v) {
@@ -1111,6 +1128,12 @@ static int op_create(struct store_txn *t, void *userdata)
 	/* AE registration is governed by its own rules (TS-0004 7.3.5.2.1) */
 	if (type->ty != TY_AE) {
 		r = acp_check(ctx, &parent, ACOP_CREATE);
+		if (r < 0)
+			return r;
+	}
+	/* TS-0004 7.4.8.2.1 Recv-6.3: a subscriber may retrieve what it watches */
+	if (type->ty == TY_SUB) {
+		r = acp_check(ctx, &parent, ACOP_RETRIEVE);
 		if (r < 0)
 			return r;
 	}
@@ -1410,6 +1433,18 @@ static void flush_events(struct hcse *cse, json_t *events)
 			      json_object_get(e, "body"));
 }
 
+/* 1 when the originator may create a subscription under parent: CREATE
+ * on it, and RETRIEVE of it (TS-0004 7.4.8.2.1 Recv-6.3); else 0. */
+static int sub_create_allowed(struct hcse_ctx *ctx, const struct store_res *parent)
+{
+	bool ok = false;
+	int r = acp_allowed(ctx, parent, ACOP_CREATE, &ok);
+
+	if (r >= 0 && ok)
+		r = acp_allowed(ctx, parent, ACOP_RETRIEVE, &ok);
+	return r < 0 ? r : ok;
+}
+
 /* Subscription verification (TS-0004 7.3.8.2.3): before anything is stored,
  * each notification target must accept a verification request. */
 static int verify_subscription(struct op *o)
@@ -1430,6 +1465,22 @@ static int verify_subscription(struct op *o)
 	if (r < 0) {
 		ctx->rsc = 0; /* likewise */
 		return r == -EPROTO ? 0 : r;
+	}
+	/* nothing is sent for an originator the Create will refuse anyway */
+	r = sub_create_allowed(ctx, &parent);
+	if (r <= 0) {
+		store_res_clear(&parent);
+		return r;
+	}
+	/* TS-0004 7.5.1.2.3: a target hosted here is verified here (NOTIFY) */
+	r = resource_sub_nu_check(ctx, nu);
+	if (r < 0) {
+		store_res_clear(&parent);
+		return r;
+	}
+	if (!ctx->cse->config.notify) {
+		store_res_clear(&parent);
+		return 0;
 	}
 	random_id("sub", o->ri);
 	/* the structured address, as in the notifications that follow */
@@ -1510,7 +1561,7 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 	switch (req->op) {
 	case HCSE_OP_CREATE:
 		r = 0;
-		if (req->ty == TY_SUB && cse->config.notify)
+		if (req->ty == TY_SUB)
 			r = store_read(cse->store, nu_lookup, &o);
 		if (r >= 0)
 			r = store_write(cse->store, op_create, &o);

@@ -107,6 +107,15 @@ bool resource_cnt_disr(const struct store_res *res);
  * is then the container), of a container with disr true. */
 int resource_cnt_disr_check(struct hcse_ctx *ctx, const struct store_res *res, bool virt);
 
+/* The resource of this CSE a notificationURI names (AE-ID, resourceID or
+ * structured address), into *ret (cleared by the caller): 0, -ENOENT
+ * (a URL, or nothing here), or -errno. */
+int resource_nu_target(struct hcse_ctx *ctx, const char *nu, struct store_res *ret);
+
+/* NOTIFY privilege (acop 16, TS-0004 7.5.1.2.3) of the originator on every
+ * notificationURI hosted here other than itself: 0, or ctx_fail(5204). */
+int resource_sub_nu_check(struct hcse_ctx *ctx, const json_t *nu);
+
 /* Queues notifications for the subscriptions under `subject` (TS-0004
  * 7.5.1.2.x): net is the notificationEventType, rep the representation. */
 int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep);

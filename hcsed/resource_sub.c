@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* <subscription> (ty 23, TS-0004 7.4.8): notification targets and event criteria. */
+#include <errno.h>
+#include <string.h>
+
 #include "atrest/rsc.h"
 #include "resource.h"
 
@@ -47,8 +50,46 @@ static int sub_create(struct hcse_ctx *ctx, struct store_res *parent, struct sto
 
 static int sub_update(struct hcse_ctx *ctx, struct store_res *res, json_t *changes)
 {
-	(void)changes;
-	return sub_validate(ctx, res);
+	int r = sub_validate(ctx, res);
+
+	/* a new target needs the same privilege as at creation (local policy:
+	 * TS-0004 7.4.8.2.3 has no verification, this closes the bypass) */
+	if (r >= 0 && json_object_get(changes, "nu"))
+		r = resource_sub_nu_check(ctx, json_object_get(changes, "nu"));
+	return r;
+}
+
+int resource_sub_nu_check(struct hcse_ctx *ctx, const json_t *nu)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach (nu, i, v) {
+		struct store_res target = {0};
+		const char *s = json_string_value(v);
+		bool ok = false;
+		int r;
+
+		/* the originator itself is not verified (TS-0004 7.4.8.2.1) */
+		if (!s || strcmp(s, ctx->fr) == 0)
+			continue;
+		r = resource_nu_target(ctx, s, &target);
+		if (r == -ENOENT)
+			continue; /* a URL, or no resource of this CSE */
+		if (r >= 0)
+			r = acp_allowed(ctx, &target, ACOP_NOTIFY, &ok);
+		store_res_clear(&target);
+		if (r < 0)
+			return r;
+		/* the target's answer would be SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE
+		 * (7.5.1.2.3), which makes the Create fail with 5204 (7.4.8.2.1 b) */
+		if (!ok)
+			return ctx_fail(ctx, RSC_SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
+					"originator has no NOTIFY privilege on the notification "
+					"target \"%.64s\"",
+					s);
+	}
+	return 0;
 }
 
 const struct resource_type resource_type_sub = {

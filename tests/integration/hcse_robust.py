@@ -254,7 +254,21 @@ def notifications(d):
         vrq = [g for g in Receiver.got if g[1].get("m2m:sgn", {}).get("vrq")]
         must(len(vrq) == 1 and vrq[0][1]["m2m:sgn"]["cr"] == "Capp" and vrq[0][1]["m2m:sgn"]["sur"] == "cse-in/app/c/s1",
              "verification request received before 201")
-        # an AE-ID as nu: delivered to the AE's poa
+        # an AE-ID as nu: Capp needs NOTIFY (acop 16) on that AE, checked
+        # before anything is sent to its poa (TS-0004 7.5.1.2.3)
+        Receiver.got.clear()
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+                           json.dumps({"m2m:sub": {"rn": "s2", "nu": ["Cwatcher"], "enc": {"net": [3]}}}))
+        must(h["x-m2m-rsc"] == "5204" and not Receiver.got,
+             "AE-ID nu without NOTIFY privilege: 5204, nothing sent to its poa")
+        st, h, b = request(d.port, "POST", "/cse-in/watcher", hdr("Cwatcher", 1),
+                           json.dumps({"m2m:acp": {"rn": "n", "pv": {"acr": [{"acor": ["Capp"], "acop": 16}]},
+                                                   "pvs": {"acr": [{"acor": ["Cwatcher"], "acop": 63}]}}}))
+        assert h["x-m2m-rsc"] == "2001", b
+        st, h, b = request(d.port, "PUT", "/cse-in/watcher", dict(hdr("Cwatcher"), **{"Content-Type": "application/json"}),
+                           json.dumps({"m2m:ae": {"acpi": ["cse-in/watcher/n"]}}))
+        assert h["x-m2m-rsc"] == "2004", b
+        # with it: delivered to the AE's poa
         st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s2", "nu": ["Cwatcher"], "enc": {"net": [3]}}}))
         must(h["x-m2m-rsc"] == "2001", "subscription with an AE-ID nu created")
