@@ -180,6 +180,47 @@ def parallel(d, n=1000):
     must(alive(d.port), "daemon answers after 1,000 connections")
 
 
+def same_instant(d, n=16):
+    """la/ol and child order follow the creation sequence, never a clock nor a
+    name: n creates released at once (same second, mostly the same
+    millisecond), named so that name order differs from creation order."""
+    st, h, b = request(d.port, "POST", "/cse-in/app", hdr("Capp", 3), json.dumps({"m2m:cnt": {"rn": "order"}}))
+    assert h["x-m2m-rsc"] == "2001", b
+    go = threading.Barrier(n)
+    made = []
+    lock = threading.Lock()
+
+    def one(i):
+        rn = "n%02d-%s" % ((i * 7) % n, "".join(random.choices(string.ascii_lowercase, k=6)))
+        go.wait()
+        st, h, b = request(d.port, "POST", "/cse-in/app/order", hdr("Capp", 4),
+                           json.dumps({"m2m:cin": {"rn": rn, "con": i}}), timeout=30)
+        with lock:
+            made.append((h.get("x-m2m-rsc"), json.loads(b).get("m2m:cin", {})))
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    must([m[0] for m in made] == ["2001"] * n, "%d simultaneous contentInstance creates" % n)
+    # st (stateTag) is the container's counter copied at creation: the order
+    # in which the creates took effect
+    by_st = sorted((c["st"], c["rn"]) for _, c in made)
+    must([s for s, _ in by_st] == list(range(1, n + 1)), "stateTags 1..%d, each once" % n)
+    cts = {c["ct"] for _, c in made}
+    names = [rn for _, rn in by_st]
+    must(names != sorted(names), "creation order differs from name order (%d distinct ct)" % len(cts))
+    st, h, b = request(d.port, "GET", "/cse-in/app/order/la", hdr("Capp"))
+    must(json.loads(b)["m2m:cin"]["rn"] == names[-1], "la is the last create to take effect")
+    st, h, b = request(d.port, "GET", "/cse-in/app/order/ol", hdr("Capp"))
+    must(json.loads(b)["m2m:cin"]["rn"] == names[0], "ol is the first create to take effect")
+    st, h, b = request(d.port, "GET", "/cse-in/app/order?rcn=4&ty=4", hdr("Capp"))
+    must([c["rn"] for c in json.loads(b)["m2m:cnt"]["m2m:cin"]] == names, "rcn=4 children in creation order")
+    request(d.port, "DELETE", "/cse-in/app/order/la", hdr("Capp"))
+    st, h, b = request(d.port, "GET", "/cse-in/app/order/la", hdr("Capp"))
+    must(json.loads(b)["m2m:cin"]["rn"] == names[-2], "after Delete of la, la is the one before")
+
+
 def crash_safety(workdir):
     db = os.path.join(workdir, "crash.db")
     d = Daemon(workdir)
@@ -480,7 +521,7 @@ def main():
         try:
             setup_ae_cnt(d.port)
             for name, fn in (("big", big_content), ("broken", broken_clients),
-                             ("parallel", parallel), ("notify", notifications)):
+                             ("parallel", parallel), ("notify", notifications), ("order", same_instant)):
                 if not parts or name in parts:
                     fn(d)
             if not parts or "maxbody" in parts:
