@@ -446,7 +446,7 @@ static const struct attr_def universal_attrs[] = {
     {"rn", AK_STR, AF_C},
     {"et", AK_TIME, AF_C | AF_U},
     {"lbl", AK_STRLIST, AF_C | AF_U | AF_N},
-    {"cr", AK_ANY, AF_C},
+    /* cr (creator) only where the type has it: cnt, cin, sub (TS-0004 7.3.3.5) */
     {NULL, 0, 0},
 };
 static const struct attr_def acpi_attr = {"acpi", AK_STRLIST, AF_C | AF_U | AF_N};

@@ -15,6 +15,7 @@ static const struct attr_def cnt_attrs[] = {
     {"or", AK_STR, AF_C | AF_U | AF_N},
     {"at", AK_STRLIST, AF_C | AF_U | AF_N},
     {"aa", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"cr", AK_ANY, AF_C},
     {NULL, 0, 0},
 };
 

@@ -17,6 +17,7 @@ static const struct attr_def sub_attrs[] = {
     {"su", AK_STR, AF_C},
     {"ln", AK_BOOL, AF_C | AF_U | AF_N},
     {"nsi", AK_ANY, AF_C | AF_U | AF_N},
+    {"cr", AK_ANY, AF_C},
     {NULL, 0, 0},
 };
 
@@ -44,7 +45,15 @@ static int sub_validate(struct hcse_ctx *ctx, struct store_res *res)
 
 static int sub_create(struct hcse_ctx *ctx, struct store_res *parent, struct store_res *res)
 {
+	json_t *v;
+	size_t i;
+
 	(void)parent;
+	/* TS-0004 7.4.8.2.1 Recv-6.5: a notificationURI other than the
+	 * originator makes the originator the creator */
+	json_array_foreach (json_object_get(res->attrs, "nu"), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), ctx->fr) != 0)
+			json_object_set_new(res->attrs, "_cr", json_true());
 	return sub_validate(ctx, res);
 }
 
