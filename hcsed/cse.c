@@ -1311,6 +1311,7 @@ static int op_update(struct store_txn *t, void *userdata)
 	const struct hcse_request *req = ctx->req;
 	_cleanup_(store_res_clear) struct store_res res = {0};
 	const struct resource_type *type;
+	_cleanup_json_ json_t *before = NULL;
 	enum virt virt;
 	json_t *in, *v;
 	const char *key;
@@ -1336,6 +1337,11 @@ static int op_update(struct store_txn *t, void *userdata)
 	r = check_content(ctx, type, in, false);
 	if (r < 0)
 		return r;
+	if (req->rcn == 9) {
+		before = resource_to_json(ctx->cse, &res);
+		if (!before)
+			return -ENOMEM;
+	}
 	json_object_foreach (in, key, v) {
 		if (strcmp(key, "et") == 0) {
 			int64_t want;
@@ -1371,7 +1377,11 @@ static int op_update(struct store_txn *t, void *userdata)
 			return r;
 	}
 	o->resp->rsc = RSC_UPDATED;
-	return render_result(ctx, &res, req->rcn < 0 ? 1 : req->rcn, in, o->resp);
+	/* rcn 9 (TS-0004 7.2.1.2): what changed beyond the request, not what
+	 * stayed as it was */
+	if (before && json_object_update(before, in) < 0)
+		return -ENOMEM;
+	return render_result(ctx, &res, req->rcn < 0 ? 1 : req->rcn, before ? before : in, o->resp);
 }
 
 static int op_delete(struct store_txn *t, void *userdata)
