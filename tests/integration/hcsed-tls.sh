@@ -104,5 +104,8 @@ grep -qi '^X-M2M-RSC' "$T/plain.h" 2>/dev/null && fail "plain HTTP on the TLS po
 ok "plain HTTP on the TLS port is not served (curl exit $rc)"
 
 kill -0 $HCSED_PID || fail "hcsed died"
+# a clean stop, so that a sanitizer's exit-time report (leaks) lands in the log
+kill $HCSED_PID
+wait $HCSED_PID || fail "hcsed exited with $? on SIGTERM"
 check_sanitizer_logs "$T/hcsed.log"
 ok "hcsed TLS"
