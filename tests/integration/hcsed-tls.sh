@@ -88,6 +88,29 @@ cert_as CAdmin CAdmin "$HCSE_URL/app"
 [ "$(cat "$T/rsc")" = 2000 ] || fail "the admin with its own certificate: RSC $(cat "$T/rsc")"
 ok "Cother's certificate cannot act as Capp (4106); the app is still there for CAdmin's own certificate"
 
+# The originator named by a URI subjectAltName only (TS-0003 10.1.1.5
+# "oneM2M://<domain>/<AE-ID>"), with a CN that is no AE-ID; a URI merely
+# ending in the name ("/xCdev") names nobody.
+# san_cert NAME CN URI: a client certificate from the test CA.
+san_cert() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PKI/$1.key" 2>/dev/null
+	openssl req -new -key "$PKI/$1.key" -subj "/O=atrest/CN=$2" -out "$T/$1.csr" 2>/dev/null
+	printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\nsubjectAltName=URI:%s\n' "$3" >"$T/$1.ext"
+	openssl x509 -req -in "$T/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+		-days 2 -sha256 -extfile "$T/$1.ext" -out "$PKI/$1.crt" 2>/dev/null || fail "cannot issue $1"
+}
+san_cert dev device-42 oneM2M://atrest.example/Cdev
+san_cert suffix device-43 oneM2M://atrest.example/xCdev
+cert_as dev Cdev -H 'Content-Type: application/json;ty=2' -d '{"m2m:ae":{"rn":"dev","api":"Ndev","rr":true,"srv":["3"]}}' "$HCSE_URL"
+[ "$(cat "$T/rsc")" = 2001 ] || fail "URI SAN .../Cdev registering as Cdev: RSC $(cat "$T/rsc") $(cat "$T/out")"
+cert_as dev device-42 "$HCSE_URL"
+[ "$(cat "$T/rsc")" = 2000 ] || fail "the CN device-42 as originator: RSC $(cat "$T/rsc")"
+cert_as dev Capp "$HCSE_URL/app"
+[ "$(cat "$T/rsc")" = 4106 ] || fail "URI SAN .../Cdev claiming Capp: RSC $(cat "$T/rsc")"
+cert_as suffix Cdev "$HCSE_URL/dev"
+[ "$(cat "$T/rsc")" = 4106 ] || fail "URI SAN .../xCdev claiming Cdev: RSC $(cat "$T/rsc")"
+ok "a URI SAN oneM2M://domain/Cdev authenticates Cdev (or the CN); .../xCdev does not (4106)"
+
 # A certificate for Capp from another CA is refused at the handshake.
 "$ATREST_SRC/examples/pki.sh" "$T/rogue" Capp >/dev/null
 rc=0
