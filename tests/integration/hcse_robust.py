@@ -3,7 +3,8 @@
 # hcsed beyond the fixtures: 10 and 60 MiB contentInstances byte-exact,
 # --max-body, broken and slow HTTP clients, 1,000 parallel connections,
 # concurrent writers then a crash (SIGKILL) losing nothing acknowledged,
-# HTTP notifications, TLS client certificates bound to X-M2M-Origin.
+# HTTP notifications, TLS client certificates bound to X-M2M-Origin,
+# la/ol order under simultaneous creates, the bound on listed children.
 # Everything on 127.0.0.1; each part bounded in time.
 import json
 import os
@@ -219,6 +220,46 @@ def same_instant(d, n=16):
     request(d.port, "DELETE", "/cse-in/app/order/la", hdr("Capp"))
     st, h, b = request(d.port, "GET", "/cse-in/app/order/la", hdr("Capp"))
     must(json.loads(b)["m2m:cin"]["rn"] == names[-2], "after Delete of la, la is the one before")
+
+
+def children_bound(d, n=1005, workers=8):
+    """rcn 4/5/6/8 return at most 1,000 children without lim, oldest first;
+    lim and ofst page through the rest (HCSE.md, Result content)."""
+    st, h, b = request(d.port, "POST", "/cse-in/app", hdr("Capp", 3), json.dumps({"m2m:cnt": {"rn": "many"}}))
+    assert h["x-m2m-rsc"] == "2001", b
+    bad = []
+
+    def some(w):
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        for i in range(w, n, workers):
+            c.request("POST", "/cse-in/app/many?rcn=0", body=json.dumps({"m2m:cin": {"rn": "i%04d" % i, "con": i}}),
+                      headers=hdr("Capp", 4))
+            r = c.getresponse()
+            r.read()
+            if r.getheader("X-M2M-RSC") != "2001":
+                bad.append(r.getheader("X-M2M-RSC"))
+        c.close()
+    t0 = time.time()
+    ts = [threading.Thread(target=some, args=(w,)) for w in range(workers)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    must(not bad, "%d contentInstances created (%.1fs)" % (n, time.time() - t0))
+
+    def refs(q):
+        st, h, b = request(d.port, "GET", "/cse-in/app/many?rcn=6" + q, hdr("Capp"))
+        return [r["nm"] for r in json.loads(b)["m2m:rrl"]["rrf"]]
+    first = refs("")
+    st, h, b = request(d.port, "GET", "/cse-in/app/many/ol", hdr("Capp"))
+    must(len(first) == 1000 and first[0] == json.loads(b)["m2m:cin"]["rn"],
+         "rcn=6 without lim: 1,000 children, the oldest first")
+    rest = refs("&ofst=1000")
+    must(len(rest) == n - 1000 and not set(rest) & set(first), "ofst=1000 returns the other %d" % (n - 1000))
+    must(refs("&lim=3") == first[:3], "lim=3: the 3 oldest")
+    st, h, b = request(d.port, "GET", "/cse-in/app/many?rcn=4&lim=1005", hdr("Capp"))
+    must(len(json.loads(b)["m2m:cnt"]["m2m:cin"]) == n, "rcn=4 with lim above 1,000 returns all %d" % n)
+    request(d.port, "DELETE", "/cse-in/app/many", hdr("Capp"))
 
 
 def crash_safety(workdir):
@@ -521,7 +562,8 @@ def main():
         try:
             setup_ae_cnt(d.port)
             for name, fn in (("big", big_content), ("broken", broken_clients),
-                             ("parallel", parallel), ("notify", notifications), ("order", same_instant)):
+                             ("parallel", parallel), ("notify", notifications), ("order", same_instant),
+                             ("bounds", children_bound)):
                 if not parts or name in parts:
                     fn(d)
             if not parts or "maxbody" in parts:
