@@ -69,6 +69,19 @@ sys.exit(1)
 EOF
 ok "one close: 1 segment fdatasync, 2 directory fsyncs, 1 WAL fdatasync, all before close() returned"
 
+# ---- a file of 4 segments (3 of them sealed by the sealer threads) ----------
+head -c $((3 * 1024 * 1024 + 4096)) /dev/urandom >"$T/four"
+chmod 0644 "$T/four"
+strace_on "$T/four.strace"
+as_user $A $A cp "$T/four" "$M/four" || fail "writing four segments"
+strace_off
+segs=$(count "$T/four.strace" fdatasync "$C/seg/[0-9]+/[0-9]+\.[0-9]+")
+wals=$(count "$T/four.strace" fdatasync ".*/index\.db-wal")
+[ "$segs" = 4 ] || fail "a 4-segment file: $segs segment fdatasyncs, expected 4"
+[ "$wals" = 1 ] || fail "a 4-segment file: $wals WAL fdatasyncs, expected 1"
+as_user $A $A cmp "$T/four" "$M/four" || fail "the 4-segment file reads back wrong"
+ok "a 4-segment file: one fdatasync per segment file, one WAL sync"
+
 # ---- concurrent closes share batches ------------------------------------------
 N=8
 PER=6
