@@ -83,20 +83,29 @@ ok "hcsed saw the deletions after the creations ($n_del deleted)"
 head -c $((48 * 65536)) /dev/urandom >"$T/v3"
 before=$(objs "$cnt")
 as_user $A $A cp "$T/v3" "$M/f"
-# freeze atrestfs once some, not all, new segments reached hcsed
-for ((i = 0; i < 600; i++)); do
-	n=$(objs "$cnt" | grep -c '^s' || true)
-	[ "$n" -ge 10 ] && break
-	sleep 0.02
-done
-kill -STOP "$ATRESTFS_PID"
+# stop_mid_upload HOW...: once some, not all, of the new segments reached
+# hcsed, runs HOW; then hcsed must still hold only the old manifest ($before)
+new_segs() { # new_segs: how many segments hcsed holds that were not in $before
+	comm -13 <(grep '^s' <<<"$before" | cut -d' ' -f1 | sort) \
+		<(objs "$cnt" | grep '^s' | cut -d' ' -f1 | sort) | wc -l
+}
+stop_mid_upload() {
+	local i n
+	for ((i = 0; i < 600; i++)); do
+		n=$(new_segs)
+		[ "$n" -ge 10 ] && break
+		sleep 0.02
+	done
+	"$@"
+	objs "$cnt" >"$T/mid.objs"
+	n=$(new_segs)
+	[ "$n" -lt 48 ] || skip "the upload finished before it could be stopped (machine too fast?)"
+	[ "$(grep '^m' "$T/mid.objs")" = "$(grep '^m' <<<"$before")" ] ||
+		fail "a manifest went up before all its segments: $(grep '^m' "$T/mid.objs")"
+	ok "stopped mid-upload ($1 $2) with $n of 48 new segments at hcsed: still only the old manifest"
+}
 at_exit "kill -CONT $ATRESTFS_PID"
-objs "$cnt" >"$T/mid.objs"
-n=$(grep -c '^s' "$T/mid.objs")
-[ "$n" -lt 52 ] || skip "the upload finished before it could be stopped (machine too fast?)"
-[ "$(grep '^m' "$T/mid.objs")" = "$(grep '^m' <<<"$before")" ] ||
-	fail "a manifest went up before all its segments: $(grep '^m' "$T/mid.objs")"
-ok "stopped mid-upload with $n segments at hcsed: still only the old manifest $man2"
+stop_mid_upload kill -STOP "$ATRESTFS_PID"
 
 # a fresh cache elsewhere reads the complete older version meanwhile
 pid1=$ATRESTFS_PID
@@ -110,9 +119,20 @@ wait_synced "$M/f"
 wait_objs "$cnt" 48 "$T/v3.objs" || fail "after the upload, not 48 segments and a manifest: $(cat "$T/v3.objs")"
 mseq=$(awk '/^m/ { print $2 }' "$T/v3.objs")
 [ "$(awk -v m="$mseq" '/^s/ && $2 > m' "$T/v3.objs")" = "" ] || fail "a segment created after the manifest"
+ok "resumed: 48 segments then the manifest, superseded ones gone"
+
+# ---- hcsed killed in the middle of an upload, then restarted ----
+head -c $((48 * 65536 - 1000)) /dev/urandom >"$T/v4"
+before=$(objs "$cnt")
+as_user $A $A cp "$T/v4" "$M/f"
+stop_mid_upload kill -KILL "$HCSED_PID"
+wait "$HCSED_PID" 2>/dev/null || true
+start_hcsed -v
+wait_synced "$M/f"
+wait_objs "$cnt" 48 "$T/v4.objs" || fail "after hcsed's restart, not 48 segments and a manifest: $(cat "$T/v4.objs")"
 umount_atrestfs "$M"
 mount_atrestfs "$M" "$T/cache3" "segment_size=64k,ae=ord"
-as_user $A $A cmp "$T/v3" "$M/f" || fail "version 3 through a fresh cache"
-ok "resumed: 48 segments then the manifest, superseded ones gone, version 3 reads back"
+as_user $A $A cmp "$T/v4" "$M/f" || fail "version 4 through a fresh cache"
+ok "hcsed back: the upload completes, superseded objects gone, version 4 reads through a fresh cache"
 umount_atrestfs "$M"
 check_sanitizer_logs "$T"/*.log
