@@ -24,7 +24,7 @@ objs() { q "SELECT rn, seq FROM res WHERE ty = 4 AND pi = (SELECT ri FROM res WH
 # wait_objs CONTAINER NSEG OUT: waits until hcsed holds NSEG segments and one manifest there
 wait_objs() {
 	local i
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 300; i++)); do
 		objs "$1" >"$3"
 		[ "$(grep -c '^s' "$3")" = "$2" ] && [ "$(grep -c '^m' "$3")" = 1 ] && return 0
 		sleep 0.1
@@ -80,7 +80,9 @@ n_del=$(grep -c "DELETE \"[^\"]*/$cnt/" "$T/req.log" || true)
 ok "hcsed saw the deletions after the creations ($n_del deleted)"
 
 # ---- stopped in the middle of an upload ----
-head -c $((48 * 65536)) /dev/urandom >"$T/v3"
+# NS segments: enough that the upload outlasts the polling below under load
+NS=160
+head -c $(($NS * 65536)) /dev/urandom >"$T/v3"
 before=$(objs "$cnt")
 as_user $A $A cp "$T/v3" "$M/f"
 # stop_mid_upload HOW...: once some, not all, of the new segments reached
@@ -99,10 +101,10 @@ stop_mid_upload() {
 	"$@"
 	objs "$cnt" >"$T/mid.objs"
 	n=$(new_segs)
-	[ "$n" -lt 48 ] || skip "the upload finished before it could be stopped (machine too fast?)"
+	[ "$n" -lt $NS ] || skip "the upload finished before it could be stopped (machine too fast?)"
 	[ "$(grep '^m' "$T/mid.objs")" = "$(grep '^m' <<<"$before")" ] ||
 		fail "a manifest went up before all its segments: $(grep '^m' "$T/mid.objs")"
-	ok "stopped mid-upload ($1 $2) with $n of 48 new segments at hcsed: still only the old manifest"
+	ok "stopped mid-upload ($1 $2) with $n of $NS new segments at hcsed: still only the old manifest"
 }
 at_exit "kill -CONT $ATRESTFS_PID"
 stop_mid_upload kill -STOP "$ATRESTFS_PID"
@@ -116,20 +118,20 @@ umount_atrestfs "$T/mnt2"
 ATRESTFS_PID=$pid1
 kill -CONT "$ATRESTFS_PID"
 wait_synced "$M/f"
-wait_objs "$cnt" 48 "$T/v3.objs" || fail "after the upload, not 48 segments and a manifest: $(cat "$T/v3.objs")"
+wait_objs "$cnt" $NS "$T/v3.objs" || fail "after the upload, not $NS segments and a manifest: $(cat "$T/v3.objs")"
 mseq=$(awk '/^m/ { print $2 }' "$T/v3.objs")
 [ "$(awk -v m="$mseq" '/^s/ && $2 > m' "$T/v3.objs")" = "" ] || fail "a segment created after the manifest"
-ok "resumed: 48 segments then the manifest, superseded ones gone"
+ok "resumed: $NS segments then the manifest, superseded ones gone"
 
 # ---- hcsed killed in the middle of an upload, then restarted ----
-head -c $((48 * 65536 - 1000)) /dev/urandom >"$T/v4"
+head -c $(($NS * 65536 - 1000)) /dev/urandom >"$T/v4"
 before=$(objs "$cnt")
 as_user $A $A cp "$T/v4" "$M/f"
 stop_mid_upload kill -KILL "$HCSED_PID"
 wait "$HCSED_PID" 2>/dev/null || true
 start_hcsed -v
 wait_synced "$M/f"
-wait_objs "$cnt" 48 "$T/v4.objs" || fail "after hcsed's restart, not 48 segments and a manifest: $(cat "$T/v4.objs")"
+wait_objs "$cnt" $NS "$T/v4.objs" || fail "after hcsed's restart, not $NS segments and a manifest: $(cat "$T/v4.objs")"
 umount_atrestfs "$M"
 mount_atrestfs "$M" "$T/cache3" "segment_size=64k,ae=ord"
 as_user $A $A cmp "$T/v4" "$M/f" || fail "version 4 through a fresh cache"
