@@ -53,14 +53,25 @@ wait_deregistered "${C[gone]}" "unlink"
 ok "unlink de-registers the key"
 
 # 2. unlink while open: the key stays until the last close
-as_user $A $A sh -c "exec 3<'$M/open'; exec sleep 61" >/dev/null 2>&1 &
-for ((i = 0; i < 100; i++)); do
-	holder=$(pgrep -u $A -x -f 'sleep 61' || true)
-	[ -n "$holder" ] && [ -e "/proc/$holder/fd/3" ] && break
-	sleep 0.1
-done
-[ -n "$holder" ] || fail "the holder did not open the file"
-at_exit "kill $holder"
+# hold FILE: uid A keeps FILE open on fd 3 in the background; sets holder
+hold() {
+	local i
+	as_user $A $A sh -c "exec 3<'$1'; exec sleep 61" >/dev/null 2>&1 &
+	for ((i = 0; i < 100; i++)); do
+		holder=$(pgrep -u $A -x -f 'sleep 61' || true)
+		[ -n "$holder" ] && [ -e "/proc/$holder/fd/3" ] && break
+		sleep 0.1
+	done
+	[ -n "$holder" ] || fail "the holder did not open $1"
+	at_exit "kill $holder"
+}
+# release: ends the holder, closing its descriptor
+release() {
+	local i
+	kill $holder
+	for ((i = 0; i < 50; i++)); do kill -0 $holder 2>/dev/null || break; sleep 0.1; done
+}
+hold "$M/open"
 as_user $A $A rm "$M/open"
 [ -e "$M/open" ] && fail "unlinked file still listed"
 sleep 3
@@ -68,10 +79,25 @@ registered "${C[open]}" || fail "the key of an unlinked but open file was de-reg
 [ "$(as_user $A $A cat "/proc/$holder/fd/3")" = open ] ||
 	fail "the open descriptor no longer reads the unlinked file"
 ok "unlinked but still open: key kept, the descriptor still reads"
-kill $holder
-for ((i = 0; i < 50; i++)); do kill -0 $holder 2>/dev/null || break; sleep 0.1; done
+release
 wait_deregistered "${C[open]}" "last close of an unlinked file"
 ok "the last close of the unlinked file de-registers the key"
+
+# 2b. atrestfs killed while an unlinked file is open: the next mount reaps it
+as_user $A $A sh -c "echo crash > '$M/crash'"
+cc=$(cred_of "$M/crash")
+wait_synced "$M/crash"
+hold "$M/crash"
+as_user $A $A rm "$M/crash"
+sleep 1 # the unlink is committed to the cache index
+kill -KILL "$ATRESTFS_PID"
+wait "$ATRESTFS_PID" 2>/dev/null || true
+release
+fusermount3 -uz "$M"
+registered "$cc" || fail "the key went with the crash, before any reaping"
+mount_atrestfs "$M" "$T/cache"
+wait_deregistered "$cc" "remount after a crash with an unlinked open file"
+ok "killed with an unlinked file open: the next mount de-registers its key"
 
 # 3. hard links are refused (atrestfs(1)), so no second name can keep a key;
 #    rename over a file drops the replaced file's key, keeps the moved one
