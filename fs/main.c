@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,6 +478,11 @@ int main(int argc, char *argv[])
 		goto out;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
+	/* libfuse unmounts on SIGHUP too; an operator's SIGHUP (or a closed
+	 * terminal of a -f mount) must not drop the mount: atrestfs keeps no
+	 * log file to reopen, so it ignores it (atrestfs(1), SIGNALS) */
+	if (signal(SIGHUP, SIG_IGN) == SIG_ERR)
+		goto out_signals;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out_signals;
 	if (fuse_daemonize(cmd.foreground) != 0)
@@ -509,7 +515,12 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 	if (cmd.max_threads > 0 && cmd.max_threads <= 100000)
 		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
-	ret = fuse_session_loop_mt(se, loop) != 0;
+	/* libfuse returns the number of the signal that ended the loop (SIGTERM,
+	 * SIGINT): a requested stop, not a failure; errors are negative */
+	r = fuse_session_loop_mt(se, loop);
+	if (r > 0)
+		log_info("stopping on signal %d", r);
+	ret = r < 0;
 	fuse_loop_cfg_destroy(loop);
 
 out_unmount:

@@ -35,8 +35,9 @@ mountpoint -q "$M" && fail "a refused command line mounted something"
 ok "unknown and malformed options are refused, naming the option"
 
 # ---- mount(8) through mount.fuse3, as from /etc/fstab ----
-# mount.fuse3 resets PATH, so the uninstalled binary is named in the source
-# ("PROGRAM#SOURCE"); installed, "-t fuse.atrestfs URL" is the same path
+# mount(8) drops PATH before mount.fuse3 runs the program, so the uninstalled
+# binary is named in the source ("PROGRAM#SOURCE"); fs_mount.sh runs the
+# installed form, "-t fuse.atrestfs URL", with the binary where it is looked for
 mount -t fuse "$ATREST_BUILD/fs/atrestfs#$HCSE_URL" "$M" \
 	-o "tef=$TEF_SOCK,cache=$T/cache,allow_other,nosuid,nodev,_netdev,x-systemd.after=x" ||
 	fail "mount(8) of fuse.atrestfs"

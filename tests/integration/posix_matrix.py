@@ -95,6 +95,30 @@ def ftrunc():
 case("ftruncate then write past", ftrunc)
 case("truncate dir", lambda: os.truncate(D, 0))
 
+# fsync / fdatasync: file descriptors opened for writing and reading, directories
+def synced(sync, flags):
+    write(p("fs"), b"before")
+    fd = os.open(p("fs"), flags)
+    try:
+        if flags != os.O_RDONLY:
+            os.pwrite(fd, b"after!", 0)
+        sync(fd)
+        return (os.fstat(fd).st_size, os.pread(fd, 10, 0) if flags != os.O_WRONLY else None)
+    finally:
+        os.close(fd)
+case("fsync", lambda: synced(os.fsync, os.O_RDWR))
+case("fdatasync", lambda: synced(os.fdatasync, os.O_RDWR))
+case("fsync write-only", lambda: synced(os.fsync, os.O_WRONLY))
+case("fsync read-only", lambda: synced(os.fsync, os.O_RDONLY))
+def fsync_dir():
+    fd = os.open(D, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+case("fsync dir", fsync_dir)
+case("read after fsync", lambda: read(p("fs")))
+
 # directories
 case("mkdir", lambda: os.mkdir(p("d")))
 case("mkdir existing", lambda: os.mkdir(p("d")))
