@@ -66,10 +66,10 @@ static int segs_resize(struct seg **a, size_t *n, size_t want)
 static int integrity_error(struct fs *fs, const struct node *n, const char *what, uint64_t idx,
 			   int r)
 {
-	_cleanup_free_ char *path = remote_node_path(fs, n);
+	_cleanup_free_ char *desc = fs_describe(fs, n->ino);
 
-	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of '/%s/%s' (file id %s)",
-			what, idx, fs->cse_rn, path ? path : "?", n->file_id);
+	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of %s (file id %s)", what, idx,
+			desc, n->file_id);
 	return -EIO;
 }
 
@@ -99,11 +99,8 @@ int data_prepare(struct fs *fs, struct node *n, const struct seal_key *key, uint
 
 	r = remote_fetch_manifest(fs, n, n->version, &compact, &len);
 	if (r < 0) {
-		if (hcse_is_unreachable(r)) {
-			log_error_errno(r, "cannot fetch the manifest of inode %" PRIu64
-					": hcsed unreachable", n->ino);
-			return -EIO;
-		}
+		if (hcse_is_unreachable(r))
+			return health_failed(fs, fs->hcse_outage, n->ino, "manifest fetch", r);
 		return integrity_error(fs, n, "manifest", n->version, r);
 	}
 	data_params(n, key, &p);
@@ -331,11 +328,8 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 	if (r == -ENOENT) {
 		r = remote_fetch_segment(fs, n, idx, gen, &compact, &len);
 		if (r < 0) {
-			if (hcse_is_unreachable(r)) {
-				log_error_errno(r, "segment %" PRIu64 " of inode %" PRIu64
-						" is not cached and hcsed is unreachable", idx, n->ino);
-				return -EIO;
-			}
+			if (hcse_is_unreachable(r))
+				return health_failed(fs, fs->hcse_outage, n->ino, "uncached segment read", r);
 			return integrity_error(fs, n, "segment", idx, r);
 		}
 		fetched = true;

@@ -455,6 +455,9 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot use the tefd socket '%s'", fs.opt.tef);
 		goto out;
 	}
+	r = health_attach(&fs);
+	if (r < 0)
+		goto out;
 	pthread_mutex_lock(&fs.lock);
 	r = ns_init(&fs);
 	pthread_mutex_unlock(&fs.lock);
@@ -526,6 +529,7 @@ out:
 	pthread_mutex_lock(&fs.lock);
 	ns_done(&fs);
 	pthread_mutex_unlock(&fs.lock);
+	health_detach(&fs);
 	fs.tef = tef_client_free(fs.tef);
 	fs.hcse = hcse_client_free(fs.hcse);
 	fs.cache = cache_close(fs.cache);

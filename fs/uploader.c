@@ -13,6 +13,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/outage.h"
 #include "atrestfs.h"
 #include "cache.h"
 
@@ -404,7 +405,11 @@ static void renew_keys(struct uploader *u)
 		int r = tef_update(fs->tef, &id, due[i].rkid, &req, &reg, NULL);
 
 		if (r < 0) {
-			log_warning_errno(r, "cannot renew the key of inode %" PRIu64, due[i].ino);
+			_cleanup_free_ char *desc = fs_describe(fs, due[i].ino);
+
+			/* an outage is logged once by tefd's outage; renewal retries later */
+			log_full_errno(outage_is_down(fs->tef_outage) ? LOG_DEBUG : LOG_WARNING, r,
+				       "cannot renew the key of %s", desc);
 			continue;
 		}
 		pthread_mutex_lock(&fs->lock);
@@ -434,7 +439,7 @@ static int pass(struct uploader *u)
 			return r;
 		u->ae_ok = true;
 		if (u->backoff_ms)
-			log_info("uploads to the HCSE resumed");
+			log_debug("uploads resumed");
 		u->backoff_ms = 0;
 		atomic_store(&u->offline, false);
 	}
@@ -445,8 +450,11 @@ static int pass(struct uploader *u)
 		r = sync_node(fs, inos[i]);
 		if (hcse_is_unreachable(r))
 			return r;
-		if (r < 0)
-			log_warning_errno(r, "upload of inode %" PRIu64 " failed; will retry", inos[i]);
+		if (r < 0) {
+			_cleanup_free_ char *desc = fs_describe(fs, inos[i]);
+
+			log_warning_errno(r, "upload of %s failed; will retry", desc);
+		}
 	}
 	r = run_gc(fs);
 	if (r < 0)
@@ -499,8 +507,9 @@ static void *uploader_main(void *arg)
 			if (u->backoff_ms > BACKOFF_MAX_MS)
 				u->backoff_ms = BACKOFF_MAX_MS;
 			if (u->backoff_ms == BACKOFF_MIN_MS || u->backoff_ms == BACKOFF_MAX_MS)
-				log_warning_errno(r, "uploads to the HCSE failing; retrying in %u ms",
-						  u->backoff_ms);
+				/* a peer's outage is logged once, by its outage (health.c) */
+				log_full_errno(hcse_is_unreachable(r) ? LOG_DEBUG : LOG_WARNING, r,
+					       "uploads failing; retrying in %u ms", u->backoff_ms);
 			/* a kick does not shorten a backoff: sleep it out unless stopping */
 			struct timespec end, now;
 			clock_gettime(CLOCK_MONOTONIC, &end);

@@ -77,6 +77,11 @@ struct tef_client *tef_client_free(struct tef_client *c)
 	return NULL;
 }
 
+void tef_client_set_outage(struct tef_client *c, struct outage *o)
+{
+	http_client_set_outage(c->http, o);
+}
+
 static int errno_from_curl(const struct tef_client *c, CURLcode cc)
 {
 	switch (cc) {

@@ -62,7 +62,7 @@ grep -q "Input/output error" "$T/err" || fail "without tefd: expected EIO, got $
 if as_user $A $A sh -c "echo x > '$M/new'" 2>"$T/err"; then fail "created a file without tefd"; fi
 grep -q "Input/output error" "$T/err" || fail "create without tefd: expected EIO, got $(cat "$T/err")"
 [ -e "$M/new" ] && fail "a file exists although its key was never registered"
-grep -q "tefd unreachable" "$T/atrestfs.log" || fail "the reason is not logged"
+grep -q "tefd at '.*' is unreachable: " "$T/atrestfs.log" || fail "the reason is not logged"
 start_tefd
 [ "$(as_user $A $A cat "$M/f")" = fstab ] || fail "tefd back"
 ok "tefd down: open and create give EIO, nothing created, reason logged"
@@ -122,7 +122,8 @@ start=$(date +%s)
 if as_user $A $A cat "$M/big1" >/dev/null 2>"$T/err"; then fail "uncached read with hcsed down succeeded"; fi
 grep -q "Input/output error" "$T/err" || fail "uncached read: expected EIO, got $(cat "$T/err")"
 [ $(( $(date +%s) - start )) -le 12 ] || fail "EIO took longer than the bounded wait"
-grep -q "not cached and hcsed is unreachable" "$T/atrestfs.log" || fail "reason not logged"
+grep -q "uncached segment read of '/big1' .* failed with EIO because hcsed is down" "$T/atrestfs.log" ||
+	fail "reason not logged"
 ok "hcsed down: uncached reads give EIO within the bounded wait, reason logged"
 head -c 5000000 /dev/urandom >"$T/big4"
 if as_user $A $A cp "$T/big4" "$M/big4" 2>"$T/err"; then fail "pending data beyond cache_size accepted"; fi
