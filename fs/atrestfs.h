@@ -213,6 +213,8 @@ int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 		  struct seal_key **ret_key, uint64_t *ret_min_version);
 int keys_set_targets(struct fs *fs, const struct caller *c, struct node *n, const char *targets);
 int keys_set_expires(struct fs *fs, const struct caller *c, struct node *n, int64_t when);
+/* Adopts tefd's view of a registration: targets and expiry (takes fs->lock). */
+void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_registration *reg);
 int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, uint64_t version);
 void keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);
 

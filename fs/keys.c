@@ -115,7 +115,7 @@ static char *join(char *const *v, size_t n)
 }
 
 /* Adopts what tefd said about a registration (fs->lock taken here). */
-static void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_registration *reg)
+void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_registration *reg)
 {
 	char *targets = join(reg->targets, reg->n_targets);
 

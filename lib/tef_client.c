@@ -432,6 +432,8 @@ int tef_update(struct tef_client *c, const struct tef_identity *onbehalf, const 
 	if (u->set_version &&
 	    json_object_set_new(o, TEF_M_ATREST_VERSION, json_integer((json_int_t)u->version)) < 0)
 		return -ENOMEM;
+	if (u->owner && json_object_set_new(o, TEF_M_OWNER, json_string(u->owner)) < 0)
+		return -ENOMEM;
 	body = json_dumps(o, JSON_COMPACT);
 	if (!body)
 		return -ENOMEM;

@@ -123,6 +123,7 @@ struct tef_update_req {
 	size_t n_targets;
 	bool set_version;
 	uint64_t version;
+	const char *owner; /* transfers ownership ("uid:N", "ae:X", "cse:X"); NULL: unchanged */
 };
 
 /* ret (may be NULL) gets the updated registration without key. */
