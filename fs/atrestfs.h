@@ -259,6 +259,8 @@ char *fs_describe(struct fs *fs, uint64_t ino);
 /* Logs an operation that failed because a peer is down: the first one of an
  * outage by name, the rest counted for the recovery line. Returns -EIO. */
 int health_failed(struct fs *fs, struct outage *o, uint64_t ino, const char *what, int r);
+/* Logs the unmount, with what stays queued for the next mount. */
+void health_report_unmount(struct fs *fs);
 
 /* Notes foreground I/O: the uploader yields to it for a moment. */
 void fs_note_io(struct fs *fs);

@@ -85,3 +85,15 @@ int health_failed(struct fs *fs, struct outage *o, uint64_t ino, const char *wha
 		log_debug_errno(r, "%s of inode %" PRIu64 " failed: peer down", what, ino);
 	return -EIO;
 }
+
+void health_report_unmount(struct fs *fs)
+{
+	size_t n = queued_nodes(fs);
+
+	if (n == 0)
+		log_info("unmounted '%s': everything is uploaded", fs->opt.mountpoint);
+	else
+		log_info("unmounted '%s': %zu %s stay queued in '%s' for the next mount",
+			 fs->opt.mountpoint, n, n == 1 ? "file or directory" : "files and directories",
+			 fs->opt.cache);
+}

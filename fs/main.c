@@ -520,6 +520,7 @@ out_unmount:
 	data_sealers_stop();
 	/* unmount flushes what it can; the rest stays queued in the index */
 	fs.up = uploader_stop(fs.up, 3000);
+	health_report_unmount(&fs);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out:

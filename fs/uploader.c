@@ -544,7 +544,8 @@ int uploader_start(struct fs *fs, struct uploader **ret)
 	u->fs = fs;
 	/* DESIGN.md 6: what an earlier run (even one killed) left queued is resumed, visibly */
 	if (cache_dirty_nodes(fs->cache, &inos, &n) == 0 && n > 0)
-		log_info("%zu files and directories awaiting upload at mount: uploading them", n);
+		log_info("%zu %s awaiting upload at mount: uploading them", n,
+			 n == 1 ? "file or directory" : "files and directories");
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	r = -pthread_create(&u->thread, NULL, uploader_main, u);

@@ -80,7 +80,11 @@ static void usage(FILE *f)
 	      "            [--audit-log FILE] [--audit-append-only yes|no] [--pidfile FILE]\n"
 	      "            [--max-registrations N]\n"
 	      "            [--max-failed-retrievals N] [--failure-window SECONDS]\n"
-	      "            [--sweep-interval SECONDS] [--threads N] [-c CONFIG] [-d] [-v]\n",
+	      "            [--sweep-interval SECONDS] [--threads N] [-c CONFIG] [-d] [-v]\n"
+	      "\n"
+	      "The oneM2M Trust Enabler Function: registers keys, releases them to the\n"
+	      "owner and the targets, and records file versions (TS-0003 8.8.2).\n"
+	      "See tefd(8) and tefd.conf(5).\n",
 	      f);
 }
 

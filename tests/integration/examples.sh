@@ -71,7 +71,14 @@ ok "quickstart.sh runs end to end"
 wait $qs || true
 mountpoint -q "$T/mnt" && fail "quickstart.sh stop left $T/mnt mounted"
 for d in tefd hcsed atrestfs; do [ -f "$ATREST_STATE/$d.pid" ] && fail "$d.pid left behind"; done
-ok "quickstart.sh stop unmounts and stops the daemons"
+# the foreground quickstart sees atrestfs go and must not stop the rest a second time
+for d in tefd hcsed; do
+	n=$(grep -c "stopping $d " "$T/quickstart.log" || true)
+	[ "$n" = 1 ] || fail "'stopping $d' said $n times"
+done
+grep -q "atrestfs\[[0-9]*\] info: unmounted '$T/mnt': " "$ATREST_STATE/log/atrestfs.log" ||
+	fail "atrestfs's log does not say it was unmounted"
+ok "quickstart.sh stop unmounts and stops the daemons, once"
 
 # 4. Running it twice reuses the state: the same master key, the file still there.
 key_before=$(sha256sum "$ATREST_STATE/master.key")

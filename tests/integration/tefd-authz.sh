@@ -201,6 +201,10 @@ expect_answer 200 2004 "transfer by an admin"
 treq "$OWNER" GET "/keys/$xid"
 expect_answer 200 2000 "retrieval by the owner it was given back to"
 [ "$(jq -r .keyValue <<<"$BODY")" = "$key_before" ] || fail "the key changed on its way back"
+as_user 1001 1001 "$TEFCTL" --socket "$SOCK" transfer "$xid" uid:1001 2>/dev/null &&
+	fail "tefctl transfer by a non-owner"
+as_user 1000 1000 "$TEFCTL" --socket "$SOCK" --json transfer "$xid" uid:1001 |
+	jq -e '.[0].owner == "uid:1001"' >/dev/null || fail "tefctl transfer by the owner"
 ok "ownership transfer: owner, admin and owner's delegate only; the key survives it"
 
 # tefctl as admin over the same socket.
