@@ -259,6 +259,9 @@ char *fs_describe(struct fs *fs, uint64_t ino);
 /* Logs an operation that failed because a peer is down: the first one of an
  * outage by name, the rest counted for the recovery line. Returns -EIO. */
 int health_failed(struct fs *fs, struct outage *o, uint64_t ino, const char *what, int r);
+/* A write refused because the cache is full of pending uploads: logged at most
+ * once a minute, naming the file and counting the others. Returns -ENOSPC. */
+int health_cache_full(struct fs *fs, uint64_t ino);
 /* Logs the unmount, with what stays queued for the next mount. */
 void health_report_unmount(struct fs *fs);
 

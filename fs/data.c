@@ -294,8 +294,7 @@ static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_ke
 		if (n->wsegs[i].gen == gen)
 			pending += n->wsegs[i].len;
 	if (pending > fs->opt.cache_size)
-		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
-					 fs->opt.cache_size);
+		return health_cache_full(fs, n->ino);
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -334,8 +333,9 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 		}
 		fetched = true;
 	} else if (r < 0) {
-		log_error_errno(r, "cannot read cached segment %" PRIu64 " of inode %" PRIu64, idx,
-				n->ino);
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error_errno(r, "cannot read cached segment %" PRIu64 " of %s", idx, desc);
 		return -EIO;
 	}
 
@@ -386,8 +386,7 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 		if (n->wsegs[i].gen == gen)
 			pending += n->wsegs[i].len;
 	if (pending > fs->opt.cache_size)
-		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
-					 fs->opt.cache_size);
+		return health_cache_full(fs, n->ino);
 	data_params(n, key, &p);
 	r = seal_segment(&p, d->idx, gen, d->buf, d->len, &compact, &len);
 	if (r < 0)
@@ -739,9 +738,10 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 		free(gc[i]);
 	free(gc);
 	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
 		n->version = newver - 1;
-		return log_error_errno(r, "cannot commit version %" PRIu64 " of inode %" PRIu64,
-				       newver, n->ino);
+		return log_error_errno(r, "cannot commit version %" PRIu64 " of %s", newver, desc);
 	}
 	/* superseded files in the cache go now; their remote copies later */
 	for (size_t i = 0; i < n->n_csegs; i++)

@@ -411,8 +411,11 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	(void)ino;
 	r = commit_handle(h, false);
-	if (r < 0)
-		log_error_errno(r, "inode %" PRIu64 ": changes lost at release", n->ino);
+	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error_errno(r, "changes to %s lost at release", desc);
+	}
 	handle_free(h);
 	pthread_mutex_lock(&fs->lock);
 	n->n_open--;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
@@ -96,4 +97,31 @@ void health_report_unmount(struct fs *fs)
 		log_info("unmounted '%s': %zu %s stay queued in '%s' for the next mount",
 			 fs->opt.mountpoint, n, n == 1 ? "file or directory" : "files and directories",
 			 fs->opt.cache);
+}
+
+int health_cache_full(struct fs *fs, uint64_t ino)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static struct timespec last;
+	static uint64_t refused;
+	struct timespec now;
+	uint64_t n;
+
+	/* a writer retrying in a loop would log a line per write: one a minute, counting */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&lock);
+	n = ++refused;
+	if (last.tv_sec && now.tv_sec - last.tv_sec < 60) {
+		pthread_mutex_unlock(&lock);
+		return -ENOSPC;
+	}
+	last = now;
+	refused = 0;
+	pthread_mutex_unlock(&lock);
+
+	_cleanup_free_ char *desc = fs_describe(fs, ino);
+	log_warning("cache full of pending uploads (%" PRIu64 " bytes, cache_size): a write to %s "
+		    "refused with ENOSPC (%" PRIu64 " refused since the last such line)",
+		    fs->opt.cache_size, desc, n);
+	return -ENOSPC;
 }

@@ -288,12 +288,15 @@ static int sync_node(struct fs *fs, uint64_t ino)
 			    r == -EAGAIN || r == -EIO)
 				return log_debug_errno(r, "version %" PRIu64 " of '%s' not recorded at tefd",
 						       mver, path);
-			/* refused for good (e.g. after chown the file's uid is no longer the
-			 * key's owner): retrying cannot help; upload without the record */
-			if (r < 0)
-				log_warning_errno(r, "tefd refused version %" PRIu64 " of '%s': its rollback "
+			/* refused for good (the key was transferred or revoked behind the
+			 * file's back): retrying cannot help; upload without the record */
+			if (r < 0) {
+				_cleanup_free_ char *desc = fs_describe(fs, ino);
+
+				log_warning_errno(r, "tefd refused version %" PRIu64 " of %s: its rollback "
 						  "cannot be detected by readers with an empty cache",
-						  mver, path);
+						  mver, desc);
+			}
 		}
 		snprintf(rn, sizeof(rn), MAN_RN_FMT, mver);
 		r = put_cin(fs, path, rn, manifest, mlen_c);

@@ -128,6 +128,10 @@ ok "hcsed down: uncached reads give EIO within the bounded wait, reason logged"
 head -c 5000000 /dev/urandom >"$T/big4"
 if as_user $A $A cp "$T/big4" "$M/big4" 2>"$T/err"; then fail "pending data beyond cache_size accepted"; fi
 grep -q "No space left on device" "$T/err" || fail "expected ENOSPC, got $(cat "$T/err")"
+# an application retrying its writes gets ENOSPC each time, the log one line a minute
+for i in 1 2 3 4 5; do as_user $A $A dd if="$T/big4" of="$M/big4" bs=64k conv=notrunc 2>/dev/null || true; done
+[ "$(grep -c "cache full of pending uploads .*a write to '/big4' (hcsed '/cse-in/" "$T/atrestfs.log")" = 1 ] ||
+	fail "a full cache is not logged once, naming the file"
 as_user $A $A cmp "$T/big3" "$M/big3" || fail "a cached file is unreadable with hcsed down"
 ok "pending data beyond cache_size gives ENOSPC; cached files still read"
 umount_atrestfs "$M"
