@@ -256,6 +256,9 @@ void health_detach(struct fs *fs);
 /* "'/dir/file' (hcsed '/cse-in/atrestfs/i5')" for log lines, naming a file as the user and
  * the HCSE know it; takes fs->lock (not to be held). Caller frees; never NULL. */
 char *fs_describe(struct fs *fs, uint64_t ino);
+/* Names a file being created (not linked yet) for this thread's fs_describe; name borrowed,
+ * NULL to forget it. */
+void health_naming(uint64_t ino, uint64_t parent, const char *name);
 /* Logs an operation that failed because a peer is down: the first one of an
  * outage by name, the rest counted for the recovery line. Returns -EIO. */
 int health_failed(struct fs *fs, struct outage *o, uint64_t ino, const char *what, int r);

@@ -94,7 +94,9 @@ static int file_make(struct fs *fs, const struct caller *c, fuse_ino_t parent, c
 	pthread_mutex_unlock(&fs->lock);
 
 	new_file_id(n->file_id);
+	health_naming(n->ino, parent, name); /* its log lines name it by its path */
 	r = keys_register(fs, c, n, &key);
+	health_naming(0, 0, NULL);
 	if (r < 0) {
 		ns_node_free(n);
 		return r;

@@ -53,6 +53,19 @@ void health_detach(struct fs *fs)
 	fs->hcse_outage = outage_free(fs->hcse_outage);
 }
 
+/* The name a file being created will have: it is linked only once tefd registered its key. */
+static _Thread_local struct {
+	uint64_t ino, parent;
+	const char *name;
+} naming;
+
+void health_naming(uint64_t ino, uint64_t parent, const char *name)
+{
+	naming.ino = ino;
+	naming.parent = parent;
+	naming.name = name;
+}
+
 char *fs_describe(struct fs *fs, uint64_t ino)
 {
 	_cleanup_free_ char *path = NULL;
@@ -65,6 +78,14 @@ char *fs_describe(struct fs *fs, uint64_t ino)
 	if (n) {
 		path = ns_path(fs, n);
 		name = n->name;
+	} else if (naming.name && naming.ino == ino) {
+		struct node *dir = ns_get(fs, naming.parent);
+		_cleanup_free_ char *dpath = dir ? ns_path(fs, dir) : NULL;
+
+		if (dpath && asprintf(&path, "%s%s%s", dpath, strcmp(dpath, "/") ? "/" : "",
+				      naming.name) < 0)
+			path = NULL;
+		name = naming.name;
 	}
 	/* a removed file keeps its last name, not its place */
 	if (asprintf(&s, "'%s%s' (hcsed '/%s/%s/i%" PRIu64 "')", path ? path : "(removed) ",

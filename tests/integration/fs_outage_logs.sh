@@ -79,10 +79,19 @@ ok "an hcsed outage of 3 s ($ok_during writes into the cache meanwhile) logs one
 
 touch "$T/stop"
 wait $W || true
+
+# ---- a create is the first thing tefd's absence fails: the new file is named by its path
+stop_pid "$TEFD_PID"
+as_user $U $U sh -c "echo x > '$M/logs/created-while-down'" 2>/dev/null && fail "created a file without tefd"
+start_tefd
+grep -Eq "key registration of '/logs/created-while-down' \(hcsed '/cse-in/atrestfs/i[0-9]+'\) failed with EIO" \
+	"$log" || fail "a create that failed is not named by its path"
+ok "a create failed by tefd's absence is named by its path"
+
 lines=$(wc -l <"$log")
-[ "$lines" -lt 24 ] || fail "$lines log lines for two outages"
+[ "$lines" -lt 24 ] || fail "$lines log lines for three outages"
 ! grep -q "inode [0-9]" "$log" || fail "a log line names an inode instead of a path"
 wait_synced "$M"/logs/f*
 check_sanitizer_logs "$log" "$T/tefd.log" "$T/hcsed.log"
 sed "s/^/    /" "$log"
-ok "the log of two outages is $lines lines"
+ok "the log of three outages is $lines lines"
