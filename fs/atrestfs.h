@@ -216,7 +216,8 @@ int keys_set_expires(struct fs *fs, const struct caller *c, struct node *n, int6
 /* Adopts tefd's view of a registration: targets and expiry (takes fs->lock). */
 void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_registration *reg);
 int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, uint64_t version);
-void keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);
+/* Destroys a removed file's key at tefd: 0, or -errno (unreachable: retry later). */
+int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);
 
 /* The caller's own key for n, with the file's segment table loaded (file.c). */
 int fs_open_key(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret);

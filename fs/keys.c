@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "atrest/cleanup.h"
+#include "atrest/hcse_client.h"
 #include "atrest/log.h"
 #include "atrest/tef_api.h"
 #include "atrestfs.h"
@@ -290,12 +291,16 @@ int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, u
 	return r;
 }
 
-void keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
+int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
 {
 	struct tef_identity id = { .uid = uid, .gid = gid };
 	int r;
 
 	r = tef_deregister(fs->tef, &id, rkid, NULL);
-	if (r < 0 && r != -EACCES && r != -ENOENT)
-		log_warning_errno(r, "cannot de-register a key of a removed file");
+	if (r == -EACCES || r == -ENOENT)
+		return 0; /* gone already, or no longer this owner's */
+	/* tefd down: the caller retries, and the outage is logged once */
+	if (r < 0 && !hcse_is_unreachable(r))
+		log_warning_errno(r, "cannot de-register the key %.8s... of a removed file", rkid);
+	return r;
 }

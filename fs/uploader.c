@@ -351,9 +351,11 @@ static int run_gc(struct fs *fs)
 			unsigned uid, gid;
 			char rkid[128];
 
-			if (sscanf(path + 5, "%u/%u/%127s", &uid, &gid, rkid) == 3)
-				keys_deregister(fs, uid, gid, rkid);
-			r = 0;
+			/* kept queued while tefd is down, or the key would outlive its file */
+			r = sscanf(path + 5, "%u/%u/%127s", &uid, &gid, rkid) == 3 ?
+				    keys_deregister(fs, uid, gid, rkid) : 0;
+			if (r < 0 && !hcse_is_unreachable(r))
+				r = 0; /* refused for good: logged, dropped */
 		} else {
 			r = hcse_delete(fs->hcse, path, NULL);
 			if (r == -ENOENT)

@@ -7,6 +7,7 @@
 . "$ATREST_SRC/tests/integration/lib.sh"
 need_root
 need_fuse
+command -v jq >/dev/null || skip "jq is not installed"
 
 U=2411
 start_tefd
@@ -80,13 +81,29 @@ ok "an hcsed outage of 3 s ($ok_during writes into the cache meanwhile) logs one
 touch "$T/stop"
 wait $W || true
 
-# ---- a create is the first thing tefd's absence fails: the new file is named by its path
+# ---- a create is the first thing tefd's absence fails: the new file is named by its path;
+# a file removed meanwhile still has its key destroyed once tefd is back
+K=$(getfattr --absolute-names --only-values -n user.onem2m.credential-id "$M/logs/f1")
+K=${K%@*}
+has_key() {
+	curl -s --unix-socket "$TEF_SOCK" "http://tef/keys?owner=uid:$U" |
+		jq -e --arg k "$K" '.keys | map(.relativeKeyID) | index($k)' >/dev/null
+}
+has_key || fail "no key $K at tefd for /logs/f1"
+wait_synced "$M"/logs/f* # nothing else waits for tefd: the removal is all the uploader has to do
 stop_pid "$TEFD_PID"
 as_user $U $U sh -c "echo x > '$M/logs/created-while-down'" 2>/dev/null && fail "created a file without tefd"
+as_user $U $U rm "$M/logs/f1"
+sync
+echo 2 >/proc/sys/vm/drop_caches # the kernel forgets the inode: atrestfs reaps it now
+sleep 3
 start_tefd
 grep -Eq "key registration of '/logs/created-while-down' \(hcsed '/cse-in/atrestfs/i[0-9]+'\) failed with EIO" \
 	"$log" || fail "a create that failed is not named by its path"
 ok "a create failed by tefd's absence is named by its path"
+for ((i = 0; i < 300; i++)); do has_key || break; sleep 0.1; done
+has_key && fail "the key of a file removed while tefd was down outlives it"
+ok "a file removed while tefd was down has its key destroyed once tefd is back"
 
 lines=$(wc -l <"$log")
 [ "$lines" -lt 24 ] || fail "$lines log lines for three outages"
