@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What an operator reads about atrestfs: outages of tefd and hcsed, and files named by their path. */
+/* What an operator reads about atrestfs: outages of tefd and hcsed, and files named by their path.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,8 +37,10 @@ int health_attach(struct fs *fs)
 	r = outage_new("hcsed", fs->opt.hcse_url, &fs->hcse_outage);
 	if (r < 0)
 		return r;
-	outage_set_pending(fs->tef_outage, queued_nodes, fs, "files and directories queued for upload");
-	outage_set_pending(fs->hcse_outage, queued_nodes, fs, "files and directories queued for upload");
+	outage_set_pending(fs->tef_outage, queued_nodes, fs,
+			   "files and directories queued for upload");
+	outage_set_pending(fs->hcse_outage, queued_nodes, fs,
+			   "files and directories queued for upload");
 	tef_client_set_outage(fs->tef, fs->tef_outage);
 	hcse_client_set_outage(fs->hcse, fs->hcse_outage);
 	return 0;
@@ -101,8 +104,8 @@ int health_failed(struct fs *fs, struct outage *o, uint64_t ino, const char *wha
 		_cleanup_free_ char *desc = fs_describe(fs, ino);
 
 		log_warning("%s of %s failed with EIO because %s is down; further failures are "
-			    "counted until it answers", what, desc ? desc : "?",
-			    o == fs->tef_outage ? "tefd" : "hcsed");
+			    "counted until it answers",
+			    what, desc ? desc : "?", o == fs->tef_outage ? "tefd" : "hcsed");
 	} else
 		log_debug_errno(r, "%s of inode %" PRIu64 " failed: peer down", what, ino);
 	return -EIO;
@@ -116,8 +119,8 @@ void health_report_unmount(struct fs *fs)
 		log_info("unmounted '%s': everything is uploaded", fs->opt.mountpoint);
 	else
 		log_info("unmounted '%s': %zu %s stay queued in '%s' for the next mount",
-			 fs->opt.mountpoint, n, n == 1 ? "file or directory" : "files and directories",
-			 fs->opt.cache);
+			 fs->opt.mountpoint, n,
+			 n == 1 ? "file or directory" : "files and directories", fs->opt.cache);
 }
 
 int health_cache_full(struct fs *fs, uint64_t ino)

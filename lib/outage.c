@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Reachability of a peer daemon: logs when it stops answering and when it answers again, counting in between. */
+/* Reachability of a peer daemon: logs when it stops answering and when it answers again, counting
+ * in between. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,9 +16,9 @@ struct outage {
 	pthread_mutex_t lock;
 	char *peer, *where;
 	bool down;
-	uint64_t since_ns;      /* CLOCK_MONOTONIC when the outage began */
-	uint64_t n_requests;    /* exchanges unanswered during this outage */
-	uint64_t n_failed;      /* operations callers saw fail during it */
+	uint64_t since_ns;   /* CLOCK_MONOTONIC when the outage began */
+	uint64_t n_requests; /* exchanges unanswered during this outage */
+	uint64_t n_failed;   /* operations callers saw fail during it */
 	uint64_t n_outages;
 	size_t (*pending)(void *arg);
 	void *pending_arg;
@@ -94,11 +95,12 @@ void outage_unreachable(struct outage *o, int reason, const char *detail, const 
 		return;
 	}
 	/* the reason first (what an operator acts on), the request that met it second */
-	log_warning("%s at '%s' is unreachable: %s%s%s%s%s%s; further failures are counted until it "
-		    "answers",
-		    o->peer, o->where, reason ? strerrordesc_np(-reason) : (detail ? detail : "no answer"),
-		    request ? " (" : "", request ? request : "", request && detail && reason ? ": " : "",
-		    request && detail && reason ? detail : "", request ? ")" : "");
+	log_warning(
+	    "%s at '%s' is unreachable: %s%s%s%s%s%s; further failures are counted until it "
+	    "answers",
+	    o->peer, o->where, reason ? strerrordesc_np(-reason) : (detail ? detail : "no answer"),
+	    request ? " (" : "", request ? request : "", request && detail && reason ? ": " : "",
+	    request && detail && reason ? detail : "", request ? ")" : "");
 }
 
 void outage_reachable(struct outage *o)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Reachability of a peer daemon (tefd, hcsed): one log line when it stops answering, one when it answers again. */
+/* Reachability of a peer daemon (tefd, hcsed): one log line when it stops answering, one when it
+ * answers again. */
 #pragma once
 
 #include <stdbool.h>

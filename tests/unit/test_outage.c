@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The outage state machine: one line when a peer stops answering, one when it answers again, counts between. */
+/* The outage state machine: one line when a peer stops answering, one when it answers again, counts
+ * between. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,19 +71,25 @@ static void test_one_line_each_way(void **state)
 	assert_true(outage_note_failed(o));
 	assert_false(outage_note_failed(o));
 	assert_int_equal(count_lines("tefd at '/run/t.sock' is unreachable: Connection refused "
-				     "(GET /keys/x: Couldn't connect)") - down0, 1);
+				     "(GET /keys/x: Couldn't connect)") -
+			     down0,
+			 1);
 	assert_int_equal(count_lines("answers again") - up0, 0);
 	assert_int_equal(calls, 0);
 	outage_reachable(o);
 	outage_reachable(o);
 	assert_false(outage_is_down(o));
 	assert_int_equal(calls, 1);
-	assert_int_equal(count_lines("tefd at '/run/t.sock' answers again after 0.0 s down: 500 requests "
-				     "and 2 operations failed meanwhile; 3 files queued for upload") - up0, 1);
+	assert_int_equal(
+	    count_lines("tefd at '/run/t.sock' answers again after 0.0 s down: 500 requests "
+			"and 2 operations failed meanwhile; 3 files queued for upload") -
+		up0,
+	    1);
 	assert_int_equal(count_lines("is unreachable") - down0, 1);
 	/* the next outage is a new line, with its own counts */
 	outage_unreachable(o, 0, NULL, NULL);
-	assert_int_equal(count_lines("tefd at '/run/t.sock' is unreachable: no answer;") - down0, 1);
+	assert_int_equal(count_lines("tefd at '/run/t.sock' is unreachable: no answer;") - down0,
+			 1);
 	outage_reachable(o);
 	assert_int_equal(count_lines("down: 1 requests and 0 operations failed") - up0, 1);
 	assert_int_equal(outage_count(o), 2);
@@ -95,30 +102,34 @@ static void test_http_client_reports(void **state)
 {
 	struct http_client *c = NULL;
 	struct outage *o = NULL;
-	struct http_client_response ans = { 0 };
+	struct http_client_response ans = {0};
 	int down0 = count_lines("is unreachable");
 
 	(void)state;
 	assert_int_equal(outage_new("hcsed", "/nonexistent/x.sock", &o), 0);
-	assert_int_equal(http_client_new(&(struct http_client_options){ .base = "http://x",
-									  .unix_path = "/nonexistent/x.sock",
-									  .protocols = "http",
-									  .connect_timeout_ms = 1000,
-									  .timeout_ms = 1000 },
-					 &c),
-			 0);
+	assert_int_equal(
+	    http_client_new(&(struct http_client_options){.base = "http://x",
+							  .unix_path = "/nonexistent/x.sock",
+							  .protocols = "http",
+							  .connect_timeout_ms = 1000,
+							  .timeout_ms = 1000},
+			    &c),
+	    0);
 	http_client_set_outage(c, o);
 	for (int i = 0; i < 3; i++) {
-		assert_int_not_equal(http_client_perform(c, &(struct http_client_request){ .method = "GET",
-											   .path = "cse-in",
-											   .slash = true },
-							 &ans),
-				     CURLE_OK);
+		assert_int_not_equal(
+		    http_client_perform(c,
+					&(struct http_client_request){
+					    .method = "GET", .path = "cse-in", .slash = true},
+					&ans),
+		    CURLE_OK);
 		http_client_response_done(&ans);
 	}
 	assert_true(outage_is_down(o));
-	assert_int_equal(count_lines("hcsed at '/nonexistent/x.sock' is unreachable: No such file or "
-				     "directory (GET /cse-in: "), 1);
+	assert_int_equal(
+	    count_lines("hcsed at '/nonexistent/x.sock' is unreachable: No such file or "
+			"directory (GET /cse-in: "),
+	    1);
 	assert_int_equal(count_lines("is unreachable") - down0, 1);
 	http_client_free(c);
 	outage_free(o);
@@ -127,8 +138,8 @@ static void test_http_client_reports(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_one_line_each_way),
-		cmocka_unit_test(test_http_client_reports),
+	    cmocka_unit_test(test_one_line_each_way),
+	    cmocka_unit_test(test_http_client_reports),
 	};
 	int r = cmocka_run_group_tests(tests, capture, NULL);
 	char line[1024];
