@@ -419,7 +419,8 @@ int main(int argc, char *argv[])
 	/* fuse_opt treats ',' as a separator: a URL with one stays out of fsname */
 	fuse_opt_add_arg(&args, strchr(fs.opt.hcse_url, ',') ? "-osubtype=atrestfs" : fsname);
 
-	log_open("atrestfs", fs.opt.foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG);
+	/* until it daemonises, a failure is told to whoever started it (syslog after) */
+	log_open("atrestfs", LOG_TARGET_STDERR);
 	if (fs.opt.debug)
 		log_set_max_level(LOG_DEBUG);
 	if (sodium_init() < 0) {
@@ -484,6 +485,8 @@ int main(int argc, char *argv[])
 		goto out_signals;
 	if (fuse_daemonize(cmd.foreground) != 0)
 		goto out_unmount;
+	if (!fs.opt.foreground)
+		log_open("atrestfs", LOG_TARGET_SYSLOG);
 	/* threads only after daemonising: fork() keeps just the caller */
 	r = uploader_start(&fs, &fs.up);
 	if (r < 0) {

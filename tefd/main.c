@@ -278,6 +278,11 @@ static int daemonize(void)
 		close(p[1]);
 		if (read(p[0], &status, 1) != 1)
 			status = 1;
+		/* the reason went to syslog: whoever started tefd by hand must know where */
+		if (status != 0)
+			fputs("tefd: did not start; the reason is in the system log "
+			      "(journalctl -t tefd), or run with -d to see it here\n",
+			      stderr);
 		_exit(status == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
 	}
 	close(p[0]);

@@ -11,6 +11,18 @@ command -v jq >/dev/null || skip "jq is not installed"
 
 U=2411
 start_tefd
+
+# mounted without -f, a failure to start is told on stderr, not only to syslog
+mkdir "$T/m0"
+if out=$("$ATREST_BUILD/fs/atrestfs" http://127.0.0.1:1/cse-in "$T/m0" \
+	-o "tef=$TEF_SOCK,cache=$T/c0" 2>&1); then
+	fusermount3 -uz "$T/m0"
+	fail "mounted with an unreachable HCSE and an empty cache"
+fi
+[[ $out == *"cannot register AE 'atrestfs' with the HCSE, and the cache is empty"* ]] ||
+	fail "atrestfs failed to start without saying why on stderr: '$out'"
+ok "a daemonising atrestfs that cannot start says why on stderr"
+
 start_hcsed
 M=$T/mnt
 mount_atrestfs "$M" "$T/cache"

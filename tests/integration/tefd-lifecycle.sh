@@ -193,3 +193,11 @@ if mount -t tmpfs -o size=64k tmpfs "$T/small" 2>/dev/null; then
 else
 	echo "# a full audit log not checked: cannot mount a tmpfs here"
 fi
+
+# 9. Started by hand without -d, a tefd that cannot start says where the reason went.
+if out=$("$TEFD" --socket "$T/bad.sock" --db "$T/bad.db" --master-key "$T/no-such.key" 2>&1); then
+	fail "tefd started without its master key"
+fi
+[[ $out == *"did not start; the reason is in the system log"*"-d"* ]] ||
+	fail "a daemonising tefd failed silently: '$out'"
+ok "a daemonising tefd that cannot start says where to look"
