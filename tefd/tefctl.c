@@ -52,6 +52,10 @@ static int fail(int r, const char *what, int rsc)
 	if (rsc && !rsc_is_success(rsc))
 		fprintf(stderr, "tefctl: %s: %s (tefd answered %d %s)\n", what, strerror(-r), rsc,
 			rsc_to_string(rsc));
+	else if (r == -ECONNREFUSED || r == -EHOSTUNREACH)
+		/* the usual first mistake: tefd not running, or another socket */
+		fprintf(stderr, "tefctl: %s: cannot reach tefd at '%s' (%s): is it running? --socket PATH\n",
+			what, arg_socket, strerror(-r));
 	else
 		fprintf(stderr, "tefctl: %s: %s\n", what, strerror(-r));
 	return EXIT_FAILURE;

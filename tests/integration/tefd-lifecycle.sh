@@ -201,3 +201,7 @@ fi
 [[ $out == *"did not start; the reason is in the system log"*"-d"* ]] ||
 	fail "a daemonising tefd failed silently: '$out'"
 ok "a daemonising tefd that cannot start says where to look"
+out=$("$TEFCTL" --socket "$T/no-tefd.sock" list 2>&1) && fail "tefctl listed without a tefd"
+[[ $out == *"cannot reach tefd at '$T/no-tefd.sock'"*"is it running?"* ]] ||
+	fail "tefctl without a tefd does not say which socket it tried: '$out'"
+ok "tefctl without a tefd names the socket it tried"
