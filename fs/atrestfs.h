@@ -190,7 +190,8 @@ bool ns_dir_is_empty(struct node *dir);
 void node_fill_stat(const struct node *n, struct stat *st);
 void node_touch(struct node *n, bool mtime, bool ctime, bool atime);
 bool node_is_pending(const struct node *n);
-/* The node's path in the mount ("/dir/file"), or NULL if unlinked or out of memory; caller frees. */
+/* The node's path in the mount ("/dir/file"), or NULL if unlinked or out of memory;
+ * caller frees. */
 char *ns_path(struct fs *fs, const struct node *n);
 
 /* Encodes a file name into something a oneM2M label/rn can carry; reversible. */

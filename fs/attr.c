@@ -100,8 +100,10 @@ static int transfer_key(struct fs *fs, struct node *n, uid_t new_uid)
 
 		/* the file keeps its owner: the key's owner at tefd did not change */
 		if (r == -EACCES || r == -EPERM)
-			return log_warning_errno(-EPERM, "chown of %s to uid %u: tefd refused the key's "
-						 "transfer", desc, (unsigned)new_uid);
+			return log_warning_errno(-EPERM,
+						 "chown of %s to uid %u: tefd refused the key's "
+						 "transfer",
+						 desc, (unsigned)new_uid);
 		if (outage_is_down(fs->tef_outage))
 			return health_failed(fs, fs->tef_outage, n->ino, "chown", r);
 		log_error_errno(r, "chown of %s to uid %u: key transfer failed", desc,

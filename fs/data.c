@@ -68,8 +68,8 @@ static int integrity_error(struct fs *fs, const struct node *n, const char *what
 {
 	_cleanup_free_ char *desc = fs_describe(fs, n->ino);
 
-	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of %s (file id %s)", what, idx,
-			desc, n->file_id);
+	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of %s (file id %s)", what,
+			idx, desc, n->file_id);
 	return -EIO;
 }
 
@@ -328,7 +328,8 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 		r = remote_fetch_segment(fs, n, idx, gen, &compact, &len);
 		if (r < 0) {
 			if (hcse_is_unreachable(r))
-				return health_failed(fs, fs->hcse_outage, n->ino, "uncached segment read", r);
+				return health_failed(fs, fs->hcse_outage, n->ino,
+						     "uncached segment read", r);
 			return integrity_error(fs, n, "segment", idx, r);
 		}
 		fetched = true;

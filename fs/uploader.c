@@ -293,8 +293,10 @@ static int sync_node(struct fs *fs, uint64_t ino)
 			if (r < 0) {
 				_cleanup_free_ char *desc = fs_describe(fs, ino);
 
-				log_warning_errno(r, "tefd refused version %" PRIu64 " of %s: its rollback "
-						  "cannot be detected by readers with an empty cache",
+				log_warning_errno(r,
+						  "tefd refused version %" PRIu64 " of %s: its "
+						  "rollback cannot be detected by readers with an "
+						  "empty cache",
 						  mver, desc);
 			}
 		}

@@ -337,8 +337,8 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 	}
 	if (u.owner && strcmp(rec->owner, updated->owner) != 0) {
 		/* a change of who controls the key: an event the operator must see */
-		log_info("registration %.8s... transferred from '%s' to '%s' by %s", id_hex, rec->owner,
-			 updated->owner, c->peer_text);
+		log_info("registration %.8s... transferred from '%s' to '%s' by %s", id_hex,
+			 rec->owner, updated->owner, c->peer_text);
 		api_audit(a, c, "update", RSC_UPDATED, id_hex, "owner-transferred");
 	} else
 		api_audit(a, c, "update", RSC_UPDATED, id_hex, NULL);

@@ -26,7 +26,7 @@ struct audit {
 	char *path;
 	bool append_only;
 	const uint8_t *key;
-	atomic_bool failing; /* a failure was logged; the next success says so (issue 6 section 4) */
+	atomic_bool failing; /* a failure was logged; the next success says so (issue 6) */
 };
 
 static int open_log(const char *path, bool set_append_only)

@@ -864,8 +864,8 @@ static int reown_locked(struct keystore *ks, const struct key_record *rec, const
 	if (!ad || !wrapped)
 		return -ENOMEM;
 	randombytes_buf(nonce, sizeof(nonce));
-	crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, NULL, key, key_len, ad, adlen, NULL, nonce,
-						   ks->master);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, NULL, key, key_len, ad, adlen, NULL,
+						   nonce, ks->master);
 	s = stmt_get(ks, STMT_REOWN);
 	sqlite3_bind_blob(s, 1, rec->id, TEF_RELATIVE_KEY_ID_BYTES, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);

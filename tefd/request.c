@@ -290,8 +290,9 @@ static int parse_update_members(json_t *root, struct upd_request *out, char **re
 			if (!s || !tef_principal_is_valid(s) ||
 			    !(strncmp(s, "uid:", 4) == 0 || strncmp(s, "ae:", 3) == 0 ||
 			      strncmp(s, "cse:", 4) == 0))
-				return fail(ret_error, "member '" TEF_M_OWNER
-						       "' must name one identity: uid:N, ae:ID or cse:ID");
+				return fail(ret_error,
+					    "member '" TEF_M_OWNER
+					    "' must name one identity: uid:N, ae:ID or cse:ID");
 			free(out->owner);
 			out->owner = strdup(s);
 			if (!out->owner)

@@ -55,7 +55,8 @@ static int fail(int r, const char *what, int rsc)
 	else if (r == -ECONNREFUSED || r == -EHOSTUNREACH)
 		/* the usual first mistake: tefd not running, or another socket */
 		fprintf(stderr,
-			"tefctl: %s: cannot reach tefd at '%s' (%s): is it running? --socket PATH\n",
+			"tefctl: %s: cannot reach tefd at '%s' (%s): is it running? "
+			"--socket PATH\n",
 			what, arg_socket, strerror(-r));
 	else
 		fprintf(stderr, "tefctl: %s: %s\n", what, strerror(-r));
