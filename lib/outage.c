@@ -132,9 +132,9 @@ void outage_reachable(struct outage *o)
 		snprintf(tail, sizeof(tail), "; %zu %s", n_pending, what ? what : "waiting");
 	}
 	log_info("%s at '%s' answers again after %" PRIu64 ".%" PRIu64 " s down: %" PRIu64
-		 " requests and %" PRIu64 " operations failed meanwhile%s",
-		 o->peer, o->where, ns / 1000000000u, ns / 100000000u % 10, n_requests, n_failed,
-		 tail);
+		 " request%s and %" PRIu64 " operation%s failed meanwhile%s",
+		 o->peer, o->where, ns / 1000000000u, ns / 100000000u % 10, n_requests,
+		 n_requests == 1 ? "" : "s", n_failed, n_failed == 1 ? "" : "s", tail);
 }
 
 bool outage_note_failed(struct outage *o)

@@ -57,7 +57,7 @@ fails=$(wc -l <"$T/w.err")
 
 log=$T/atrestfs.log
 n_down=$(grep -c "tefd at '$TEF_SOCK' is unreachable: " "$log" || true)
-n_up=$(grep -c "tefd at '$TEF_SOCK' answers again after [0-9.]* s down: [0-9]* requests and [0-9]* operations failed" "$log" || true)
+n_up=$(grep -c "tefd at '$TEF_SOCK' answers again after [0-9.]* s down: [0-9]* requests\? and [0-9]* operations\? failed" "$log" || true)
 [ "$n_down" = 1 ] || fail "$n_down outage lines for one tefd outage"
 [ "$n_up" = 1 ] || fail "$n_up recovery lines for one tefd outage"
 grep -q "tefd at '$TEF_SOCK' is unreachable: \(No such file or directory\|Connection refused\)" "$log" ||

@@ -91,7 +91,7 @@ static void test_one_line_each_way(void **state)
 	assert_int_equal(count_lines("tefd at '/run/t.sock' is unreachable: no answer;") - down0,
 			 1);
 	outage_reachable(o);
-	assert_int_equal(count_lines("down: 1 requests and 0 operations failed") - up0, 1);
+	assert_int_equal(count_lines("down: 1 request and 0 operations failed") - up0, 1);
 	assert_int_equal(outage_count(o), 2);
 	outage_free(o);
 	assert_null(outage_free(NULL));
