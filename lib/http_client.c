@@ -254,6 +254,7 @@ static void note_reachability(struct http_client *c, CURL *h, CURLcode cc,
 {
 	char what[160];
 	long os_errno = 0;
+	curl_off_t waited_us = 0;
 
 	if (!c->outage)
 		return;
@@ -273,10 +274,12 @@ static void note_reachability(struct http_client *c, CURL *h, CURLcode cc,
 		return; /* ours (memory, a body too large), not the peer's */
 	}
 	curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &waited_us);
 	snprintf(what, sizeof(what), "%s %s%s%s", req->method, req->slash ? "/" : "", req->path,
 		 req->query ? "?..." : "");
 	outage_unreachable(c->outage, cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -(int)os_errno,
-			   curl_easy_strerror(cc), what);
+			   curl_easy_strerror(cc), what,
+			   waited_us > 0 ? (uint64_t)waited_us / 1000 : 0);
 }
 
 CURLcode http_client_perform(struct http_client *c, const struct http_client_request *req,

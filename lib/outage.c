@@ -72,7 +72,8 @@ void outage_set_pending(struct outage *o, size_t (*fn)(void *arg), void *arg, co
 	pthread_mutex_unlock(&o->lock);
 }
 
-void outage_unreachable(struct outage *o, int reason, const char *detail, const char *request)
+void outage_unreachable(struct outage *o, int reason, const char *detail, const char *request,
+			uint64_t waited_ms)
 {
 	bool began;
 
@@ -82,7 +83,8 @@ void outage_unreachable(struct outage *o, int reason, const char *detail, const 
 	began = !o->down;
 	if (began) {
 		o->down = true;
-		o->since_ns = now_ns();
+		/* a request that timed out met the outage when it was sent */
+		o->since_ns = now_ns() - waited_ms * 1000000u;
 		o->n_requests = 0;
 		o->n_failed = 0;
 		o->n_outages++;

@@ -35,9 +35,11 @@ void outage_set_pending(struct outage *o, size_t (*fn)(void *arg), void *arg, co
 /*
  * An exchange got no answer: `reason` a -errno (0 if unknown), `detail` the
  * transport's text or NULL, `request` like "GET /keys/ab12" or NULL (both
- * borrowed). Logs once per outage, counts every time.
+ * borrowed), `waited_ms` how long it waited in vain (a timeout): the outage
+ * began that long ago. Logs once per outage, counts every time.
  */
-void outage_unreachable(struct outage *o, int reason, const char *detail, const char *request);
+void outage_unreachable(struct outage *o, int reason, const char *detail, const char *request,
+			uint64_t waited_ms);
 
 /* The peer answered (any status): ends an outage, logging its duration and counts. */
 void outage_reachable(struct outage *o);

@@ -66,7 +66,7 @@ static void test_one_line_each_way(void **state)
 	assert_false(outage_is_down(o));
 	assert_false(outage_note_failed(o)); /* not an outage's failure */
 	for (int i = 0; i < 500; i++)
-		outage_unreachable(o, -ECONNREFUSED, "Couldn't connect", "GET /keys/x");
+		outage_unreachable(o, -ECONNREFUSED, "Couldn't connect", "GET /keys/x", 0);
 	assert_true(outage_is_down(o));
 	assert_true(outage_note_failed(o));
 	assert_false(outage_note_failed(o));
@@ -87,12 +87,16 @@ static void test_one_line_each_way(void **state)
 	    1);
 	assert_int_equal(count_lines("is unreachable") - down0, 1);
 	/* the next outage is a new line, with its own counts */
-	outage_unreachable(o, 0, NULL, NULL);
+	outage_unreachable(o, 0, NULL, NULL, 0);
 	assert_int_equal(count_lines("tefd at '/run/t.sock' is unreachable: no answer;") - down0,
 			 1);
 	outage_reachable(o);
 	assert_int_equal(count_lines("down: 1 request and 0 operations failed") - up0, 1);
-	assert_int_equal(outage_count(o), 2);
+	/* a request that waited 2 s for a timeout met the outage 2 s ago */
+	outage_unreachable(o, -ETIMEDOUT, "Timeout was reached", "GET /keys/y", 2000);
+	outage_reachable(o);
+	assert_int_equal(count_lines("answers again after 2.0 s down: 1 request and") - up0, 1);
+	assert_int_equal(outage_count(o), 3);
 	outage_free(o);
 	assert_null(outage_free(NULL));
 }
