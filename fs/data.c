@@ -101,10 +101,10 @@ static int segs_resize(struct seg **a, size_t *n, size_t want)
 static int integrity_error(struct fs *fs, const struct node *n, const char *what, uint64_t idx,
 			   int r)
 {
-	_cleanup_free_ char *path = remote_node_path(fs, n);
+	_cleanup_free_ char *desc = fs_describe(fs, n->ino);
 
-	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of '/%s/%s' (file id %s)",
-			what, idx, fs->cse_rn, path ? path : "?", n->file_id);
+	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of %s (file id %s)", what,
+			idx, desc, n->file_id);
 	return -EIO;
 }
 
@@ -134,11 +134,8 @@ int data_prepare(struct fs *fs, struct node *n, const struct seal_key *key, uint
 
 	r = remote_fetch_manifest(fs, n, n->version, &compact, &len);
 	if (r < 0) {
-		if (hcse_is_unreachable(r)) {
-			log_error_errno(r, "cannot fetch the manifest of inode %" PRIu64
-					": hcsed unreachable", n->ino);
-			return -EIO;
-		}
+		if (hcse_is_unreachable(r))
+			return health_failed(fs, fs->hcse_outage, n->ino, "manifest fetch", r);
 		return integrity_error(fs, n, "manifest", n->version, r);
 	}
 	data_params(n, key, &p);
@@ -350,8 +347,7 @@ static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_ke
 		if (n->wsegs[i].gen == gen)
 			pending += n->wsegs[i].len;
 	if (pending > fs->opt.cache_size)
-		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
-					 fs->opt.cache_size);
+		return health_cache_full(fs, n->ino);
 	r = data_seal_count(fs, n);
 	if (r < 0)
 		return r;
@@ -387,17 +383,16 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 	if (r == -ENOENT) {
 		r = remote_fetch_segment(fs, n, idx, gen, &compact, &len);
 		if (r < 0) {
-			if (hcse_is_unreachable(r)) {
-				log_error_errno(r, "segment %" PRIu64 " of inode %" PRIu64
-						" is not cached and hcsed is unreachable", idx, n->ino);
-				return -EIO;
-			}
+			if (hcse_is_unreachable(r))
+				return health_failed(fs, fs->hcse_outage, n->ino,
+						     "uncached segment read", r);
 			return integrity_error(fs, n, "segment", idx, r);
 		}
 		fetched = true;
 	} else if (r < 0) {
-		log_error_errno(r, "cannot read cached segment %" PRIu64 " of inode %" PRIu64, idx,
-				n->ino);
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error_errno(r, "cannot read cached segment %" PRIu64 " of %s", idx, desc);
 		return -EIO;
 	}
 
@@ -448,8 +443,7 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 		if (n->wsegs[i].gen == gen)
 			pending += n->wsegs[i].len;
 	if (pending > fs->opt.cache_size)
-		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
-					 fs->opt.cache_size);
+		return health_cache_full(fs, n->ino);
 	r = data_seal_count(fs, n);
 	if (r < 0)
 		return r;
@@ -818,9 +812,10 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 		free(gc[i]);
 	free(gc);
 	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
 		n->version = newver - 1;
-		return log_error_errno(r, "cannot commit version %" PRIu64 " of inode %" PRIu64,
-				       newver, n->ino);
+		return log_error_errno(r, "cannot commit version %" PRIu64 " of %s", newver, desc);
 	}
 	/* superseded files in the cache go now; their remote copies later */
 	for (size_t i = 0; i < n->n_csegs; i++)

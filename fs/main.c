@@ -420,7 +420,8 @@ int main(int argc, char *argv[])
 	/* fuse_opt treats ',' as a separator: a URL with one stays out of fsname */
 	fuse_opt_add_arg(&args, strchr(fs.opt.hcse_url, ',') ? "-osubtype=atrestfs" : fsname);
 
-	log_open("atrestfs", fs.opt.foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG);
+	/* until it daemonises, a failure is told to whoever started it (syslog after) */
+	log_open("atrestfs", LOG_TARGET_STDERR);
 	if (fs.opt.debug)
 		log_set_max_level(LOG_DEBUG);
 	if (sodium_init() < 0) {
@@ -456,6 +457,9 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot use the tefd socket '%s'", fs.opt.tef);
 		goto out;
 	}
+	r = health_attach(&fs);
+	if (r < 0)
+		goto out;
 	pthread_mutex_lock(&fs.lock);
 	r = ns_init(&fs);
 	pthread_mutex_unlock(&fs.lock);
@@ -487,6 +491,8 @@ int main(int argc, char *argv[])
 		goto out_signals;
 	if (fuse_daemonize(cmd.foreground) != 0)
 		goto out_unmount;
+	if (!fs.opt.foreground)
+		log_open("atrestfs", LOG_TARGET_SYSLOG);
 	/* threads only after daemonising: fork() keeps just the caller */
 	r = uploader_start(&fs, &fs.up);
 	if (r < 0) {
@@ -529,6 +535,7 @@ out_unmount:
 	data_sealers_stop();
 	/* unmount flushes what it can; the rest stays queued in the index */
 	fs.up = uploader_stop(fs.up, 3000);
+	health_report_unmount(&fs);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out:
@@ -538,6 +545,7 @@ out:
 	pthread_mutex_lock(&fs.lock);
 	ns_done(&fs);
 	pthread_mutex_unlock(&fs.lock);
+	health_detach(&fs);
 	fs.tef = tef_client_free(fs.tef);
 	fs.hcse = hcse_client_free(fs.hcse);
 	fs.cache = cache_close(fs.cache);

@@ -164,7 +164,10 @@ case("unlink missing", lambda: os.unlink(p("nothere")))
 # attributes
 case("chmod", lambda: (os.chmod(p("d", "f3"), 0o600), mode(p("d", "f3")))[1])
 case("chmod dir", lambda: (os.chmod(p("d"), 0o750), mode(p("d")))[1])
-case("chown", lambda: (os.chown(p("d", "f3"), 1234, 5678), os.stat(p("d", "f3")).st_uid, os.stat(p("d", "f3")).st_gid)[1:])
+# given back at once: on atrestfs the key follows the file, and root is not granted
+# another uid's files (issue 5), so the reads below would be EACCES there
+case("chown", lambda: (os.chown(p("d", "f3"), 1234, 5678), os.stat(p("d", "f3")).st_uid, os.stat(p("d", "f3")).st_gid,
+                       os.chown(p("d", "f3"), 0, 0))[1:3])
 case("utimens", lambda: (os.utime(p("d", "f3"), ns=(1000000000123, 2000000000456)),
                          os.stat(p("d", "f3")).st_atime_ns, os.stat(p("d", "f3")).st_mtime_ns)[1:])
 case("size", lambda: os.stat(p("sparse")).st_size)
