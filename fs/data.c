@@ -37,13 +37,19 @@ int data_seal_count(struct fs *fs, struct node *n)
 {
 	int r;
 
-	if (n->seals >= SEAL_MAX_SEALS)
-		return log_error_errno(-EDQUOT, "inode %" PRIu64 ": its key made %" PRIu64
-				       " seals, the limit; no new version can be sealed", n->ino,
+	if (n->seals >= SEAL_MAX_SEALS) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		return log_error_errno(-EDQUOT, "%s: its key made %" PRIu64
+				       " seals, the limit; no new version can be sealed", desc,
 				       n->seals);
-	if (n->seals == SEAL_ROTATE_SEALS)
-		log_warning("inode %" PRIu64 ": its key made %" PRIu64 " seals and should be rotated",
-			    n->ino, n->seals);
+	}
+	if (n->seals == SEAL_ROTATE_SEALS) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_warning("%s: its key made %" PRIu64 " seals and should be rotated", desc,
+			    n->seals);
+	}
 	pthread_mutex_lock(&fs->lock);
 	if (n->seals >= n->seals_saved) {
 		n->seals_saved = n->seals + DATA_SEALS_RESERVE;
@@ -53,8 +59,9 @@ int data_seal_count(struct fs *fs, struct node *n)
 		if (r < 0) {
 			n->seals_saved = n->seals;
 			pthread_mutex_unlock(&fs->lock);
-			return log_error_errno(r, "cannot record the seal count of inode %" PRIu64,
-					       n->ino);
+			_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+			return log_error_errno(r, "cannot record the seal count of %s", desc);
 		}
 	}
 	pthread_mutex_unlock(&fs->lock);
@@ -257,9 +264,12 @@ static void *sealer_main(void *arg)
 		r = seal_segment(&p, j->idx, j->gen, j->buf, j->len, &compact, &len);
 		if (r == 0)
 			r = cache_seg_write(j->fs->cache, j->n->ino, j->idx, j->gen, compact, len);
-		if (r < 0)
-			log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64 " into the cache",
-					j->idx, j->n->ino);
+		if (r < 0) {
+			_cleanup_free_ char *desc = fs_describe(j->fs, j->n->ino);
+
+			log_error_errno(r, "cannot seal segment %" PRIu64 " of %s into the cache",
+					j->idx, desc);
+		}
 
 		pthread_mutex_lock(&j->n->data_lock);
 		struct node *n = j->n;
@@ -449,13 +459,14 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 		return r;
 	data_params(n, key, &p);
 	r = seal_segment(&p, d->idx, gen, d->buf, d->len, &compact, &len);
-	if (r < 0)
-		return log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64, d->idx,
-				       n->ino);
-	r = cache_seg_write(fs->cache, n->ino, d->idx, gen, compact, len);
-	if (r < 0)
-		return log_error_errno(r, "cannot write segment %" PRIu64 " of inode %" PRIu64
-				       " to the cache", d->idx, n->ino);
+	if (r == 0)
+		r = cache_seg_write(fs->cache, n->ino, d->idx, gen, compact, len);
+	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		return log_error_errno(r, "cannot seal segment %" PRIu64 " of %s into the cache",
+				       d->idx, desc);
+	}
 	r = segs_resize(&n->wsegs, &n->n_wsegs, d->idx + 1);
 	if (r < 0)
 		return r;
@@ -780,8 +791,11 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 		r = seal_manifest_seal(&p, m, &compact, &len);
 	}
 	seal_manifest_free(m);
-	if (r < 0)
-		return log_error_errno(r, "cannot seal the manifest of inode %" PRIu64, n->ino);
+	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		return log_error_errno(r, "cannot seal the manifest of %s", desc);
+	}
 
 	/* what the new version supersedes: remote copies go after it is acknowledged */
 	gc = calloc(n->n_csegs + 1, sizeof(char *));

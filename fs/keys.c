@@ -172,7 +172,9 @@ int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct 
 		return open_errno(fs, r, "key registration", n);
 	if (!reg->key || !reg->credential_id || !reg->relative_key_id) {
 		tef_registration_free(reg);
-		log_error("tefd registered a key for inode %" PRIu64 " but returned no key", n->ino);
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error("tefd registered a key for %s but returned no key", desc);
 		return -EIO;
 	}
 	r = seal_key_new(reg->key, reg->key_len, &key);
