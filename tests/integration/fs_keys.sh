@@ -136,6 +136,15 @@ if as_user $B $B cat "$M/g" >/dev/null 2>"$T/err"; then fail "share=group: a non
 grep -q "Permission denied" "$T/err" || fail "share=group non-member: $(cat "$T/err")"
 if cat "$M/g" >/dev/null 2>&1; then fail "share=group: root (not in $G) read"; fi
 ok "share=group: targets uid:$A,gid:$G; members read, others and root get EACCES"
+
+# chgrp: the group target follows the file's group; the old group loses access
+G2=2651
+chgrp $G2 "$M/g" || fail "chgrp of a share=group file"
+[ "$(targets_of "$cg")" = "uid:$A,gid:$G2" ] || fail "after chgrp, targets: $(targets_of "$cg")"
+[ "$(as_user $B $B,$G2 cat "$M/g")" = grouped ] || fail "after chgrp: a member of the new group is denied"
+if as_user $B $B,$G cat "$M/g" >/dev/null 2>&1; then fail "after chgrp: the old group still reads"; fi
+[ "$(as_user $A $A cat "$M/g")" = grouped ] || fail "after chgrp: the owner is denied"
+ok "chgrp moves the group target gid:$G to gid:$G2 at tefd"
 umount_atrestfs "$M"
 
 # ---- share=all ----
