@@ -122,5 +122,8 @@ int store_find(struct store_txn *t, const struct store_filter *f, store_res_fn f
 /* Streams resources whose et < now, oldest first, at most limit. */
 int store_expired(struct store_txn *t, int64_t now, int64_t limit, store_res_fn fn, void *userdata);
 
+/* The writer's PRAGMA synchronous (2: FULL, every commit fsyncs the WAL). */
+int store_synchronous(struct store *s);
+
 /* Number of stored resources. */
 int store_count(struct store_txn *t, int64_t *ret);

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The resource store on SQLite: WAL, group-committed writes, per-thread readers. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +40,9 @@ enum stmt_id {
 	ST_CHILDREN,
 	ST_MAX = ST_CHILDREN + 8,
 };
+
+/* most operations one group commit (one WAL fsync) covers */
+#define STORE_GROUP_MAX 256
 
 #define COLS "seq,ri,pi,path,rn,ty,depth,ct,et,cr,aei,cs,cni,cbs,st,attrs"
 
@@ -113,7 +114,7 @@ struct store {
 	bool txn_open;
 	uint64_t txn_gen;   /* generation of the open (or last) write transaction */
 	uint64_t done_gen;  /* last generation committed and on disk */
-	int wal_fd;	    /* the -wal file, fsynced outside the lock */
+	unsigned txn_members; /* operations in the open transaction */
 	bool failed[256];   /* commit outcome by generation % 256 */
 	atomic_int waiting; /* writers queued on wlock: the leader lets them join */
 
@@ -187,14 +188,13 @@ static int conn_open(const char *path, bool writer, struct conn **ret)
 		return -EIO;
 	}
 	sqlite3_busy_timeout(c->db, 10000);
-	/* WAL lets readers run beside the writer; FULL makes an acknowledged
-	 * create durable before the response leaves (issue 4, Storage). */
-	/* The writer never checkpoints itself (wal_autocheckpoint=0): a
-	 * thread does it beside the requests (store_open). NORMAL: the
-	 * commit's WAL sync is done by store_write() itself, outside its
-	 * lock; an answer still leaves only after it (FULL's guarantee). */
+	/* WAL lets readers run beside the writer; FULL: a COMMIT returns
+	 * only after the WAL is fsynced, so an acknowledged create is durable
+	 * (issue 4, Storage; store_write() shares one commit among a group).
+	 * The writer never checkpoints itself (wal_autocheckpoint=0): a
+	 * thread does it beside the requests (store_open). */
 	rc = sqlite3_exec(c->db,
-			  writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 				   "PRAGMA wal_autocheckpoint=0;"
 				 : "PRAGMA query_only=1;",
 			  NULL, NULL, NULL);
@@ -602,6 +602,20 @@ int store_expired(struct store_txn *t, int64_t now, int64_t limit, store_res_fn 
 	return stream_rows(st, false, fn, userdata);
 }
 
+int store_synchronous(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -EIO;
+
+	pthread_mutex_lock(&s->wlock);
+	if (sqlite3_prepare_v2(s->writer->db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->wlock);
+	return v;
+}
+
 int store_count(struct store_txn *t, int64_t *ret)
 {
 	sqlite3_stmt *st;
@@ -655,7 +669,6 @@ int store_open(const char *path, struct store **ret)
 
 	if (!s)
 		return -ENOMEM;
-	s->wal_fd = -1;
 	s->path = strdup(path);
 	if (!s->path) {
 		free(s);
@@ -711,7 +724,6 @@ struct store *store_free(struct store *s)
 		conn_free(c);
 	}
 	conn_free(s->writer);
-	safe_close(s->wal_fd);
 	pthread_key_delete(s->reader_key);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->committed);
@@ -765,7 +777,6 @@ int store_read(struct store *s, store_txn_fn fn, void *userdata)
 int store_write(struct store *s, store_txn_fn fn, void *userdata)
 {
 	struct store_txn t = {.s = s, .c = s->writer};
-	bool leader;
 	uint64_t gen;
 	int r;
 
@@ -773,14 +784,14 @@ int store_write(struct store *s, store_txn_fn fn, void *userdata)
 	pthread_mutex_lock(&s->wlock);
 	atomic_fetch_sub(&s->waiting, 1);
 
-	leader = !s->txn_open;
-	if (leader) {
+	if (!s->txn_open) {
 		r = exec_id(&t, ST_BEGIN_IMMEDIATE);
 		if (r < 0) {
 			pthread_mutex_unlock(&s->wlock);
 			return r;
 		}
 		s->txn_open = true;
+		s->txn_members = 0;
 		gen = ++s->txn_gen;
 		s->failed[gen % ELEMENTSOF(s->failed)] = false;
 	} else
@@ -795,42 +806,28 @@ int store_write(struct store *s, store_txn_fn fn, void *userdata)
 			(void)exec_id(&t, ST_ROLLBACK_TO);
 		(void)exec_id(&t, ST_RELEASE);
 	}
+	s->txn_members++;
 
-	if (leader) {
-		/* Group commit: writers already queued join this transaction,
-		 * so one fsync acknowledges all of them. */
-		for (int i = 0; i < 64 && atomic_load(&s->waiting) > 0; i++) {
-			pthread_mutex_unlock(&s->wlock);
-			sched_yield();
-			pthread_mutex_lock(&s->wlock);
-		}
+	/*
+	 * Group commit: while writers are queued on the lock (they arrived
+	 * during the previous commit's fsync, or while this group ran), the
+	 * transaction stays open for them and this writer waits; the last
+	 * one in commits for all. synchronous=FULL: COMMIT returns once the
+	 * WAL is fsynced, so one fsync makes the whole group durable before
+	 * any of it is answered. The queue is bounded by the server's
+	 * threads; the member cap bounds the wait regardless.
+	 */
+	if (atomic_load(&s->waiting) > 0 && s->txn_members < STORE_GROUP_MAX) {
+		while (s->done_gen < gen)
+			pthread_cond_wait(&s->committed, &s->wlock);
+	} else {
 		if (exec_id(&t, ST_COMMIT) < 0) {
 			(void)exec_id(&t, ST_ROLLBACK);
 			s->failed[gen % ELEMENTSOF(s->failed)] = true;
 		}
 		s->txn_open = false;
-		if (s->wal_fd < 0) {
-			_cleanup_free_ char *wal = NULL;
-
-			if (asprintf(&wal, "%s-wal", s->path) >= 0)
-				s->wal_fd = open(wal, O_RDWR | O_CLOEXEC);
-		}
-		/* The commit is in the WAL (synchronous=NORMAL wrote it without
-		 * syncing); make it durable before anyone is answered, but
-		 * outside the lock, so the next group runs meanwhile. The
-		 * frames of every generation up to this one are covered. */
-		int fd = s->wal_fd;
-		pthread_mutex_unlock(&s->wlock);
-		bool synced = fd >= 0 && fdatasync(fd) == 0;
-		pthread_mutex_lock(&s->wlock);
-		if (!synced)
-			s->failed[gen % ELEMENTSOF(s->failed)] = true;
-		if (s->done_gen < gen)
-			s->done_gen = gen;
+		s->done_gen = gen;
 		pthread_cond_broadcast(&s->committed);
-	} else {
-		while (s->done_gen < gen)
-			pthread_cond_wait(&s->committed, &s->wlock);
 	}
 	if (s->failed[gen % ELEMENTSOF(s->failed)]) {
 		log_debug("sqlite commit failed: %s", sqlite3_errmsg(s->writer->db));

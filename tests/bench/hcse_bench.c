@@ -166,7 +166,11 @@ static pid_t spawn(const char *hcsed, char *dir, char *url, size_t url_len)
 
 int main(int argc, char **argv)
 {
-	static const int conns[] = {1, 8, 32};
+	static const int all_conns[] = {1, 8, 32};
+	const int *conns = all_conns;
+	size_t n_conns = 3;
+	int one_conns[1];
+	const char *only = NULL; /* "1k", "la" or "1m": that figure alone */
 	double secs = 3;
 	char url[512], cnt[600], la[700], *small, *big;
 	char dir[] = "/tmp/hcse-bench.XXXXXX", spawned[128];
@@ -175,8 +179,16 @@ int main(int argc, char **argv)
 	long bad;
 	int c;
 
-	while ((c = getopt(argc, argv, "u:t:s:h")) != -1) {
+	while ((c = getopt(argc, argv, "u:t:s:n:o:h")) != -1) {
 		switch (c) {
+		case 'n':
+			one_conns[0] = atoi(optarg);
+			conns = one_conns;
+			n_conns = 1;
+			break;
+		case 'o':
+			only = optarg;
+			break;
 		case 'u':
 			base = optarg;
 			break;
@@ -188,7 +200,7 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: hcse_bench [-u http://HOST:PORT/cse-in | -s HCSED] "
-					"[-t SECONDS]\n");
+					"[-t SECONDS] [-n CONNECTIONS] [-o 1k|la|1m]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -236,7 +248,9 @@ int main(int argc, char **argv)
 
 	printf("hcsed benchmark against %s, %.1f s per figure\n", base, secs);
 	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
+		if (only && strcmp(only, k ? "1m" : "1k") != 0 && (k || strcmp(only, "la") != 0))
+			continue;
+		for (size_t i = 0; i < n_conns; i++) {
 			/* a fresh container per run; mni keeps the database bounded */
 			snprintf(cnt, sizeof(cnt), "{\"m2m:cnt\":{\"rn\":\"c%d-%zu\",\"mni\":%d}}",
 				 k, i, k ? 64 : 10000);
@@ -245,10 +259,14 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			snprintf(cnt, sizeof(cnt), "%s/c%d-%zu", url, k, i);
-			double r = run(cnt, k ? big : small, 4, 201, conns[i], secs, &bad);
-			printf("create %s con, %2d connections: %9.1f /s%s\n",
-			       k ? "1 MiB" : "1 KiB", conns[i], r, bad ? " (with errors)" : "");
-			if (k == 0) {
+			/* la alone still needs something to retrieve */
+			double r = run(cnt, k ? big : small, 4, 201, conns[i],
+				       only && !strcmp(only, "la") ? 0.2 : secs, &bad);
+			if (!only || strcmp(only, "la") != 0)
+				printf("create %s con, %2d connections: %9.1f /s%s\n",
+				       k ? "1 MiB" : "1 KiB", conns[i], r,
+				       bad ? " (with errors)" : "");
+			if (k == 0 && (!only || !strcmp(only, "la"))) {
 				snprintf(la, sizeof(la), "%s/la", cnt);
 				r = run(la, NULL, 0, 200, conns[i], secs, &bad);
 				printf("retrieve la (1 KiB), %2d connections: %9.1f /s%s\n",
