@@ -903,15 +903,54 @@ static int count_down(struct hcse_ctx *ctx, const char *path)
 	return r;
 }
 
-int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep)
+/* TS-0004 6.3.5.62: the representation for one nct. full is built once
+ * and cached in *full (the resource, with a contentInstance's con). */
+static json_t *notify_rep(struct hcse_ctx *ctx, const struct notify_event *ev, json_int_t nct,
+			  json_t **full)
 {
-	json_t *first = json_object_iter_value(json_object_iter(rep));
+	const struct store_res *res = ev->res;
+	const char *tn = resource_type_find(res->ty)->tn;
+	json_t *j, *part, *v;
+	const char *key;
+
+	if (nct == 3) /* ResourceID: m2m:uri */
+		return json_pack("{s:s}", "m2m:uri", res->ri);
+	if (!*full) {
+		j = resource_to_json(ctx->cse, res);
+		if (j && res->con && res->con_len <= 65536) {
+			json_t *c = json_loadb(res->con, res->con_len, JSON_DECODE_ANY, NULL);
+
+			if (c)
+				json_object_set_new(j, "con", c);
+		}
+		*full = json_pack("{s:o}", tn, j);
+		if (!*full)
+			return NULL;
+	}
+	if (nct != 2 || !ev->modified) /* All Attributes */
+		return json_incref(*full);
+	/* Modified Attributes: what the request set (null: removed), and lt */
+	j = json_object_get(*full, tn);
+	part = json_object();
+	json_object_foreach (ev->modified, key, v) {
+		json_t *now = json_object_get(j, key);
+
+		json_object_set(part, key, now ? now : json_null());
+	}
+	json_object_set(part, "lt", json_object_get(j, "lt"));
+	return json_pack("{s:o}", tn, part);
+}
+
+int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject,
+		    const struct notify_event *ev)
+{
 	struct sub_ctx s = {
 	    .ctx = ctx,
 	    .subs = json_array(),
 	    /* a new subscription is not told of its own creation */
-	    .skip_ri = json_string_value(json_object_get(first, "ri")),
+	    .skip_ri = ev->res->ri,
 	};
+	_cleanup_json_ json_t *full = NULL;
 	json_t *sub;
 	size_t i;
 	int r;
@@ -923,13 +962,15 @@ int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int n
 	r = store_children(ctx->t, subject->ri, TY_SUB, false, false, -1, 0, sub_collect_cb, &s);
 	json_array_foreach (s.subs, i, sub) {
 		json_t *attrs = json_object_get(sub, "attrs");
-		json_t *sgn;
+		json_t *rep, *sgn;
 
-		if (!net_selected(attrs, net))
+		if (!net_selected(attrs, ev->net))
 			continue;
+		rep = notify_rep(ctx, ev, json_integer_value(json_object_get(attrs, "nct")), &full);
 		/* TS-0004 7.5.1.2.2: m2m:notification with notificationEvent */
-		sgn = json_pack("{s:{s:{s:O,s:i},s:O}}", "m2m:sgn", "nev", "rep", rep, "net", net,
-				"sur", json_object_get(sub, "path"));
+		sgn = rep ? json_pack("{s:{s:{s:o,s:i},s:O}}", "m2m:sgn", "nev", "rep", rep, "net",
+				      ev->net, "sur", json_object_get(sub, "path"))
+			  : NULL;
 		if (sgn)
 			queue_event(ctx, sub, sgn);
 		json_decref(sgn);
@@ -1000,10 +1041,10 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		struct store_res parent = {0};
 
 		if (store_get_by_ri(ctx->t, res->pi, false, &parent) == 0) {
-			_cleanup_json_ json_t *rep =
-			    json_pack("{s:o}", resource_type_find(res->ty)->tn,
-				      resource_to_json(ctx->cse, res));
-			r = resource_notify(ctx, &parent, 4, rep);
+			/* TS-0004 7.5.1.2.2: net 4, deletion of a direct child */
+			struct notify_event ev = {.net = 4, .res = res};
+
+			r = resource_notify(ctx, &parent, &ev);
 		}
 		store_res_clear(&parent);
 	}
@@ -1207,18 +1248,11 @@ static int op_create(struct store_txn *t, void *userdata)
 			return r;
 	}
 	if (ctx->cse->config.notify) {
-		_cleanup_json_ json_t *rep = NULL;
-		json_t *j = resource_to_json(ctx->cse, &res);
+		/* TS-0004 7.5.1.2.2: net 3, creation of a direct child (the
+		 * representation is only built when a subscription wants it) */
+		struct notify_event ev = {.net = 3, .res = &res};
 
-		if (j && res.con && res.con_len <= 65536) {
-			json_t *c = json_loadb(res.con, res.con_len, JSON_DECODE_ANY, NULL);
-
-			if (c)
-				json_object_set_new(j, "con", c);
-		}
-		rep = json_pack("{s:o}", type->tn, j);
-		/* TS-0004 7.5.1.2.x: net 3, creation of a direct child */
-		r = resource_notify(ctx, &parent, 3, rep);
+		r = resource_notify(ctx, &parent, &ev);
 		if (r < 0)
 			return r;
 	}
@@ -1333,9 +1367,10 @@ static int op_update(struct store_txn *t, void *userdata)
 	if (r < 0)
 		return r;
 	if (ctx->cse->config.notify) {
-		_cleanup_json_ json_t *rep =
-		    json_pack("{s:o}", type->tn, resource_to_json(ctx->cse, &res));
-		r = resource_notify(ctx, &res, 1, rep);
+		/* TS-0004 7.5.1.2.2: net 1, update of the resource */
+		struct notify_event ev = {.net = 1, .res = &res, .modified = in};
+
+		r = resource_notify(ctx, &res, &ev);
 		if (r < 0)
 			return r;
 	}

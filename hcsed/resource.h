@@ -99,9 +99,18 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res);
  * then stores cnt (all of it, or only its counters when only_counters). */
 int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters);
 
-/* Queues notifications for the subscriptions under `subject` (TS-0004
- * 7.5.1.2.x): net is the notificationEventType, rep the representation. */
-int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep);
+/* An event a subscription may be told of (TS-0004 7.5.1.2.2). */
+struct notify_event {
+	int net;		     /* m2m:notificationEventType: 1 update, 3/4 child created/deleted */
+	const struct store_res *res; /* the resource the representation shows (borrowed) */
+	json_t *modified;	     /* Update: the attributes the request set, or NULL */
+};
+
+/* Queues notifications for the subscriptions of `subject`. The
+ * representation is built per subscription's notificationContentType
+ * (TS-0004 6.3.5.62), and only when one is selected. */
+int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject,
+		    const struct notify_event *ev);
 
 /* m2m:contentInfo syntax check (resource_cin.c). */
 bool cin_cnf_valid(const char *cnf);
