@@ -1724,10 +1724,29 @@ int hcse_new(const struct hcse_config *config, struct hcse **ret)
 	return 0;
 }
 
+int hcse_set_admin(struct hcse *cse, const char *admin)
+{
+	char *n = strdup(admin), **more = realloc(cse->retired, (cse->n_retired + 1) * sizeof(char *));
+
+	if (!n || !more) {
+		free(n);
+		if (more)
+			cse->retired = more;
+		return -ENOMEM;
+	}
+	cse->retired = more;
+	/* freed with the CSE: a request may be comparing against it now */
+	cse->retired[cse->n_retired++] = atomic_exchange(&cse->admin, n);
+	return 0;
+}
+
 struct hcse *hcse_free(struct hcse *cse)
 {
 	if (!cse)
 		return NULL;
+	for (size_t i = 0; i < cse->n_retired; i++)
+		free(cse->retired[i]);
+	free(cse->retired);
 	notifier_free(cse->notifier);
 	store_free(cse->store);
 	free(cse->cse_rn);

@@ -132,6 +132,11 @@ struct hcse *hcse_free(struct hcse *cse);
  */
 void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_response *resp);
 
+/* Replaces the admin originator (configuration reload); requests under
+ * way keep seeing the old one safely. Call from one thread at a time.
+ * 0 or -ENOMEM. */
+int hcse_set_admin(struct hcse *cse, const char *admin);
+
 /* Removes resources whose expirationTime is before now (TS-0004 7.4.x.2.x "et");
  * returns how many, or -errno. */
 int hcse_expire(struct hcse *cse, int64_t now);

@@ -14,7 +14,10 @@ struct notifier;
 
 struct hcse {
 	struct hcse_config config;
-	char *cse_rn, *cse_ri, *csi, *admin, *db_path;
+	char *cse_rn, *cse_ri, *csi, *db_path;
+	_Atomic(char *) admin; /* replaced on reload (hcse_set_admin) */
+	char **retired;	       /* earlier admins: a request may still hold one */
+	size_t n_retired;
 	struct store *store;
 	struct notifier *notifier;
 	_Atomic int64_t n_resources; /* committed resources, for max_resources */
