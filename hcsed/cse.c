@@ -2,6 +2,7 @@
 /* The Hosting CSE engine: addressing, the generic CRUD procedures of TS-0004 7.3, result content.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -610,9 +611,28 @@ static int content_of(struct hcse_ctx *ctx, const struct resource_type *type, js
 	return 0;
 }
 
+/*
+ * A new resourceID (TS-0001 7.2: unique in the CSE, any form): a strictly
+ * increasing microsecond count and 16 random bits. Increasing, so that
+ * the ri and path indexes grow at their end and the creates of one group
+ * commit share index pages (fewer WAL frames per create); random bits
+ * still keep ids of two CSE databases apart.
+ */
 static void random_id(const char *prefix, char buf[64])
 {
-	snprintf(buf, 64, "%s%08x%08x", prefix, arc4random(), arc4random());
+	static _Atomic uint64_t last;
+	struct timespec ts;
+	uint64_t t, prev;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	prev = atomic_load(&last);
+	do {
+		if (t <= prev)
+			t = prev + 1;
+	} while (!atomic_compare_exchange_weak(&last, &prev, t));
+	snprintf(buf, 64, "%s%012" PRIx64 "%04x", prefix, t & UINT64_C(0xffffffffffff),
+		 arc4random() & 0xffff);
 }
 
 /* ---- result content (TS-0004 6.3.4.2.7, Table 7.5.2-2) ---------------- */
@@ -1091,6 +1111,10 @@ struct op {
 	struct hcse_ctx ctx;
 	struct hcse_response *resp;
 	char ri[64]; /* Create: preassigned resourceID (subscriptions verify first) */
+	/* Create: the new resource and the content given, rendered into the
+	 * response after the commit, outside the store's write lock */
+	struct store_res created;
+	json_t *given;
 };
 
 static bool rcn_allowed(enum hcse_op op, int rcn)
@@ -1218,23 +1242,14 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r < 0)
 			return r;
 	}
-	{
-		struct store_res other = {0};
-
-		r = store_get_by_path(t, res.path, false, &other);
-		store_res_clear(&other);
-		if (r == 0)
-			return ctx_fail(ctx, RSC_CONFLICT, "a resource with this name exists");
-		if (r != -ENOENT)
-			return r;
-	}
 	/* a counter, not count(*): concurrent creates may pass it by a few */
 	if (conf->max_resources &&
 	    (uint64_t)(atomic_load(&ctx->cse->n_resources) + ctx->n_created) >= conf->max_resources)
 		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource limit reached");
+	/* the path's UNIQUE index finds a sibling of the same name: no lookup first */
 	r = store_insert(t, &res);
 	if (r == -EEXIST)
-		return ctx_fail(ctx, RSC_CONFLICT, "resource exists");
+		return ctx_fail(ctx, RSC_CONFLICT, "a resource with this name exists");
 	if (r < 0)
 		return r;
 	ctx->n_created++;
@@ -1260,8 +1275,13 @@ static int op_create(struct store_txn *t, void *userdata)
 	o->resp->rsc = RSC_CREATED;
 	if (asprintf(&o->resp->location, "/%s", res.path) < 0)
 		o->resp->location = NULL;
-	/* the content is what was given: re-read not needed, res has it */
-	return render_result(ctx, &res, req->rcn < 0 ? 1 : req->rcn, given, o->resp);
+	/* the content is what was given: re-read not needed, res has it;
+	 * Create's rcn (0-3, 9) needs no store, so hcse_process() renders
+	 * it once the group commit is done, off the write lock */
+	o->created = res;
+	res = (struct store_res){0};
+	o->given = TAKE_PTR(given);
+	return 0;
 }
 
 static int op_retrieve(struct store_txn *t, void *userdata)
@@ -1538,6 +1558,13 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 			r = store_read(cse->store, nu_lookup, &o);
 		if (r >= 0)
 			r = store_write(cse->store, op_create, &o);
+		if (r >= 0) {
+			o.ctx.t = NULL;
+			r = render_result(&o.ctx, &o.created, req->rcn < 0 ? 1 : req->rcn, o.given,
+					  resp);
+		}
+		store_res_clear(&o.created);
+		json_decref(o.given);
 		break;
 	case HCSE_OP_RETRIEVE:
 		r = store_read(cse->store, op_retrieve, &o);
