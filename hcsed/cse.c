@@ -657,6 +657,35 @@ static bool has_label(const struct store_res *r, char *const *labels, size_t n)
 	return false;
 }
 
+bool filter_match(const struct hcse_filter *fc, const struct store_res *r)
+{
+	/* stateTag: container and contentInstance; contentSize: contentInstance */
+	bool has_st = r->ty == TY_CNT || r->ty == TY_CIN;
+	const char *lt = json_string_value(json_object_get(r->attrs, "lt"));
+
+	/* 7.3.3.17.1: createdAfter <= ct < createdBefore (basic ISO 8601
+	 * timestamps of one length compare as strings) */
+	if ((fc->cra[0] && strcmp(r->ct, fc->cra) < 0) || (fc->crb[0] && strcmp(r->ct, fc->crb) >= 0))
+		return false;
+	/* 7.3.3.17.2: modifiedSince <= lt < unmodifiedSince */
+	if ((fc->ms[0] || fc->us[0]) && !lt)
+		return false;
+	if ((fc->ms[0] && strcmp(lt, fc->ms) < 0) || (fc->us[0] && strcmp(lt, fc->us) >= 0))
+		return false;
+	/* 7.3.3.17.3: stateTagBigger <= st < stateTagSmaller */
+	if ((fc->sts >= 0 || fc->stb >= 0) &&
+	    (!has_st || (fc->sts >= 0 && r->st >= fc->sts) || (fc->stb >= 0 && r->st < fc->stb)))
+		return false;
+	/* 7.3.3.17.4: expireAfter <= et < expireBefore */
+	if ((fc->exa && r->et < fc->exa) || (fc->exb && r->et >= fc->exb))
+		return false;
+	/* 7.3.3.17.7: sizeAbove <= cs < sizeBelow */
+	if ((fc->sza >= 0 || fc->szb >= 0) &&
+	    (r->ty != TY_CIN || (fc->sza >= 0 && r->cs < fc->sza) || (fc->szb >= 0 && r->cs >= fc->szb)))
+		return false;
+	return true;
+}
+
 static int child_cb(struct store_res *r, void *userdata)
 {
 	struct child_ctx *c = userdata;
@@ -670,9 +699,7 @@ static int child_cb(struct store_res *r, void *userdata)
 		ty_ok |= fc->tys[i] == r->ty;
 	if (!ty_ok || (fc->n_labels && !has_label(r, fc->labels, fc->n_labels)))
 		return 0;
-	if (fc->cra[0] && strcmp(r->ct, fc->cra) <= 0)
-		return 0;
-	if (fc->crb[0] && strcmp(r->ct, fc->crb) >= 0)
+	if (!filter_match(fc, r))
 		return 0;
 	if (c->skip > 0) {
 		c->skip--;

@@ -58,6 +58,14 @@ struct hcse_filter {
 	size_t n_labels;
 	char cra[16]; /* createdAfter, "" when absent */
 	char crb[16]; /* createdBefore */
+	char ms[16];  /* modifiedSince, "" when absent */
+	char us[16];  /* unmodifiedSince */
+	int64_t exa;  /* expireAfter (seconds), 0 when absent */
+	int64_t exb;  /* expireBefore */
+	int64_t sts;  /* stateTagSmaller, -1 when absent */
+	int64_t stb;  /* stateTagBigger */
+	int64_t sza;  /* sizeAbove, -1 when absent */
+	int64_t szb;  /* sizeBelow */
 	int64_t lim;  /* -1: none */
 	int64_t ofst; /* 0: none */
 	int lvl;      /* 0: none */

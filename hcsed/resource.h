@@ -136,6 +136,11 @@ bool acp_privileges_valid(const json_t *privileges);
  * against a time (UTC). */
 bool acp_schedule_match(const char *entry, int64_t now);
 
+/* The filter conditions on a resource's own attributes (TS-0004 Table
+ * 7.3.3.17.0-1: cra/crb, ms/us, sts/stb, exa/exb, sza/szb); the others
+ * (ty, lbl, lvl, lim, ofst) are applied by the callers. */
+bool filter_match(const struct hcse_filter *fc, const struct store_res *r);
+
 /* Discovery (discovery.c): fills *ret with m2m:uril or m2m:rrl. */
 int discovery_run(struct hcse_ctx *ctx, const struct store_res *base, json_t **ret);
 

@@ -110,7 +110,7 @@ struct store_filter {
 	size_t n_tys;
 	const char *const *labels; /* the resource has one of these labels (ORed) */
 	size_t n_labels;
-	const char *cra; /* created after (exclusive), or NULL */
+	const char *cra; /* created at or after, or NULL */
 	const char *crb; /* created before (exclusive), or NULL */
 	int64_t now;	 /* expired resources are never found */
 };

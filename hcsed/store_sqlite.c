@@ -572,8 +572,9 @@ int store_find(struct store_txn *t, const struct store_filter *f, store_res_fn f
 			fprintf(m, "%s?%d", k ? "," : "", i + (int)k);
 		fputs("))", m);
 	}
+	/* createdAfter <= ct (TS-0004 Table 7.3.3.17.0-1) */
 	if (f->cra)
-		fprintf(m, " AND ct>?%d", 100);
+		fprintf(m, " AND ct>=?%d", 100);
 	if (f->crb)
 		fprintf(m, " AND ct<?%d", 101);
 	fputs(" ORDER BY seq", m);
