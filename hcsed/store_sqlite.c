@@ -118,12 +118,18 @@ struct store {
 	char *path;
 	struct conn *writer;
 	pthread_mutex_t wlock;
+	/* a group's members wait for its commit here, not on wlock, so
+	 * waking them does not compete with the next group for the writer */
+	pthread_mutex_t done_lock;
 	pthread_cond_t committed;
 	bool txn_open;
 	uint64_t txn_gen;   /* generation of the open (or last) write transaction */
-	uint64_t done_gen;  /* last generation committed and on disk */
+	uint64_t done_gen;  /* last generation committed and on disk (done_lock) */
 	unsigned txn_members; /* operations in the open transaction */
-	bool failed[256];   /* commit outcome by generation % 256 */
+	/* the last generations whose commit failed (done_lock): a member
+	 * looks its own up after waking, however many commits came since */
+	uint64_t failed_gens[16];
+	unsigned n_failed;
 	atomic_int waiting; /* writers queued on wlock: the leader lets them join */
 
 	pthread_key_t reader_key;
@@ -684,6 +690,7 @@ int store_open(const char *path, struct store **ret)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->wlock, NULL);
+	pthread_mutex_init(&s->done_lock, NULL);
 	pthread_cond_init(&s->committed, NULL);
 	pthread_mutex_init(&s->readers_lock, NULL);
 	if (pthread_key_create(&s->reader_key, NULL) != 0) {
@@ -735,6 +742,7 @@ struct store *store_free(struct store *s)
 	conn_free(s->writer);
 	pthread_key_delete(s->reader_key);
 	pthread_mutex_destroy(&s->wlock);
+	pthread_mutex_destroy(&s->done_lock);
 	pthread_cond_destroy(&s->committed);
 	pthread_mutex_destroy(&s->readers_lock);
 	pthread_mutex_destroy(&s->stop_lock);
@@ -786,6 +794,7 @@ int store_read(struct store *s, store_txn_fn fn, void *userdata)
 int store_write(struct store *s, store_txn_fn fn, void *userdata)
 {
 	struct store_txn t = {.s = s, .c = s->writer};
+	bool failed;
 	uint64_t gen;
 	int r;
 
@@ -802,7 +811,6 @@ int store_write(struct store *s, store_txn_fn fn, void *userdata)
 		s->txn_open = true;
 		s->txn_members = 0;
 		gen = ++s->txn_gen;
-		s->failed[gen % ELEMENTSOF(s->failed)] = false;
 	} else
 		gen = s->txn_gen;
 
@@ -827,21 +835,27 @@ int store_write(struct store *s, store_txn_fn fn, void *userdata)
 	 * threads; the member cap bounds the wait regardless.
 	 */
 	if (atomic_load(&s->waiting) > 0 && s->txn_members < STORE_GROUP_MAX) {
+		pthread_mutex_unlock(&s->wlock);
+		pthread_mutex_lock(&s->done_lock);
 		while (s->done_gen < gen)
-			pthread_cond_wait(&s->committed, &s->wlock);
+			pthread_cond_wait(&s->committed, &s->done_lock);
 	} else {
-		if (exec_id(&t, ST_COMMIT) < 0) {
+		failed = exec_id(&t, ST_COMMIT) < 0;
+		if (failed) {
+			log_debug("sqlite commit failed: %s", sqlite3_errmsg(s->writer->db));
 			(void)exec_id(&t, ST_ROLLBACK);
-			s->failed[gen % ELEMENTSOF(s->failed)] = true;
 		}
 		s->txn_open = false;
+		pthread_mutex_lock(&s->done_lock);
+		if (failed)
+			s->failed_gens[s->n_failed++ % ELEMENTSOF(s->failed_gens)] = gen;
 		s->done_gen = gen;
 		pthread_cond_broadcast(&s->committed);
+		pthread_mutex_unlock(&s->wlock);
 	}
-	if (s->failed[gen % ELEMENTSOF(s->failed)]) {
-		log_debug("sqlite commit failed: %s", sqlite3_errmsg(s->writer->db));
-		r = -EIO;
-	}
-	pthread_mutex_unlock(&s->wlock);
+	for (size_t i = 0; i < ELEMENTSOF(s->failed_gens); i++)
+		if (s->failed_gens[i] == gen)
+			r = -EIO;
+	pthread_mutex_unlock(&s->done_lock);
 	return r;
 }

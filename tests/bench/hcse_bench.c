@@ -50,6 +50,8 @@ static CURL *handle(const char *url, const char *body, int ty, struct curl_slist
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, *hdrs);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+	/* no SIGPIPE handler swapped in and out around every transfer */
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	if (body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
