@@ -621,8 +621,16 @@ static int content_of(struct hcse_ctx *ctx, const struct resource_type *type, js
 static void random_id(const char *prefix, char buf[64])
 {
 	static _Atomic uint64_t last;
+	/* a thread's own generator, seeded once (no getrandom per id) */
+	static _Thread_local uint64_t rnd;
 	struct timespec ts;
 	uint64_t t, prev;
+
+	if (!rnd)
+		rnd = ((uint64_t)arc4random() << 32 | arc4random()) | 1;
+	rnd ^= rnd << 13;
+	rnd ^= rnd >> 7;
+	rnd ^= rnd << 17;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	t = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
@@ -632,7 +640,7 @@ static void random_id(const char *prefix, char buf[64])
 			t = prev + 1;
 	} while (!atomic_compare_exchange_weak(&last, &prev, t));
 	snprintf(buf, 64, "%s%012" PRIx64 "%04x", prefix, t & UINT64_C(0xffffffffffff),
-		 arc4random() & 0xffff);
+		 (unsigned)(rnd & 0xffff));
 }
 
 /* ---- result content (TS-0004 6.3.4.2.7, Table 7.5.2-2) ---------------- */
@@ -1207,9 +1215,13 @@ static int op_create(struct store_txn *t, void *userdata)
 	if ((unsigned)parent.depth + 1 > conf->max_depth)
 		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource tree too deep");
 
-	given = json_deep_copy(in);
-	if (!given)
-		return -ENOMEM;
+	/* what was given, as given: only rcn 9 (modified attributes) compares
+	 * against it, and the attributes below share its values */
+	if (req->rcn == 9) {
+		given = json_deep_copy(in);
+		if (!given)
+			return -ENOMEM;
+	}
 	if (o->ri[0])
 		snprintf(ribuf, sizeof(ribuf), "%s", o->ri);
 	else
