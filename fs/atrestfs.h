@@ -13,6 +13,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "atrest/layout.h" /* resource names under the AE (DESIGN.md 5) */
 #include "atrest/seal.h"
 #include "atrest/tef_client.h"
 
@@ -100,6 +101,7 @@ struct node {
 	char *xattrs;            /* other user.* attributes: "encoded-name=compact-JOSE\n" lines */
 	uint64_t xattrs_ver;     /* bumps when they change */
 	uint64_t xattrs_rver;    /* the version stored on the HCSE as contentInstance xa<N> */
+	uint64_t seals_saved;    /* the bound on seals under the file's key the index holds */
 	bool meta_dirty;         /* labels must be pushed */
 	bool remote_created;
 	bool segs_known;         /* the committed segment list is loaded */
@@ -120,6 +122,7 @@ struct node {
 	int seal_error;
 	pthread_cond_t seal_cond;
 	uint64_t touch_clock;
+	uint64_t seals; /* made under the file's key, every open and mount counted (an upper bound) */
 
 	/* contentInstances of other AEs (foreign.c): never stored, read-only */
 	bool foreign;
@@ -168,7 +171,7 @@ struct handle {
 	uint8_t *rc_buf; /* segment_size, or NULL */
 	uint32_t rc_len;
 	bool rc_valid;
-	bool wrote;
+	bool wrote; /* under node->data_lock: wrote, truncated or created; its close commits */
 	char *fbuf; /* a foreign object's plaintext, opened for this caller */
 	size_t flen;
 };
@@ -224,6 +227,11 @@ int data_truncate(struct fs *fs, struct node *n, const struct seal_key *key, uin
 int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool durable);
 void data_drop(struct node *n);
 void data_params(const struct node *n, const struct seal_key *key, struct seal_params *p);
+/* Counts one seal about to be made under n's key (data_lock held): -EDQUOT once
+ * the key made SEAL_MAX_SEALS, across opens and restarts (the count is in the index). */
+int data_seal_count(struct fs *fs, struct node *n);
+/* Seals reserved in the index at a time: one row write per this many seals. */
+#define DATA_SEALS_RESERVE 65536
 /* Threads that seal full segments while the writer goes on (sequential writes). */
 int data_sealers_start(unsigned threads);
 void data_sealers_stop(void);
@@ -248,6 +256,7 @@ int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **r
 void fs_note_io(struct fs *fs);
 
 /* ---- uploader.c ---- */
+/* Starts the uploader thread; *ret (fs->up) is set before it runs, which reads it. */
 int uploader_start(struct fs *fs, struct uploader **ret);
 void uploader_kick(struct uploader *u);
 /* True while uploads fail for want of the HCSE (retrying with backoff). */
@@ -306,10 +315,6 @@ void fs_fill_entry(struct node *n, struct fuse_entry_param *e);
 void fs_maybe_reap(struct fs *fs, struct node *n);
 /* Persists a node's metadata (fs->lock held); marks labels for upload. */
 int fs_node_save(struct fs *fs, struct node *n, bool push_labels);
-
-/* contentInstance names under a file's container (DESIGN.md 5) */
-#define SEG_RN_FMT "s%" PRIu64 "g%" PRIu64
-#define MAN_RN_FMT "m%" PRIu64
 
 #define ENTRY_TIMEOUT 1.0
 #define ATTR_TIMEOUT 1.0

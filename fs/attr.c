@@ -45,6 +45,8 @@ static int set_size(struct fs *fs, fuse_req_t req, struct node *n, uint64_t size
 			return r;
 	}
 	pthread_mutex_lock(&n->data_lock);
+	if (h)
+		h->wrote = true; /* ftruncate(): that handle's close commits */
 	r = data_truncate(fs, n, h ? h->key : key, size);
 	/* truncate(2) has no close to wait for: commit now */
 	if (r == 0 && !h)

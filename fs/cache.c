@@ -152,10 +152,13 @@ static void cache_sweep(struct cache *c)
 			_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
 			uint64_t idx, gen;
 			bool keep = false;
+			int end = -1;
 
 			if (fe->d_name[0] == '.')
 				continue;
-			if (sscanf(fe->d_name, "%" SCNu64 ".%" SCNu64, &idx, &gen) == 2 &&
+			/* the whole name: "<idx>.<gen>.<tid>.tmp" left by a crash goes too */
+			if (sscanf(fe->d_name, "%" SCNu64 ".%" SCNu64 "%n", &idx, &gen, &end) == 2 &&
+			    end > 0 && fe->d_name[end] == '\0' &&
 			    prepare(c, "SELECT 1 FROM segs WHERE ino=? AND idx=? AND gen=?", &st) == 0) {
 				sqlite3_bind_int64(st, 1, (int64_t)ino);
 				sqlite3_bind_int64(st, 2, (int64_t)idx);
@@ -220,7 +223,7 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret
 	 * gains them (the error for an existing column is expected) */
 	static const char *const added[] = {
 		"remote_size INTEGER", "targets TEXT", "key_expires INTEGER", "xattrs TEXT",
-		"xattrs_ver INTEGER", "xattrs_rver INTEGER",
+		"xattrs_ver INTEGER", "xattrs_rver INTEGER", "seals INTEGER",
 	};
 	for (size_t i = 0; i < ELEMENTSOF(added); i++) {
 		_cleanup_free_ char *sql = NULL;
@@ -315,8 +318,8 @@ static int node_save_locked(struct cache *c, const struct node *n)
 		    "INSERT OR REPLACE INTO nodes(ino, parent, name, mode, uid, gid, size, atime,"
 		    " mtime, ctime, symlink, file_id, cred_id, rkid, protection, seg_size, version,"
 		    " remote_version, expires, meta_dirty, remote_created, segs_known, remote_size,"
-		    " targets, key_expires, xattrs, xattrs_ver, xattrs_rver)"
-		    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		    " targets, key_expires, xattrs, xattrs_ver, xattrs_rver, seals)"
+		    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 		    &st);
 	if (r < 0)
 		return r;
@@ -348,6 +351,7 @@ static int node_save_locked(struct cache *c, const struct node *n)
 	bind_text_or_null(st, 26, n->xattrs);
 	sqlite3_bind_int64(st, 27, (int64_t)n->xattrs_ver);
 	sqlite3_bind_int64(st, 28, (int64_t)n->xattrs_rver);
+	sqlite3_bind_int64(st, 29, (int64_t)n->seals_saved);
 	return step_done(c, st);
 }
 
@@ -422,7 +426,7 @@ int cache_nodes_load(struct cache *c, struct node *(*alloc)(void *ud, uint64_t i
 		    "SELECT n.ino, parent, name, mode, uid, gid, size, atime, mtime, ctime, symlink,"
 		    " file_id, cred_id, rkid, protection, seg_size, n.version, remote_version,"
 		    " expires, meta_dirty, remote_created, segs_known, remote_size, m.length,"
-		    " targets, key_expires, xattrs, xattrs_ver, xattrs_rver"
+		    " targets, key_expires, xattrs, xattrs_ver, xattrs_rver, seals"
 		    " FROM nodes n LEFT JOIN manifests m ON m.ino = n.ino ORDER BY n.ino",
 		    &st);
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -468,6 +472,8 @@ int cache_nodes_load(struct cache *c, struct node *(*alloc)(void *ud, uint64_t i
 		n->xattrs = column_strdup(st, 26);
 		n->xattrs_ver = (uint64_t)sqlite3_column_int64(st, 27);
 		n->xattrs_rver = (uint64_t)sqlite3_column_int64(st, 28);
+		/* the bound reserved before those seals were made (data_seal_count) */
+		n->seals = n->seals_saved = (uint64_t)sqlite3_column_int64(st, 29);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
@@ -678,7 +684,7 @@ int cache_manifest_get(struct cache *c, uint64_t ino, uint64_t *ret_version,
 int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
 		    size_t len)
 {
-	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + 8];
+	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + 32];
 	_cleanup_close_ int fd = -1;
 	size_t off = 0;
 
@@ -686,7 +692,10 @@ int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, c
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	seg_path(c, ino, idx, gen, path);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	/* one temp file per writing thread: a sealer, a reader storing what it
+	 * fetched and the read-ahead may write the same segment at once, and a
+	 * shared temp name let one rename the other's half-written file */
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)gettid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -953,6 +962,16 @@ static uint64_t sum_locked(struct cache *c, const char *sql)
 
 	if (prepare(c, sql, &st) == 0 && sqlite3_step(st) == SQLITE_ROW)
 		v = (uint64_t)sqlite3_column_int64(st, 0);
+	return v;
+}
+
+uint64_t cache_gc_max_ino(struct cache *c)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&c->lock);
+	v = sum_locked(c, "SELECT COALESCE(MAX(ino), 0) FROM gc");
+	pthread_mutex_unlock(&c->lock);
 	return v;
 }
 

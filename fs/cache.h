@@ -71,6 +71,9 @@ int cache_gc_add(struct cache *c, uint64_t ino, uint64_t after_version, const ch
 /* The next due deletion: *ret_id, *ret_path (malloc'd); -ENOENT when none. */
 int cache_gc_next(struct cache *c, uint64_t after_id, int64_t *ret_id, char **ret_path);
 int cache_gc_done(struct cache *c, int64_t id);
+/* The highest inode number a queued deletion names (0: none): not to be reused
+ * while its container may still be deleted. */
+uint64_t cache_gc_max_ino(struct cache *c);
 uint64_t cache_pending_bytes(struct cache *c);
 
 /* Evicts uploaded segment files, least recently used first, down to the bound. */

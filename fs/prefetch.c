@@ -76,8 +76,8 @@ static void *prefetch_main(void *arg)
 
 		_cleanup_free_ char *path = NULL, *con = NULL;
 		size_t len;
-		if (asprintf(&path, "%s/i%" PRIu64 "/" SEG_RN_FMT, p->fs->ae_path, job.ino, job.idx,
-			     job.gen) >= 0 &&
+		if (asprintf(&path, "%s/" ATREST_NODE_RN_FMT "/" ATREST_SEGMENT_RN_FMT, p->fs->ae_path,
+			     job.ino, job.idx, job.gen) >= 0 &&
 		    hcse_retrieve_cin(p->fs->hcse, path, &con, &len, NULL, NULL) == 0 &&
 		    cache_seg_write(p->fs->cache, job.ino, job.idx, job.gen, con, len) == 0)
 			cache_seg_cached(p->fs->cache, job.ino, job.idx, job.gen, len);

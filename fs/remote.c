@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "atrest/cleanup.h"
 #include <jansson.h>
@@ -16,6 +17,9 @@
 #include "atrest/log.h"
 #include "atrestfs.h"
 #include "cache.h"
+
+/* Reads of one container while rebuilding the namespace (2 s of waits in all). */
+#define REBUILD_TRIES 5
 
 char *remote_node_path(const struct fs *fs, const struct node *n)
 {
@@ -41,7 +45,7 @@ int remote_fetch_segment(struct fs *fs, const struct node *n, uint64_t idx, uint
 {
 	char rn[64];
 
-	snprintf(rn, sizeof(rn), SEG_RN_FMT, idx, gen);
+	snprintf(rn, sizeof(rn), ATREST_SEGMENT_RN_FMT, idx, gen);
 	return fetch_cin(fs, n, rn, ret, ret_len);
 }
 
@@ -50,7 +54,7 @@ int remote_fetch_manifest(struct fs *fs, const struct node *n, uint64_t version,
 {
 	char rn[64];
 
-	snprintf(rn, sizeof(rn), MAN_RN_FMT, version);
+	snprintf(rn, sizeof(rn), ATREST_MANIFEST_RN_FMT, version);
 	return fetch_cin(fs, n, rn, ret, ret_len);
 }
 
@@ -163,10 +167,27 @@ static int rebuild(struct fs *fs)
 
 		if (names[i][0] != 'i')
 			continue;
-		r = node_from_container(fs, names[i], &tmp);
-		if (r < 0) {
+		/* a container that does not answer now is retried, then fails the
+		 * mount: skipped, its node and everything under it would be missing
+		 * from this cache for good (ENOENT for a directory that exists) */
+		for (unsigned try = 0; try < REBUILD_TRIES; try++) {
+			r = node_from_container(fs, names[i], &tmp);
+			if (r >= 0 || r == -EBADMSG || r == -ENOENT || r == -ENOMEM)
+				break;
+			log_warning_errno(r, "cannot read container '%s/%s'; retrying", fs->ae_path,
+					  names[i]);
+			struct timespec d = { 0, 200000000L * (try + 1) };
+			if (try + 1 < REBUILD_TRIES)
+				nanosleep(&d, NULL);
+		}
+		if (r == -EBADMSG || r == -ENOENT) { /* not ours, or removed since the listing */
 			log_warning_errno(r, "ignoring container '%s/%s'", fs->ae_path, names[i]);
 			continue;
+		}
+		if (r < 0) {
+			hcse_names_free(names, n_names);
+			return log_error_errno(r, "cannot rebuild the namespace: container '%s/%s' "
+					       "unreadable", fs->ae_path, names[i]);
 		}
 		n = adopt(fs, tmp);
 		if (!n) {

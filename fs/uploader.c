@@ -251,7 +251,7 @@ static int sync_node(struct fs *fs, uint64_t ino)
 			continue; /* superseded meanwhile */
 		if (r < 0)
 			return r;
-		snprintf(rn, sizeof(rn), SEG_RN_FMT, idx[i], gen[i]);
+		snprintf(rn, sizeof(rn), ATREST_SEGMENT_RN_FMT, idx[i], gen[i]);
 		r = put_cin(fs, path, rn, con, len);
 		if (r < 0)
 			return log_debug_errno(r, "upload of '%s/%s'", path, rn);
@@ -294,7 +294,7 @@ static int sync_node(struct fs *fs, uint64_t ino)
 						  "cannot be detected by readers with an empty cache",
 						  mver, path);
 		}
-		snprintf(rn, sizeof(rn), MAN_RN_FMT, mver);
+		snprintf(rn, sizeof(rn), ATREST_MANIFEST_RN_FMT, mver);
 		r = put_cin(fs, path, rn, manifest, mlen_c);
 		if (r < 0)
 			return log_debug_errno(r, "upload of '%s/%s'", path, rn);
@@ -538,12 +538,16 @@ int uploader_start(struct fs *fs, struct uploader **ret)
 		log_info("%zu files and directories awaiting upload at mount: uploading them", n);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
+	/* before the thread runs: it reaches itself through fs->up (yield_to_io) */
+	*ret = u;
 	r = -pthread_create(&u->thread, NULL, uploader_main, u);
 	if (r < 0) {
+		*ret = NULL;
+		pthread_cond_destroy(&u->cond);
+		pthread_mutex_destroy(&u->lock);
 		free(u);
 		return r;
 	}
-	*ret = u;
 	return 0;
 }
 

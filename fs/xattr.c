@@ -235,7 +235,11 @@ static int ux_set(struct fs *fs, const struct caller *c, struct node *n, const c
 		return r;
 	data_params(n, key, &p);
 	p.file_id = fid;
-	r = seal_segment(&p, 0, 1, value, size, &compact, &clen);
+	pthread_mutex_lock(&n->data_lock);
+	r = data_seal_count(fs, n);
+	pthread_mutex_unlock(&n->data_lock);
+	if (r == 0)
+		r = seal_segment(&p, 0, 1, value, size, &compact, &clen);
 	seal_key_free(key);
 	if (r < 0)
 		return log_error_errno(r, "cannot seal attribute '%s'", name);

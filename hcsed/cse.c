@@ -447,7 +447,7 @@ static const struct attr_def universal_attrs[] = {
     {"rn", AK_STR, AF_C},
     {"et", AK_TIME, AF_C | AF_U},
     {"lbl", AK_STRLIST, AF_C | AF_U | AF_N},
-    {"cr", AK_ANY, AF_C},
+    /* cr (creator) only where the type has it: cnt, cin, sub (TS-0004 7.3.3.5) */
     {NULL, 0, 0},
 };
 static const struct attr_def acpi_attr = {"acpi", AK_STRLIST, AF_C | AF_U | AF_N};
@@ -651,6 +651,7 @@ struct child_ctx {
 	int rcn;
 	json_t *out; /* rcn 4/8: object of arrays by type name; 5/6: array of refs */
 	int64_t skip, left;
+	bool hide_cin; /* the parent container's disableRetrieval */
 };
 
 static bool has_label(const struct store_res *r, char *const *labels, size_t n)
@@ -703,6 +704,8 @@ static int child_cb(struct store_res *r, void *userdata)
 
 	if (is_expired(c->ctx, r) || !type)
 		return 0;
+	if (c->hide_cin && r->ty == TY_CIN)
+		return 0;
 	for (size_t i = 0; i < fc->n_tys; i++)
 		ty_ok |= fc->tys[i] == r->ty;
 	if (!ty_ok || (fc->n_labels && !has_label(r, fc->labels, fc->n_labels)))
@@ -752,6 +755,8 @@ static int collect_children(struct hcse_ctx *ctx, struct render *rd, const struc
 	    .left = fc->lim < 0			  ? HCSE_DEFAULT_CHILDREN
 		    : fc->lim > HCSE_MAX_CHILDREN ? HCSE_MAX_CHILDREN
 						  : fc->lim,
+	    /* a representation of a child is a Retrieve of it (TS-0004 7.4.7.2.2) */
+	    .hide_cin = (rcn == 4 || rcn == 8) && resource_cnt_disr(res),
 	};
 
 	return store_children(ctx->t, res->ri, fc->n_tys == 1 ? fc->tys[0] : 0, false,
@@ -884,6 +889,24 @@ static int sub_collect_cb(struct store_res *r, void *userdata)
 	return 0;
 }
 
+int resource_nu_target(struct hcse_ctx *ctx, const char *nu, struct store_res *ret)
+{
+	int r;
+
+	if (strncmp(nu, "http://", 7) == 0 || strncmp(nu, "https://", 8) == 0)
+		return -ENOENT;
+	r = store_get_by_aei(ctx->t, nu, ret);
+	if (r == -ENOENT)
+		r = store_get_by_ri(ctx->t, nu, false, ret);
+	if (r == -ENOENT)
+		r = store_get_by_path(ctx->t, nu, false, ret);
+	if (r == 0 && is_expired(ctx, ret)) {
+		store_res_clear(ret);
+		r = -ENOENT;
+	}
+	return r;
+}
+
 /* URLs a notification URI stands for: itself (http/https) or the poa of the
  * AE it names (TS-0004 7.5.1.2.x notificationURI as an AE-ID). */
 static void nu_targets(struct hcse_ctx *ctx, const char *nu, json_t *urls)
@@ -896,8 +919,7 @@ static void nu_targets(struct hcse_ctx *ctx, const char *nu, json_t *urls)
 		json_array_append_new(urls, json_string(nu));
 		return;
 	}
-	if (store_get_by_aei(ctx->t, nu, &ae) < 0 && store_get_by_ri(ctx->t, nu, false, &ae) < 0 &&
-	    store_get_by_path(ctx->t, nu, false, &ae) < 0)
+	if (resource_nu_target(ctx, nu, &ae) < 0)
 		return;
 	poa = json_object_get(ae.attrs, "poa");
 	json_array_foreach (poa, i, v) {
@@ -1209,6 +1231,12 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r < 0)
 			return r;
 	}
+	/* TS-0004 7.4.8.2.1 Recv-6.3: a subscriber may retrieve what it watches */
+	if (type->ty == TY_SUB) {
+		r = acp_check(ctx, &parent, ACOP_RETRIEVE);
+		if (r < 0)
+			return r;
+	}
 	r = check_content(ctx, type, in, true);
 	if (r < 0)
 		return r;
@@ -1350,6 +1378,9 @@ static int op_retrieve(struct store_txn *t, void *userdata)
 	r = acp_check(ctx, &res, ACOP_RETRIEVE);
 	if (r < 0)
 		return r;
+	r = resource_cnt_disr_check(ctx, &res, virt != VIRT_NONE);
+	if (r < 0)
+		return r;
 	if (virt != VIRT_NONE) {
 		struct store_res cnt = res;
 
@@ -1373,6 +1404,7 @@ static int op_update(struct store_txn *t, void *userdata)
 	const struct hcse_request *req = ctx->req;
 	_cleanup_(store_res_clear) struct store_res res = {0};
 	const struct resource_type *type;
+	_cleanup_json_ json_t *before = NULL;
 	enum virt virt;
 	json_t *in, *v;
 	const char *key;
@@ -1398,6 +1430,11 @@ static int op_update(struct store_txn *t, void *userdata)
 	r = check_content(ctx, type, in, false);
 	if (r < 0)
 		return r;
+	if (req->rcn == 9) {
+		before = resource_to_json(ctx->cse, &res);
+		if (!before)
+			return -ENOMEM;
+	}
 	json_object_foreach (in, key, v) {
 		if (strcmp(key, "et") == 0) {
 			int64_t want;
@@ -1434,7 +1471,11 @@ static int op_update(struct store_txn *t, void *userdata)
 			return r;
 	}
 	o->resp->rsc = RSC_UPDATED;
-	return render_result(ctx, &res, req->rcn < 0 ? 1 : req->rcn, in, o->resp);
+	/* rcn 9 (TS-0004 7.2.1.2): what changed beyond the request, not what
+	 * stayed as it was */
+	if (before && json_object_update(before, in) < 0)
+		return -ENOMEM;
+	return render_result(ctx, &res, req->rcn < 0 ? 1 : req->rcn, before ? before : in, o->resp);
 }
 
 static int op_delete(struct store_txn *t, void *userdata)
@@ -1453,6 +1494,9 @@ static int op_delete(struct store_txn *t, void *userdata)
 	if (res.ty == TY_CB)
 		return ctx_fail(ctx, RSC_OPERATION_NOT_ALLOWED, "the CSEBase cannot be deleted");
 	r = acp_check(ctx, &res, ACOP_DELETE);
+	if (r < 0)
+		return r;
+	r = resource_cnt_disr_check(ctx, &res, virt != VIRT_NONE);
 	if (r < 0)
 		return r;
 	if (virt != VIRT_NONE) {
@@ -1493,6 +1537,18 @@ static void flush_events(struct hcse *cse, json_t *events)
 			      json_object_get(e, "body"));
 }
 
+/* 1 when the originator may create a subscription under parent: CREATE
+ * on it, and RETRIEVE of it (TS-0004 7.4.8.2.1 Recv-6.3); else 0. */
+static int sub_create_allowed(struct hcse_ctx *ctx, const struct store_res *parent)
+{
+	bool ok = false;
+	int r = acp_allowed(ctx, parent, ACOP_CREATE, &ok);
+
+	if (r >= 0 && ok)
+		r = acp_allowed(ctx, parent, ACOP_RETRIEVE, &ok);
+	return r < 0 ? r : ok;
+}
+
 /* Subscription verification (TS-0004 7.3.8.2.3): before anything is stored,
  * each notification target must accept a verification request. */
 static int verify_subscription(struct op *o)
@@ -1513,6 +1569,22 @@ static int verify_subscription(struct op *o)
 	if (r < 0) {
 		ctx->rsc = 0; /* likewise */
 		return r == -EPROTO ? 0 : r;
+	}
+	/* nothing is sent for an originator the Create will refuse anyway */
+	r = sub_create_allowed(ctx, &parent);
+	if (r <= 0) {
+		store_res_clear(&parent);
+		return r;
+	}
+	/* TS-0004 7.5.1.2.3: a target hosted here is verified here (NOTIFY) */
+	r = resource_sub_nu_check(ctx, nu);
+	if (r < 0) {
+		store_res_clear(&parent);
+		return r;
+	}
+	if (!ctx->cse->config.notify) {
+		store_res_clear(&parent);
+		return 0;
 	}
 	random_id("sub", o->ri);
 	/* the structured address, as in the notifications that follow */
@@ -1593,7 +1665,7 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 	switch (req->op) {
 	case HCSE_OP_CREATE:
 		r = 0;
-		if (req->ty == TY_SUB && cse->config.notify)
+		if (req->ty == TY_SUB)
 			r = store_read(cse->store, nu_lookup, &o);
 		if (r >= 0)
 			r = store_write(cse->store, op_create, &o);

@@ -442,6 +442,14 @@ int main(int argc, char **argv)
 		settings_free(&s);
 		return EXIT_FAILURE;
 	}
+	/* issue 4 / DESIGN.md 2: TLS means client certificates bound to
+	 * X-M2M-Origin; without a CA to verify them nobody is authenticated and
+	 * any originator (even the admin) could be claimed from the network */
+	if (s.tls_cert && !s.tls_ca) {
+		log_error("--tls-cert needs --tls-ca: clients must be authenticated by certificate");
+		settings_free(&s);
+		return EXIT_FAILURE;
+	}
 	if (!s.tls_cert && !s.allow_plain && !is_loopback(s.listen)) {
 		log_error("plain HTTP on \"%s\" is not loopback: use --tls-* or --allow-plain",
 			  s.listen);

@@ -102,6 +102,23 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res);
  * then stores cnt (all of it, or only its counters when only_counters). */
 int resource_cnt_evict(struct hcse_ctx *ctx, struct store_res *cnt, bool only_counters);
 
+/* Whether res is a container with disableRetrieval true. */
+bool resource_cnt_disr(const struct store_res *res);
+
+/* disableRetrieval (TS-0004 7.4.7.2.2, 7.4.7.2.4, 7.4.27.2.x, 7.4.28.2.x):
+ * 0, or ctx_fail(4005) when res is a contentInstance, or la/ol (virt; res
+ * is then the container), of a container with disr true. */
+int resource_cnt_disr_check(struct hcse_ctx *ctx, const struct store_res *res, bool virt);
+
+/* The resource of this CSE a notificationURI names (AE-ID, resourceID or
+ * structured address), into *ret (cleared by the caller): 0, -ENOENT
+ * (a URL, or nothing here), or -errno. */
+int resource_nu_target(struct hcse_ctx *ctx, const char *nu, struct store_res *ret);
+
+/* NOTIFY privilege (acop 16, TS-0004 7.5.1.2.3) of the originator on every
+ * notificationURI hosted here other than itself: 0, or ctx_fail(5204). */
+int resource_sub_nu_check(struct hcse_ctx *ctx, const json_t *nu);
+
 /* An event a subscription may be told of (TS-0004 7.5.1.2.2). */
 struct notify_event {
 	int net;		     /* m2m:notificationEventType: 1 update, 3/4 child created/deleted */

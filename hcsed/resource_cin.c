@@ -12,7 +12,7 @@ static const int cin_parents[] = {TY_CNT, 0};
 /* TS-0004 Table 7.4.7.1-3: everything is WO; no acpi (has_acpi false). */
 static const struct attr_def cin_attrs[] = {
     {"cnf", AK_STR, AF_C}, {"con", AK_ANY, AF_C}, {"or", AK_STR, AF_C},
-    {"dgt", AK_STR, AF_C}, {NULL, 0, 0},
+    {"dgt", AK_STR, AF_C}, {"cr", AK_ANY, AF_C}, {NULL, 0, 0},
 };
 
 static bool is_token_char(char c)

@@ -15,6 +15,7 @@ static const struct attr_def cnt_attrs[] = {
     {"or", AK_STR, AF_C | AF_U | AF_N},
     {"at", AK_STRLIST, AF_C | AF_U | AF_N},
     {"aa", AK_STRLIST, AF_C | AF_U | AF_N},
+    {"cr", AK_ANY, AF_C},
     {NULL, 0, 0},
 };
 
@@ -43,9 +44,33 @@ static int cnt_create(struct hcse_ctx *ctx, struct store_res *parent, struct sto
 static int cnt_update(struct hcse_ctx *ctx, struct store_res *res, json_t *changes)
 {
 	(void)changes;
-	/* disr: true forbids deleting the container's instances (not enforced
-	 * on eviction, TS-0004 7.4.6.1) */
 	return cnt_limits(ctx, res);
+}
+
+bool resource_cnt_disr(const struct store_res *res)
+{
+	return res->ty == TY_CNT && json_is_true(json_object_get(res->attrs, "disr"));
+}
+
+int resource_cnt_disr_check(struct hcse_ctx *ctx, const struct store_res *res, bool virt)
+{
+	struct store_res cnt = {0};
+	bool disr;
+	int r;
+
+	if (virt)
+		disr = resource_cnt_disr(res);
+	else if (res->ty == TY_CIN) {
+		r = store_get_by_ri(ctx->t, res->pi, false, &cnt);
+		if (r < 0)
+			return r;
+		disr = resource_cnt_disr(&cnt);
+		store_res_clear(&cnt);
+	} else
+		return 0;
+	/* eviction by mni/mbs/mia is the CSE's own doing and goes on */
+	return disr ? ctx_fail(ctx, RSC_OPERATION_NOT_ALLOWED,
+			       "the container's disableRetrieval is true") : 0;
 }
 
 const struct resource_type resource_type_cnt = {

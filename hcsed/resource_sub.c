@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* <subscription> (ty 23, TS-0004 7.4.8): notification targets and event criteria. */
+#include <errno.h>
+#include <string.h>
+
 #include "atrest/rsc.h"
 #include "resource.h"
 
@@ -14,6 +17,7 @@ static const struct attr_def sub_attrs[] = {
     {"su", AK_STR, AF_C},
     {"ln", AK_BOOL, AF_C | AF_U | AF_N},
     {"nsi", AK_ANY, AF_C | AF_U | AF_N},
+    {"cr", AK_ANY, AF_C},
     {NULL, 0, 0},
 };
 
@@ -51,18 +55,64 @@ static int sub_validate(struct hcse_ctx *ctx, struct store_res *res)
 
 static int sub_create(struct hcse_ctx *ctx, struct store_res *parent, struct store_res *res)
 {
+	json_t *v;
+	size_t i;
+
 	(void)parent;
 	/* Recv-6.5 of TS-0004 7.4.8.2.1: an absent nct gets the default,
 	 * All Attributes */
 	if (!json_object_get(res->attrs, "nct"))
 		json_object_set_new(res->attrs, "nct", json_integer(1));
+	/* TS-0004 7.4.8.2.1 Recv-6.5: a notificationURI other than the
+	 * originator makes the originator the creator */
+	json_array_foreach (json_object_get(res->attrs, "nu"), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), ctx->fr) != 0)
+			json_object_set_new(res->attrs, "_cr", json_true());
 	return sub_validate(ctx, res);
 }
 
 static int sub_update(struct hcse_ctx *ctx, struct store_res *res, json_t *changes)
 {
-	(void)changes;
-	return sub_validate(ctx, res);
+	int r = sub_validate(ctx, res);
+
+	/* a new target needs the same privilege as at creation (local policy:
+	 * TS-0004 7.4.8.2.3 has no verification, this closes the bypass) */
+	if (r >= 0 && json_object_get(changes, "nu"))
+		r = resource_sub_nu_check(ctx, json_object_get(changes, "nu"));
+	return r;
+}
+
+int resource_sub_nu_check(struct hcse_ctx *ctx, const json_t *nu)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach (nu, i, v) {
+		struct store_res target = {0};
+		const char *s = json_string_value(v);
+		bool ok = false;
+		int r;
+
+		/* the originator itself is not verified (TS-0004 7.4.8.2.1) */
+		if (!s || strcmp(s, ctx->fr) == 0)
+			continue;
+		r = resource_nu_target(ctx, s, &target);
+		if (r == -ENOENT)
+			continue; /* a URL, or no resource of this CSE */
+		if (r >= 0)
+			r = acp_allowed(ctx, &target, ACOP_NOTIFY, &ok);
+		store_res_clear(&target);
+		if (r < 0)
+			return r;
+		/* the target's answer would be SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE
+		 * (7.5.1.2.3), which makes the Create fail with 5204 (7.4.8.2.1 b) */
+		if (!ok)
+			return ctx_fail(ctx, RSC_SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
+					"originator has no NOTIFY privilege on the notification "
+					"target \"%.64s\"",
+					s);
+	}
+	return 0;
 }
 
 const struct resource_type resource_type_sub = {

@@ -17,6 +17,7 @@ packages=(
 	python3 python3-jwcrypto attr util-linux procps psmisc curl openssl gnutls-bin
 	jq
 	bc gocryptfs
+	nftables man-db systemd
 )
 "$src/tests/install-deps.sh" "${packages[@]}" || exit 1
 # examples/node (tests/integration/node_reader.sh): node and npm. NodeSource's

@@ -3,7 +3,8 @@
 # hcsed beyond the fixtures: 10 and 60 MiB contentInstances byte-exact,
 # --max-body, broken and slow HTTP clients, 1,000 parallel connections,
 # concurrent writers then a crash (SIGKILL) losing nothing acknowledged,
-# HTTP notifications, TLS client certificates bound to X-M2M-Origin.
+# HTTP notifications, TLS client certificates bound to X-M2M-Origin,
+# la/ol order under simultaneous creates, the bound on listed children.
 # Everything on 127.0.0.1; each part bounded in time.
 import json
 import os
@@ -179,6 +180,87 @@ def parallel(d, n=1000):
     must(alive(d.port), "daemon answers after 1,000 connections")
 
 
+def same_instant(d, n=16):
+    """la/ol and child order follow the creation sequence, never a clock nor a
+    name: n creates released at once (same second, mostly the same
+    millisecond), named so that name order differs from creation order."""
+    st, h, b = request(d.port, "POST", "/cse-in/app", hdr("Capp", 3), json.dumps({"m2m:cnt": {"rn": "order"}}))
+    assert h["x-m2m-rsc"] == "2001", b
+    go = threading.Barrier(n)
+    made = []
+    lock = threading.Lock()
+
+    def one(i):
+        rn = "n%02d-%s" % ((i * 7) % n, "".join(random.choices(string.ascii_lowercase, k=6)))
+        go.wait()
+        st, h, b = request(d.port, "POST", "/cse-in/app/order", hdr("Capp", 4),
+                           json.dumps({"m2m:cin": {"rn": rn, "con": i}}), timeout=30)
+        with lock:
+            made.append((h.get("x-m2m-rsc"), json.loads(b).get("m2m:cin", {})))
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    must([m[0] for m in made] == ["2001"] * n, "%d simultaneous contentInstance creates" % n)
+    # st (stateTag) is the container's counter copied at creation: the order
+    # in which the creates took effect
+    by_st = sorted((c["st"], c["rn"]) for _, c in made)
+    must([s for s, _ in by_st] == list(range(1, n + 1)), "stateTags 1..%d, each once" % n)
+    cts = {c["ct"] for _, c in made}
+    names = [rn for _, rn in by_st]
+    must(names != sorted(names), "creation order differs from name order (%d distinct ct)" % len(cts))
+    st, h, b = request(d.port, "GET", "/cse-in/app/order/la", hdr("Capp"))
+    must(json.loads(b)["m2m:cin"]["rn"] == names[-1], "la is the last create to take effect")
+    st, h, b = request(d.port, "GET", "/cse-in/app/order/ol", hdr("Capp"))
+    must(json.loads(b)["m2m:cin"]["rn"] == names[0], "ol is the first create to take effect")
+    st, h, b = request(d.port, "GET", "/cse-in/app/order?rcn=4&ty=4", hdr("Capp"))
+    must([c["rn"] for c in json.loads(b)["m2m:cnt"]["m2m:cin"]] == names, "rcn=4 children in creation order")
+    request(d.port, "DELETE", "/cse-in/app/order/la", hdr("Capp"))
+    st, h, b = request(d.port, "GET", "/cse-in/app/order/la", hdr("Capp"))
+    must(json.loads(b)["m2m:cin"]["rn"] == names[-2], "after Delete of la, la is the one before")
+
+
+def children_bound(d, n=1005, workers=8):
+    """rcn 4/5/6/8 return at most 1,000 children without lim, oldest first;
+    lim and ofst page through the rest (HCSE.md, Result content)."""
+    st, h, b = request(d.port, "POST", "/cse-in/app", hdr("Capp", 3), json.dumps({"m2m:cnt": {"rn": "many"}}))
+    assert h["x-m2m-rsc"] == "2001", b
+    bad = []
+
+    def some(w):
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        for i in range(w, n, workers):
+            c.request("POST", "/cse-in/app/many?rcn=0", body=json.dumps({"m2m:cin": {"rn": "i%04d" % i, "con": i}}),
+                      headers=hdr("Capp", 4))
+            r = c.getresponse()
+            r.read()
+            if r.getheader("X-M2M-RSC") != "2001":
+                bad.append(r.getheader("X-M2M-RSC"))
+        c.close()
+    t0 = time.time()
+    ts = [threading.Thread(target=some, args=(w,)) for w in range(workers)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    must(not bad, "%d contentInstances created (%.1fs)" % (n, time.time() - t0))
+
+    def refs(q):
+        st, h, b = request(d.port, "GET", "/cse-in/app/many?rcn=6" + q, hdr("Capp"))
+        return [r["nm"] for r in json.loads(b)["m2m:rrl"]["rrf"]]
+    first = refs("")
+    st, h, b = request(d.port, "GET", "/cse-in/app/many/ol", hdr("Capp"))
+    must(len(first) == 1000 and first[0] == json.loads(b)["m2m:cin"]["rn"],
+         "rcn=6 without lim: 1,000 children, the oldest first")
+    rest = refs("&ofst=1000")
+    must(len(rest) == n - 1000 and not set(rest) & set(first), "ofst=1000 returns the other %d" % (n - 1000))
+    must(refs("&lim=3") == first[:3], "lim=3: the 3 oldest")
+    st, h, b = request(d.port, "GET", "/cse-in/app/many?rcn=4&lim=1005", hdr("Capp"))
+    must(len(json.loads(b)["m2m:cnt"]["m2m:cin"]) == n, "rcn=4 with lim above 1,000 returns all %d" % n)
+    request(d.port, "DELETE", "/cse-in/app/many", hdr("Capp"))
+
+
 def crash_safety(workdir):
     db = os.path.join(workdir, "crash.db")
     d = Daemon(workdir)
@@ -252,7 +334,21 @@ def notifications(d):
         vrq = [g for g in got.pull() if g[1].get("m2m:sgn", {}).get("vrq")]
         must(len(vrq) == 1 and vrq[0][1]["m2m:sgn"]["cr"] == "Capp" and vrq[0][1]["m2m:sgn"]["sur"] == "cse-in/app/c/s1",
              "verification request received before 201")
-        # an AE-ID as nu: delivered to the AE's poa
+        # an AE-ID as nu: Capp needs NOTIFY (acop 16) on that AE, checked
+        # before anything is sent to its poa (TS-0004 7.5.1.2.3)
+        got.pull().clear()
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
+                           json.dumps({"m2m:sub": {"rn": "s2", "nu": ["Cwatcher"], "enc": {"net": [3]}}}))
+        must(h["x-m2m-rsc"] == "5204" and not got.pull(),
+             "AE-ID nu without NOTIFY privilege: 5204, nothing sent to its poa")
+        st, h, b = request(d.port, "POST", "/cse-in/watcher", hdr("Cwatcher", 1),
+                           json.dumps({"m2m:acp": {"rn": "n", "pv": {"acr": [{"acor": ["Capp"], "acop": 16}]},
+                                                   "pvs": {"acr": [{"acor": ["Cwatcher"], "acop": 63}]}}}))
+        assert h["x-m2m-rsc"] == "2001", b
+        st, h, b = request(d.port, "PUT", "/cse-in/watcher", dict(hdr("Cwatcher"), **{"Content-Type": "application/json"}),
+                           json.dumps({"m2m:ae": {"acpi": ["cse-in/watcher/n"]}}))
+        assert h["x-m2m-rsc"] == "2004", b
+        # with it: delivered to the AE's poa
         st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s2", "nu": ["Cwatcher"], "enc": {"net": [3]}}}))
         must(h["x-m2m-rsc"] == "2001", "subscription with an AE-ID nu created")
@@ -464,7 +560,8 @@ def main():
         try:
             setup_ae_cnt(d.port)
             for name, fn in (("big", big_content), ("broken", broken_clients),
-                             ("parallel", parallel), ("notify", notifications)):
+                             ("parallel", parallel), ("notify", notifications), ("order", same_instant),
+                             ("bounds", children_bound)):
                 if not parts or name in parts:
                     fn(d)
             if not parts or "maxbody" in parts:

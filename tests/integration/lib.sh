@@ -172,3 +172,21 @@ wait_synced() {
 		[ $i -lt 300 ] || fail "$f did not reach state synced"
 	done
 }
+
+# enter_netns [ARGS]: reruns the calling script as root in a private network
+# namespace (its own loopback, up, plus 10.77.0.1 as a non-loopback address),
+# so a test may use fixed ports such as a daemon's default and addresses
+# that are not loopback without touching the host. Call it right after
+# sourcing lib.sh; the outer run exits with the inner run's status.
+enter_netns() {
+	if [ -n "${ATREST_IN_NETNS:-}" ]; then
+		ip link set lo up && ip addr add 10.77.0.1/32 dev lo || fail "cannot set up the namespace's loopback"
+		return 0
+	fi
+	need_root
+	command -v unshare >/dev/null && command -v ip >/dev/null || skip "unshare or ip is not installed"
+	unshare -n true 2>/dev/null || skip "cannot create a network namespace here"
+	local rc=0
+	ATREST_IN_NETNS=1 unshare -n bash "$0" "$@" || rc=$?
+	exit $rc
+}
