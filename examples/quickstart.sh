@@ -44,7 +44,10 @@ stop_all() {
 }
 
 if [ "${1:-}" = "stop" ]; then
+	# the foreground quickstart sees atrestfs go: it must not stop the rest a second time
+	touch "$state/stopping" 2>/dev/null || true
 	stop_all
+	rm -f "$state/stopping"
 	exit 0
 fi
 case "${1:-}" in
@@ -146,7 +149,7 @@ EOF
 
 fs_pid=$(cat "$state/atrestfs.pid")
 while kill -0 "$fs_pid" 2>/dev/null; do sleep 1; done
-# Stopped from another shell: that one already cleaned up.
-[ -f "$state/tefd.pid" ] || exit 0
+# Stopped from another shell: that one cleans up.
+[ -f "$state/tefd.pid" ] && [ ! -f "$state/stopping" ] || exit 0
 say "atrestfs exited (see $state/log/atrestfs.log); stopping"
 stop_all

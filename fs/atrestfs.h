@@ -148,6 +148,7 @@ struct fs {
 	struct cache *cache;
 	struct uploader *up;
 	struct prefetch *pf;
+	struct outage *tef_outage, *hcse_outage; /* reachability of the peers (health.c) */
 	char *ae_path; /* the AE's path relative to the CSE: "atrestfs" */
 	char *cse_rn;  /* "cse-in", for user.onem2m.resource */
 	uint64_t next_ino;
@@ -192,6 +193,9 @@ bool ns_dir_is_empty(struct node *dir);
 void node_fill_stat(const struct node *n, struct stat *st);
 void node_touch(struct node *n, bool mtime, bool ctime, bool atime);
 bool node_is_pending(const struct node *n);
+/* The node's path in the mount ("/dir/file"), or NULL if unlinked or out of memory;
+ * caller frees. */
+char *ns_path(struct fs *fs, const struct node *n);
 
 /* Encodes a file name into something a oneM2M label/rn can carry; reversible. */
 char *name_encode(const char *name);
@@ -213,8 +217,11 @@ int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 		  struct seal_key **ret_key, uint64_t *ret_min_version);
 int keys_set_targets(struct fs *fs, const struct caller *c, struct node *n, const char *targets);
 int keys_set_expires(struct fs *fs, const struct caller *c, struct node *n, int64_t when);
+/* Adopts tefd's view of a registration: targets and expiry (takes fs->lock). */
+void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_registration *reg);
 int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, uint64_t version);
-void keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);
+/* Destroys a removed file's key at tefd: 0, or -errno (unreachable: retry later). */
+int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);
 
 /* The caller's own key for n, with the file's segment table loaded (file.c). */
 int fs_open_key(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret);
@@ -253,6 +260,25 @@ int remote_fetch_manifest(struct fs *fs, const struct node *n, uint64_t version,
 void foreign_refresh(struct fs *fs, uint64_t dir_ino, bool missing_name);
 /* Fetches and, for compact JOSE, verifies and decrypts with the caller's key. */
 int foreign_open(struct fs *fs, const struct caller *c, struct node *n, char **ret, size_t *ret_len);
+
+/* ---- health.c: what the operator reads (issue 6 section 4) ---- */
+/* Attaches an outage (atrest/outage.h) to each client: one log line per outage and recovery. */
+int health_attach(struct fs *fs);
+void health_detach(struct fs *fs);
+/* "'/dir/file' (hcsed '/cse-in/atrestfs/i5')" for log lines, naming a file as the user and
+ * the HCSE know it; takes fs->lock (not to be held). Caller frees; never NULL. */
+char *fs_describe(struct fs *fs, uint64_t ino);
+/* Names a file being created (not linked yet) for this thread's fs_describe; name borrowed,
+ * NULL to forget it. */
+void health_naming(uint64_t ino, uint64_t parent, const char *name);
+/* Logs an operation that failed because a peer is down: the first one of an
+ * outage by name, the rest counted for the recovery line. Returns -EIO. */
+int health_failed(struct fs *fs, struct outage *o, uint64_t ino, const char *what, int r);
+/* A write refused because the cache is full of pending uploads: logged at most
+ * once a minute, naming the file and counting the others. Returns -ENOSPC. */
+int health_cache_full(struct fs *fs, uint64_t ino);
+/* Logs the unmount, with what stays queued for the next mount. */
+void health_report_unmount(struct fs *fs);
 
 /* Notes foreground I/O: the uploader yields to it for a moment. */
 void fs_note_io(struct fs *fs);

@@ -38,13 +38,19 @@ int data_seal_count(struct fs *fs, struct node *n)
 {
 	int r;
 
-	if (n->seals >= SEAL_MAX_SEALS)
-		return log_error_errno(-EDQUOT, "inode %" PRIu64 ": its key made %" PRIu64
-				       " seals, the limit; no new version can be sealed", n->ino,
+	if (n->seals >= SEAL_MAX_SEALS) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		return log_error_errno(-EDQUOT, "%s: its key made %" PRIu64
+				       " seals, the limit; no new version can be sealed", desc,
 				       n->seals);
-	if (n->seals == SEAL_ROTATE_SEALS)
-		log_warning("inode %" PRIu64 ": its key made %" PRIu64 " seals and should be rotated",
-			    n->ino, n->seals);
+	}
+	if (n->seals == SEAL_ROTATE_SEALS) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_warning("%s: its key made %" PRIu64 " seals and should be rotated", desc,
+			    n->seals);
+	}
 	pthread_mutex_lock(&fs->lock);
 	if (n->seals >= n->seals_saved) {
 		n->seals_saved = n->seals + DATA_SEALS_RESERVE;
@@ -54,8 +60,9 @@ int data_seal_count(struct fs *fs, struct node *n)
 		if (r < 0) {
 			n->seals_saved = n->seals;
 			pthread_mutex_unlock(&fs->lock);
-			return log_error_errno(r, "cannot record the seal count of inode %" PRIu64,
-					       n->ino);
+			_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+			return log_error_errno(r, "cannot record the seal count of %s", desc);
 		}
 	}
 	pthread_mutex_unlock(&fs->lock);
@@ -99,10 +106,10 @@ static int segs_resize(struct seg **a, size_t *n, size_t want)
 static int integrity_error(struct fs *fs, const struct node *n, const char *what, uint64_t idx,
 			   int r)
 {
-	_cleanup_free_ char *path = remote_node_path(fs, n);
+	_cleanup_free_ char *desc = fs_describe(fs, n->ino);
 
-	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of '/%s/%s' (file id %s)",
-			what, idx, fs->cse_rn, path ? path : "?", n->file_id);
+	log_error_errno(r, "integrity check failed for %s %" PRIu64 " of %s (file id %s)", what,
+			idx, desc, n->file_id);
 	return -EIO;
 }
 
@@ -132,11 +139,8 @@ int data_prepare(struct fs *fs, struct node *n, const struct seal_key *key, uint
 
 	r = remote_fetch_manifest(fs, n, n->version, &compact, &len);
 	if (r < 0) {
-		if (hcse_is_unreachable(r)) {
-			log_error_errno(r, "cannot fetch the manifest of inode %" PRIu64
-					": hcsed unreachable", n->ino);
-			return -EIO;
-		}
+		if (hcse_is_unreachable(r))
+			return health_failed(fs, fs->hcse_outage, n->ino, "manifest fetch", r);
 		return integrity_error(fs, n, "manifest", n->version, r);
 	}
 	data_params(n, key, &p);
@@ -258,9 +262,12 @@ static void *sealer_main(void *arg)
 		r = seal_segment(&p, j->idx, j->gen, j->buf, j->len, &compact, &len);
 		if (r == 0)
 			r = cache_seg_write(j->fs->cache, j->n->ino, j->idx, j->gen, compact, len);
-		if (r < 0)
-			log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64 " into the cache",
-					j->idx, j->n->ino);
+		if (r < 0) {
+			_cleanup_free_ char *desc = fs_describe(j->fs, j->n->ino);
+
+			log_error_errno(r, "cannot seal segment %" PRIu64 " of %s into the cache",
+					j->idx, desc);
+		}
 
 		pthread_mutex_lock(&j->n->data_lock);
 		struct node *n = j->n;
@@ -345,8 +352,7 @@ static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_ke
 		if (n->wsegs[i].gen == gen)
 			pending += n->wsegs[i].len;
 	if (pending > fs->opt.cache_size)
-		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
-					 fs->opt.cache_size);
+		return health_cache_full(fs, n->ino);
 	r = data_seal_count(fs, n);
 	if (r < 0)
 		return r;
@@ -382,17 +388,16 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 	if (r == -ENOENT) {
 		r = remote_fetch_segment(fs, n, idx, gen, &compact, &len);
 		if (r < 0) {
-			if (hcse_is_unreachable(r)) {
-				log_error_errno(r, "segment %" PRIu64 " of inode %" PRIu64
-						" is not cached and hcsed is unreachable", idx, n->ino);
-				return -EIO;
-			}
+			if (hcse_is_unreachable(r))
+				return health_failed(fs, fs->hcse_outage, n->ino,
+						     "uncached segment read", r);
 			return integrity_error(fs, n, "segment", idx, r);
 		}
 		fetched = true;
 	} else if (r < 0) {
-		log_error_errno(r, "cannot read cached segment %" PRIu64 " of inode %" PRIu64, idx,
-				n->ino);
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error_errno(r, "cannot read cached segment %" PRIu64 " of %s", idx, desc);
 		return -EIO;
 	}
 
@@ -443,20 +448,20 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 		if (n->wsegs[i].gen == gen)
 			pending += n->wsegs[i].len;
 	if (pending > fs->opt.cache_size)
-		return log_warning_errno(-ENOSPC, "cache full of pending uploads (%" PRIu64 " bytes)",
-					 fs->opt.cache_size);
+		return health_cache_full(fs, n->ino);
 	r = data_seal_count(fs, n);
 	if (r < 0)
 		return r;
 	data_params(n, key, &p);
 	r = seal_segment(&p, d->idx, gen, d->buf, d->len, &compact, &len);
-	if (r < 0)
-		return log_error_errno(r, "cannot seal segment %" PRIu64 " of inode %" PRIu64, d->idx,
-				       n->ino);
-	r = cache_seg_write(fs->cache, n->ino, d->idx, gen, compact, len);
-	if (r < 0)
-		return log_error_errno(r, "cannot write segment %" PRIu64 " of inode %" PRIu64
-				       " to the cache", d->idx, n->ino);
+	if (r == 0)
+		r = cache_seg_write(fs->cache, n->ino, d->idx, gen, compact, len);
+	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		return log_error_errno(r, "cannot seal segment %" PRIu64 " of %s into the cache",
+				       d->idx, desc);
+	}
 	r = segs_resize(&n->wsegs, &n->n_wsegs, d->idx + 1);
 	if (r < 0)
 		return r;
@@ -796,8 +801,11 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 		r = seal_manifest_seal(&p, m, &compact, &len);
 	}
 	seal_manifest_free(m);
-	if (r < 0)
-		return log_error_errno(r, "cannot seal the manifest of inode %" PRIu64, n->ino);
+	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		return log_error_errno(r, "cannot seal the manifest of %s", desc);
+	}
 
 	/* what the new version supersedes: remote copies go after it is acknowledged */
 	gc = calloc(n->n_csegs + 1, sizeof(char *));
@@ -828,9 +836,10 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 		free(gc[i]);
 	free(gc);
 	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
 		n->version = newver - 1;
-		return log_error_errno(r, "cannot commit version %" PRIu64 " of inode %" PRIu64,
-				       newver, n->ino);
+		return log_error_errno(r, "cannot commit version %" PRIu64 " of %s", newver, desc);
 	}
 	/* close() and fsync() return once the version survives a power loss
 	 * (DESIGN.md 6), and only then may the files it supersedes go */

@@ -89,7 +89,9 @@ static int file_make(struct fs *fs, const struct caller *c, fuse_ino_t parent, c
 	pthread_mutex_unlock(&fs->lock);
 
 	new_file_id(n->file_id);
+	health_naming(n->ino, parent, name); /* its log lines name it by its path */
 	r = keys_register(fs, c, n, &key);
+	health_naming(0, 0, NULL);
 	if (r < 0) {
 		ns_node_free(n);
 		return r;
@@ -428,8 +430,11 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	(void)ino;
 	r = commit_handle(h, false);
-	if (r < 0)
-		log_error_errno(r, "inode %" PRIu64 ": changes lost at release", n->ino);
+	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error_errno(r, "changes to %s lost at release", desc);
+	}
 	handle_free(h);
 	pthread_mutex_lock(&fs->lock);
 	n->n_open--;

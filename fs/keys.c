@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "atrest/cleanup.h"
+#include "atrest/hcse_client.h"
 #include "atrest/log.h"
 #include "atrest/tef_api.h"
 #include "atrestfs.h"
@@ -72,25 +73,28 @@ static void identity_of(const struct caller *c, struct tef_identity *id)
 }
 
 /* tefd's answer as the caller of open()/create() must see it (DESIGN.md 8). */
-static int open_errno(int r, const char *what, const struct node *n)
+static int open_errno(struct fs *fs, int r, const char *what, const struct node *n)
 {
+	_cleanup_free_ char *desc = NULL;
+
 	switch (r) {
 	case -EACCES:
 	case -EKEYEXPIRED:
 	case -EPERM:
 		return r == -EPERM ? -EACCES : r;
 	case -EAGAIN:
-		log_warning("tefd rate-limits key requests for inode %" PRIu64, n->ino);
+		desc = fs_describe(fs, n->ino);
+		log_warning("tefd rate-limits key requests: %s refused", desc);
 		return -EACCES;
 	case -ECONNREFUSED:
 	case -EHOSTUNREACH:
 	case -ENOENT:
 	case -ETIMEDOUT:
 	case -ECONNRESET:
-		log_error_errno(r, "%s for inode %" PRIu64 ": tefd unreachable", what, n->ino);
-		return -EIO;
+		return health_failed(fs, fs->tef_outage, n->ino, what, r);
 	default:
-		log_error_errno(r, "%s for inode %" PRIu64 " failed", what, n->ino);
+		desc = fs_describe(fs, n->ino);
+		log_error_errno(r, "%s for %s failed", what, desc);
 		return -EIO;
 	}
 }
@@ -112,7 +116,7 @@ static char *join(char *const *v, size_t n)
 }
 
 /* Adopts what tefd said about a registration (fs->lock taken here). */
-static void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_registration *reg)
+void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_registration *reg)
 {
 	char *targets = join(reg->targets, reg->n_targets);
 
@@ -165,10 +169,12 @@ int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct 
 	identity_of(c, &id);
 	r = tef_register(fs->tef, &id, &req, &reg, NULL);
 	if (r < 0)
-		return open_errno(r, "key registration", n);
+		return open_errno(fs, r, "key registration", n);
 	if (!reg->key || !reg->credential_id || !reg->relative_key_id) {
 		tef_registration_free(reg);
-		log_error("tefd registered a key for inode %" PRIu64 " but returned no key", n->ino);
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error("tefd registered a key for %s but returned no key", desc);
 		return -EIO;
 	}
 	r = seal_key_new(reg->key, reg->key_len, &key);
@@ -197,16 +203,18 @@ int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 	struct seal_key *key = NULL;
 	int r;
 
-	(void)fs;
 	if (!n->rkid)
 		return -EIO;
 	identity_of(c, &id);
 	r = tef_retrieve(fs->tef, &id, n->rkid, &reg, NULL);
 	if (r < 0) {
-		if (r == -EACCES || r == -EKEYEXPIRED)
-			log_info("key for inode %" PRIu64 " refused to uid %u: %s", n->ino,
-				 (unsigned)c->uid, r == -EACCES ? "denied" : "expired");
-		return open_errno(r, "key retrieval", n);
+		if (r == -EACCES || r == -EKEYEXPIRED) {
+			_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+			log_info("key of %s refused to uid %u: %s", desc, (unsigned)c->uid,
+				 r == -EACCES ? "denied" : "expired");
+		}
+		return open_errno(fs, r, "key retrieval", n);
 	}
 	if (!reg->key) {
 		tef_registration_free(reg);
@@ -233,7 +241,7 @@ static int update(struct fs *fs, const struct caller *c, struct node *n,
 	if (r < 0) {
 		if (r == -EINVAL)
 			return r;
-		return open_errno(r, "key registration update", n);
+		return open_errno(fs, r, "key registration update", n);
 	}
 	if (reg)
 		node_adopt_registration(fs, n, reg);
@@ -285,12 +293,16 @@ int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, u
 	return r;
 }
 
-void keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
+int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
 {
 	struct tef_identity id = { .uid = uid, .gid = gid };
 	int r;
 
 	r = tef_deregister(fs->tef, &id, rkid, NULL);
-	if (r < 0 && r != -EACCES && r != -ENOENT)
-		log_warning_errno(r, "cannot de-register a key of a removed file");
+	if (r == -EACCES || r == -ENOENT)
+		return 0; /* gone already, or no longer this owner's */
+	/* tefd down: the caller retries, and the outage is logged once */
+	if (r < 0 && !hcse_is_unreachable(r))
+		log_warning_errno(r, "cannot de-register the key %.8s... of a removed file", rkid);
+	return r;
 }

@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,7 +421,8 @@ int main(int argc, char *argv[])
 	/* fuse_opt treats ',' as a separator: a URL with one stays out of fsname */
 	fuse_opt_add_arg(&args, strchr(fs.opt.hcse_url, ',') ? "-osubtype=atrestfs" : fsname);
 
-	log_open("atrestfs", fs.opt.foreground ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG);
+	/* until it daemonises, a failure is told to whoever started it (syslog after) */
+	log_open("atrestfs", LOG_TARGET_STDERR);
 	if (fs.opt.debug)
 		log_set_max_level(LOG_DEBUG);
 	if (sodium_init() < 0) {
@@ -468,6 +470,9 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot use the tefd socket '%s'", fs.opt.tef);
 		goto out;
 	}
+	r = health_attach(&fs);
+	if (r < 0)
+		goto out;
 	pthread_mutex_lock(&fs.lock);
 	r = ns_init(&fs);
 	pthread_mutex_unlock(&fs.lock);
@@ -490,10 +495,17 @@ int main(int argc, char *argv[])
 		goto out;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
+	/* libfuse unmounts on SIGHUP too; an operator's SIGHUP (or a closed
+	 * terminal of a -f mount) must not drop the mount: atrestfs keeps no
+	 * log file to reopen, so it ignores it (atrestfs(1), SIGNALS) */
+	if (signal(SIGHUP, SIG_IGN) == SIG_ERR)
+		goto out_signals;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out_signals;
 	if (fuse_daemonize(cmd.foreground) != 0)
 		goto out_unmount;
+	if (!fs.opt.foreground)
+		log_open("atrestfs", LOG_TARGET_SYSLOG);
 	/* threads only after daemonising: fork() keeps just the caller */
 	r = uploader_start(&fs, &fs.up);
 	if (r < 0) {
@@ -522,7 +534,12 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_idle_threads(loop, cmd.max_idle_threads);
 	if (cmd.max_threads > 0 && cmd.max_threads <= 100000)
 		fuse_loop_cfg_set_max_threads(loop, cmd.max_threads);
-	ret = fuse_session_loop_mt(se, loop) != 0;
+	/* libfuse returns the number of the signal that ended the loop (SIGTERM,
+	 * SIGINT): a requested stop, not a failure; errors are negative */
+	r = fuse_session_loop_mt(se, loop);
+	if (r > 0)
+		log_info("stopping on signal %d", r);
+	ret = r < 0;
 	fuse_loop_cfg_destroy(loop);
 
 out_unmount:
@@ -531,6 +548,7 @@ out_unmount:
 	data_sealers_stop();
 	/* unmount flushes what it can; the rest stays queued in the index */
 	fs.up = uploader_stop(fs.up, 3000);
+	health_report_unmount(&fs);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out:
@@ -540,6 +558,7 @@ out:
 	pthread_mutex_lock(&fs.lock);
 	ns_done(&fs);
 	pthread_mutex_unlock(&fs.lock);
+	health_detach(&fs);
 	fs.tef = tef_client_free(fs.tef);
 	fs.hcse = hcse_client_free(fs.hcse);
 	fs.cache = cache_close(fs.cache);

@@ -591,3 +591,29 @@ int node_from_labels(struct node *n, const char *const *labels, size_t n_labels)
 	n->mode = (n->mode & 07777) | type;
 	return 0;
 }
+
+char *ns_path(struct fs *fs, const struct node *n)
+{
+	const struct node *chain[256];
+	size_t depth = 0, len = 1;
+	char *s, *p;
+
+	if (n->ino == FUSE_ROOT_ID)
+		return strdup("/");
+	/* walk up to the root; an unlinked node (or one under it) has no path */
+	for (const struct node *x = n; x->ino != FUSE_ROOT_ID; x = ns_get(fs, x->parent)) {
+		if (!x->name || !x->parent || depth == ELEMENTSOF(chain))
+			return NULL;
+		chain[depth++] = x;
+		len += strlen(x->name) + 1;
+		if (!ns_get(fs, x->parent))
+			return NULL;
+	}
+	s = p = malloc(len);
+	if (!s)
+		return NULL;
+	while (depth > 0)
+		p = stpcpy(stpcpy(p, "/"), chain[--depth]->name);
+	*p = '\0';
+	return s;
+}

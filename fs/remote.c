@@ -227,7 +227,8 @@ static int rebuild(struct fs *fs)
 				ns_link_name(fs, n, n->parent, name);
 			}
 	pthread_mutex_unlock(&fs->lock);
-	log_info("rebuilt %zu nodes from '%s'", count, fs->ae_path);
+	log_info("new cache: %zu files and directories found on the HCSE under AE '%s'", count,
+		 fs->ae_path);
 	return 0;
 }
 

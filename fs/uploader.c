@@ -13,6 +13,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/outage.h"
 #include "atrestfs.h"
 #include "cache.h"
 
@@ -287,12 +288,17 @@ static int sync_node(struct fs *fs, uint64_t ino)
 			    r == -EAGAIN || r == -EIO)
 				return log_debug_errno(r, "version %" PRIu64 " of '%s' not recorded at tefd",
 						       mver, path);
-			/* refused for good (e.g. after chown the file's uid is no longer the
-			 * key's owner): retrying cannot help; upload without the record */
-			if (r < 0)
-				log_warning_errno(r, "tefd refused version %" PRIu64 " of '%s': its rollback "
-						  "cannot be detected by readers with an empty cache",
-						  mver, path);
+			/* refused for good (the key was transferred or revoked behind the
+			 * file's back): retrying cannot help; upload without the record */
+			if (r < 0) {
+				_cleanup_free_ char *desc = fs_describe(fs, ino);
+
+				log_warning_errno(r,
+						  "tefd refused version %" PRIu64 " of %s: its "
+						  "rollback cannot be detected by readers with an "
+						  "empty cache",
+						  mver, desc);
+			}
 		}
 		snprintf(rn, sizeof(rn), ATREST_MANIFEST_RN_FMT, mver);
 		r = put_cin(fs, path, rn, manifest, mlen_c);
@@ -347,9 +353,11 @@ static int run_gc(struct fs *fs)
 			unsigned uid, gid;
 			char rkid[128];
 
-			if (sscanf(path + 5, "%u/%u/%127s", &uid, &gid, rkid) == 3)
-				keys_deregister(fs, uid, gid, rkid);
-			r = 0;
+			/* kept queued while tefd is down, or the key would outlive its file */
+			r = sscanf(path + 5, "%u/%u/%127s", &uid, &gid, rkid) == 3 ?
+				    keys_deregister(fs, uid, gid, rkid) : 0;
+			if (r < 0 && !hcse_is_unreachable(r))
+				r = 0; /* refused for good: logged, dropped */
 		} else {
 			r = hcse_delete(fs->hcse, path, NULL);
 			if (r == -ENOENT)
@@ -404,7 +412,11 @@ static void renew_keys(struct uploader *u)
 		int r = tef_update(fs->tef, &id, due[i].rkid, &req, &reg, NULL);
 
 		if (r < 0) {
-			log_warning_errno(r, "cannot renew the key of inode %" PRIu64, due[i].ino);
+			_cleanup_free_ char *desc = fs_describe(fs, due[i].ino);
+
+			/* an outage is logged once by tefd's outage; renewal retries later */
+			log_full_errno(outage_is_down(fs->tef_outage) ? LOG_DEBUG : LOG_WARNING, r,
+				       "cannot renew the key of %s", desc);
 			continue;
 		}
 		pthread_mutex_lock(&fs->lock);
@@ -434,7 +446,7 @@ static int pass(struct uploader *u)
 			return r;
 		u->ae_ok = true;
 		if (u->backoff_ms)
-			log_info("uploads to the HCSE resumed");
+			log_debug("uploads resumed");
 		u->backoff_ms = 0;
 		atomic_store(&u->offline, false);
 	}
@@ -445,8 +457,11 @@ static int pass(struct uploader *u)
 		r = sync_node(fs, inos[i]);
 		if (hcse_is_unreachable(r))
 			return r;
-		if (r < 0)
-			log_warning_errno(r, "upload of inode %" PRIu64 " failed; will retry", inos[i]);
+		if (r < 0) {
+			_cleanup_free_ char *desc = fs_describe(fs, inos[i]);
+
+			log_warning_errno(r, "upload of %s failed; will retry", desc);
+		}
 	}
 	r = run_gc(fs);
 	if (r < 0)
@@ -499,8 +514,9 @@ static void *uploader_main(void *arg)
 			if (u->backoff_ms > BACKOFF_MAX_MS)
 				u->backoff_ms = BACKOFF_MAX_MS;
 			if (u->backoff_ms == BACKOFF_MIN_MS || u->backoff_ms == BACKOFF_MAX_MS)
-				log_warning_errno(r, "uploads to the HCSE failing; retrying in %u ms",
-						  u->backoff_ms);
+				/* a peer's outage is logged once, by its outage (health.c) */
+				log_full_errno(hcse_is_unreachable(r) ? LOG_DEBUG : LOG_WARNING, r,
+					       "uploads failing; retrying in %u ms", u->backoff_ms);
 			/* a kick does not shorten a backoff: sleep it out unless stopping */
 			struct timespec end, now;
 			clock_gettime(CLOCK_MONOTONIC, &end);
@@ -535,7 +551,8 @@ int uploader_start(struct fs *fs, struct uploader **ret)
 	u->fs = fs;
 	/* DESIGN.md 6: what an earlier run (even one killed) left queued is resumed, visibly */
 	if (cache_dirty_nodes(fs->cache, &inos, &n) == 0 && n > 0)
-		log_info("%zu files and directories awaiting upload at mount: uploading them", n);
+		log_info("%zu %s awaiting upload at mount: uploading them", n,
+			 n == 1 ? "file or directory" : "files and directories");
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
 	/* before the thread runs: it reaches itself through fs->up (yield_to_io) */

@@ -205,8 +205,9 @@ static int ux_get(struct fs *fs, const struct caller *c, struct node *n, const c
 		*ret = NULL;
 		if (r == -ENOMEM)
 			return r;
-		log_error_errno(r, "integrity check failed for attribute '%s' of inode %" PRIu64, name,
-				n->ino);
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error_errno(r, "integrity check failed for attribute '%s' of %s", name, desc);
 		return -EIO;
 	}
 	*ret_len = plen;

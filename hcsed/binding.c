@@ -191,6 +191,22 @@ static int query_arg(const char *key, const char *value, void *userdata)
 	} else if (strcmp(key, "crb") == 0) {
 		r = time_arg(value, fc->crb);
 		fc->present = true;
+	} else if (strcmp(key, "ms") == 0 || strcmp(key, "us") == 0) {
+		r = time_arg(value, key[0] == 'm' ? fc->ms : fc->us);
+		fc->present = true;
+	} else if (strcmp(key, "exa") == 0 || strcmp(key, "exb") == 0) {
+		r = hcse_parse_time(value, key[2] == 'a' ? &fc->exa : &fc->exb);
+		fc->present = true;
+	} else if (strcmp(key, "sts") == 0 || strcmp(key, "szb") == 0) {
+		/* xs:positiveInteger (TS-0004 Table 7.3.3.17-1) */
+		r = parse_int(value, 1, INT32_MAX, &v);
+		*(key[1] == 't' ? &fc->sts : &fc->szb) = v;
+		fc->present = true;
+	} else if (strcmp(key, "stb") == 0 || strcmp(key, "sza") == 0) {
+		/* xs:nonNegativeInteger */
+		r = parse_int(value, 0, INT32_MAX, &v);
+		*(key[1] == 't' ? &fc->stb : &fc->sza) = v;
+		fc->present = true;
 	} else if (strcmp(key, "lim") == 0) {
 		r = parse_int(value, 0, 1000000000, &v);
 		fc->lim = v;
@@ -299,7 +315,8 @@ int binding_parse(const struct binding_input *in, struct hcse_request *req,
 	bool is_json, bad_header = false;
 	int ty, r;
 
-	*req = (struct hcse_request){.rcn = -1, .fc = {.lim = -1, .drt = 1}};
+	*req = (struct hcse_request){
+	    .rcn = -1, .fc = {.lim = -1, .drt = 1, .sts = -1, .stb = -1, .sza = -1, .szb = -1}};
 	*err = (struct hcse_response){0};
 
 	/* TS-0009 6.2.1: the method is the operation */

@@ -2,6 +2,7 @@
 /* The Hosting CSE engine: addressing, the generic CRUD procedures of TS-0004 7.3, result content.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -610,9 +611,36 @@ static int content_of(struct hcse_ctx *ctx, const struct resource_type *type, js
 	return 0;
 }
 
+/*
+ * A new resourceID (TS-0001 7.2: unique in the CSE, any form): a strictly
+ * increasing microsecond count and 16 random bits. Increasing, so that
+ * the ri and path indexes grow at their end and the creates of one group
+ * commit share index pages (fewer WAL frames per create); random bits
+ * still keep ids of two CSE databases apart.
+ */
 static void random_id(const char *prefix, char buf[64])
 {
-	snprintf(buf, 64, "%s%08x%08x", prefix, arc4random(), arc4random());
+	static _Atomic uint64_t last;
+	/* a thread's own generator, seeded once (no getrandom per id) */
+	static _Thread_local uint64_t rnd;
+	struct timespec ts;
+	uint64_t t, prev;
+
+	if (!rnd)
+		rnd = ((uint64_t)arc4random() << 32 | arc4random()) | 1;
+	rnd ^= rnd << 13;
+	rnd ^= rnd >> 7;
+	rnd ^= rnd << 17;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	prev = atomic_load(&last);
+	do {
+		if (t <= prev)
+			t = prev + 1;
+	} while (!atomic_compare_exchange_weak(&last, &prev, t));
+	snprintf(buf, 64, "%s%012" PRIx64 "%04x", prefix, t & UINT64_C(0xffffffffffff),
+		 (unsigned)(rnd & 0xffff));
 }
 
 /* ---- result content (TS-0004 6.3.4.2.7, Table 7.5.2-2) ---------------- */
@@ -638,6 +666,35 @@ static bool has_label(const struct store_res *r, char *const *labels, size_t n)
 	return false;
 }
 
+bool filter_match(const struct hcse_filter *fc, const struct store_res *r)
+{
+	/* stateTag: container and contentInstance; contentSize: contentInstance */
+	bool has_st = r->ty == TY_CNT || r->ty == TY_CIN;
+	const char *lt = json_string_value(json_object_get(r->attrs, "lt"));
+
+	/* 7.3.3.17.1: createdAfter <= ct < createdBefore (basic ISO 8601
+	 * timestamps of one length compare as strings) */
+	if ((fc->cra[0] && strcmp(r->ct, fc->cra) < 0) || (fc->crb[0] && strcmp(r->ct, fc->crb) >= 0))
+		return false;
+	/* 7.3.3.17.2: modifiedSince <= lt < unmodifiedSince */
+	if ((fc->ms[0] || fc->us[0]) && !lt)
+		return false;
+	if ((fc->ms[0] && strcmp(lt, fc->ms) < 0) || (fc->us[0] && strcmp(lt, fc->us) >= 0))
+		return false;
+	/* 7.3.3.17.3: stateTagBigger <= st < stateTagSmaller */
+	if ((fc->sts >= 0 || fc->stb >= 0) &&
+	    (!has_st || (fc->sts >= 0 && r->st >= fc->sts) || (fc->stb >= 0 && r->st < fc->stb)))
+		return false;
+	/* 7.3.3.17.4: expireAfter <= et < expireBefore */
+	if ((fc->exa && r->et < fc->exa) || (fc->exb && r->et >= fc->exb))
+		return false;
+	/* 7.3.3.17.7: sizeAbove <= cs < sizeBelow */
+	if ((fc->sza >= 0 || fc->szb >= 0) &&
+	    (r->ty != TY_CIN || (fc->sza >= 0 && r->cs < fc->sza) || (fc->szb >= 0 && r->cs >= fc->szb)))
+		return false;
+	return true;
+}
+
 static int child_cb(struct store_res *r, void *userdata)
 {
 	struct child_ctx *c = userdata;
@@ -653,9 +710,7 @@ static int child_cb(struct store_res *r, void *userdata)
 		ty_ok |= fc->tys[i] == r->ty;
 	if (!ty_ok || (fc->n_labels && !has_label(r, fc->labels, fc->n_labels)))
 		return 0;
-	if (fc->cra[0] && strcmp(r->ct, fc->cra) <= 0)
-		return 0;
-	if (fc->crb[0] && strcmp(r->ct, fc->crb) >= 0)
+	if (!filter_match(fc, r))
 		return 0;
 	if (c->skip > 0) {
 		c->skip--;
@@ -925,15 +980,54 @@ static int count_down(struct hcse_ctx *ctx, const char *path)
 	return r;
 }
 
-int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep)
+/* TS-0004 6.3.5.62: the representation for one nct. full is built once
+ * and cached in *full (the resource, with a contentInstance's con). */
+static json_t *notify_rep(struct hcse_ctx *ctx, const struct notify_event *ev, json_int_t nct,
+			  json_t **full)
 {
-	json_t *first = json_object_iter_value(json_object_iter(rep));
+	const struct store_res *res = ev->res;
+	const char *tn = resource_type_find(res->ty)->tn;
+	json_t *j, *part, *v;
+	const char *key;
+
+	if (nct == 3) /* ResourceID: m2m:uri */
+		return json_pack("{s:s}", "m2m:uri", res->ri);
+	if (!*full) {
+		j = resource_to_json(ctx->cse, res);
+		if (j && res->con && res->con_len <= 65536) {
+			json_t *c = json_loadb(res->con, res->con_len, JSON_DECODE_ANY, NULL);
+
+			if (c)
+				json_object_set_new(j, "con", c);
+		}
+		*full = json_pack("{s:o}", tn, j);
+		if (!*full)
+			return NULL;
+	}
+	if (nct != 2 || !ev->modified) /* All Attributes */
+		return json_incref(*full);
+	/* Modified Attributes: what the request set (null: removed), and lt */
+	j = json_object_get(*full, tn);
+	part = json_object();
+	json_object_foreach (ev->modified, key, v) {
+		json_t *now = json_object_get(j, key);
+
+		json_object_set(part, key, now ? now : json_null());
+	}
+	json_object_set(part, "lt", json_object_get(j, "lt"));
+	return json_pack("{s:o}", tn, part);
+}
+
+int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject,
+		    const struct notify_event *ev)
+{
 	struct sub_ctx s = {
 	    .ctx = ctx,
 	    .subs = json_array(),
 	    /* a new subscription is not told of its own creation */
-	    .skip_ri = json_string_value(json_object_get(first, "ri")),
+	    .skip_ri = ev->res->ri,
 	};
+	_cleanup_json_ json_t *full = NULL;
 	json_t *sub;
 	size_t i;
 	int r;
@@ -945,13 +1039,15 @@ int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int n
 	r = store_children(ctx->t, subject->ri, TY_SUB, false, false, -1, 0, sub_collect_cb, &s);
 	json_array_foreach (s.subs, i, sub) {
 		json_t *attrs = json_object_get(sub, "attrs");
-		json_t *sgn;
+		json_t *rep, *sgn;
 
-		if (!net_selected(attrs, net))
+		if (!net_selected(attrs, ev->net))
 			continue;
+		rep = notify_rep(ctx, ev, json_integer_value(json_object_get(attrs, "nct")), &full);
 		/* TS-0004 7.5.1.2.2: m2m:notification with notificationEvent */
-		sgn = json_pack("{s:{s:{s:O,s:i},s:O}}", "m2m:sgn", "nev", "rep", rep, "net", net,
-				"sur", json_object_get(sub, "path"));
+		sgn = rep ? json_pack("{s:{s:{s:o,s:i},s:O}}", "m2m:sgn", "nev", "rep", rep, "net",
+				      ev->net, "sur", json_object_get(sub, "path"))
+			  : NULL;
 		if (sgn)
 			queue_event(ctx, sub, sgn);
 		json_decref(sgn);
@@ -1022,10 +1118,10 @@ int resource_delete(struct hcse_ctx *ctx, struct store_res *res)
 		struct store_res parent = {0};
 
 		if (store_get_by_ri(ctx->t, res->pi, false, &parent) == 0) {
-			_cleanup_json_ json_t *rep =
-			    json_pack("{s:o}", resource_type_find(res->ty)->tn,
-				      resource_to_json(ctx->cse, res));
-			r = resource_notify(ctx, &parent, 4, rep);
+			/* TS-0004 7.5.1.2.2: net 4, deletion of a direct child */
+			struct notify_event ev = {.net = 4, .res = res};
+
+			r = resource_notify(ctx, &parent, &ev);
 		}
 		store_res_clear(&parent);
 	}
@@ -1072,6 +1168,10 @@ struct op {
 	struct hcse_ctx ctx;
 	struct hcse_response *resp;
 	char ri[64]; /* Create: preassigned resourceID (subscriptions verify first) */
+	/* Create: the new resource and the content given, rendered into the
+	 * response after the commit, outside the store's write lock */
+	struct store_res created;
+	json_t *given;
 };
 
 static bool rcn_allowed(enum hcse_op op, int rcn)
@@ -1143,9 +1243,13 @@ static int op_create(struct store_txn *t, void *userdata)
 	if ((unsigned)parent.depth + 1 > conf->max_depth)
 		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource tree too deep");
 
-	given = json_deep_copy(in);
-	if (!given)
-		return -ENOMEM;
+	/* what was given, as given: only rcn 9 (modified attributes) compares
+	 * against it, and the attributes below share its values */
+	if (req->rcn == 9) {
+		given = json_deep_copy(in);
+		if (!given)
+			return -ENOMEM;
+	}
 	if (o->ri[0])
 		snprintf(ribuf, sizeof(ribuf), "%s", o->ri);
 	else
@@ -1205,23 +1309,14 @@ static int op_create(struct store_txn *t, void *userdata)
 		if (r < 0)
 			return r;
 	}
-	{
-		struct store_res other = {0};
-
-		r = store_get_by_path(t, res.path, false, &other);
-		store_res_clear(&other);
-		if (r == 0)
-			return ctx_fail(ctx, RSC_CONFLICT, "a resource with this name exists");
-		if (r != -ENOENT)
-			return r;
-	}
 	/* a counter, not count(*): concurrent creates may pass it by a few */
 	if (conf->max_resources &&
 	    (uint64_t)(atomic_load(&ctx->cse->n_resources) + ctx->n_created) >= conf->max_resources)
 		return ctx_fail(ctx, RSC_NOT_ACCEPTABLE, "resource limit reached");
+	/* the path's UNIQUE index finds a sibling of the same name: no lookup first */
 	r = store_insert(t, &res);
 	if (r == -EEXIST)
-		return ctx_fail(ctx, RSC_CONFLICT, "resource exists");
+		return ctx_fail(ctx, RSC_CONFLICT, "a resource with this name exists");
 	if (r < 0)
 		return r;
 	ctx->n_created++;
@@ -1235,18 +1330,11 @@ static int op_create(struct store_txn *t, void *userdata)
 			return r;
 	}
 	if (ctx->cse->config.notify) {
-		_cleanup_json_ json_t *rep = NULL;
-		json_t *j = resource_to_json(ctx->cse, &res);
+		/* TS-0004 7.5.1.2.2: net 3, creation of a direct child (the
+		 * representation is only built when a subscription wants it) */
+		struct notify_event ev = {.net = 3, .res = &res};
 
-		if (j && res.con && res.con_len <= 65536) {
-			json_t *c = json_loadb(res.con, res.con_len, JSON_DECODE_ANY, NULL);
-
-			if (c)
-				json_object_set_new(j, "con", c);
-		}
-		rep = json_pack("{s:o}", type->tn, j);
-		/* TS-0004 7.5.1.2.x: net 3, creation of a direct child */
-		r = resource_notify(ctx, &parent, 3, rep);
+		r = resource_notify(ctx, &parent, &ev);
 		if (r < 0)
 			return r;
 	}
@@ -1254,8 +1342,13 @@ static int op_create(struct store_txn *t, void *userdata)
 	o->resp->rsc = RSC_CREATED;
 	if (asprintf(&o->resp->location, "/%s", res.path) < 0)
 		o->resp->location = NULL;
-	/* the content is what was given: re-read not needed, res has it */
-	return render_result(ctx, &res, req->rcn < 0 ? 1 : req->rcn, given, o->resp);
+	/* the content is what was given: re-read not needed, res has it;
+	 * Create's rcn (0-3, 9) needs no store, so hcse_process() renders
+	 * it once the group commit is done, off the write lock */
+	o->created = res;
+	res = (struct store_res){0};
+	o->given = TAKE_PTR(given);
+	return 0;
 }
 
 static int op_retrieve(struct store_txn *t, void *userdata)
@@ -1370,9 +1463,10 @@ static int op_update(struct store_txn *t, void *userdata)
 	if (r < 0)
 		return r;
 	if (ctx->cse->config.notify) {
-		_cleanup_json_ json_t *rep =
-		    json_pack("{s:o}", type->tn, resource_to_json(ctx->cse, &res));
-		r = resource_notify(ctx, &res, 1, rep);
+		/* TS-0004 7.5.1.2.2: net 1, update of the resource */
+		struct notify_event ev = {.net = 1, .res = &res, .modified = in};
+
+		r = resource_notify(ctx, &res, &ev);
 		if (r < 0)
 			return r;
 	}
@@ -1575,6 +1669,13 @@ void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_
 			r = store_read(cse->store, nu_lookup, &o);
 		if (r >= 0)
 			r = store_write(cse->store, op_create, &o);
+		if (r >= 0) {
+			o.ctx.t = NULL;
+			r = render_result(&o.ctx, &o.created, req->rcn < 0 ? 1 : req->rcn, o.given,
+					  resp);
+		}
+		store_res_clear(&o.created);
+		json_decref(o.given);
 		break;
 	case HCSE_OP_RETRIEVE:
 		r = store_read(cse->store, op_retrieve, &o);
@@ -1761,10 +1862,29 @@ int hcse_new(const struct hcse_config *config, struct hcse **ret)
 	return 0;
 }
 
+int hcse_set_admin(struct hcse *cse, const char *admin)
+{
+	char *n = strdup(admin), **more = realloc(cse->retired, (cse->n_retired + 1) * sizeof(char *));
+
+	if (!n || !more) {
+		free(n);
+		if (more)
+			cse->retired = more;
+		return -ENOMEM;
+	}
+	cse->retired = more;
+	/* freed with the CSE: a request may be comparing against it now */
+	cse->retired[cse->n_retired++] = atomic_exchange(&cse->admin, n);
+	return 0;
+}
+
 struct hcse *hcse_free(struct hcse *cse)
 {
 	if (!cse)
 		return NULL;
+	for (size_t i = 0; i < cse->n_retired; i++)
+		free(cse->retired[i]);
+	free(cse->retired);
 	notifier_free(cse->notifier);
 	store_free(cse->store);
 	free(cse->cse_rn);

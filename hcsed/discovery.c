@@ -27,6 +27,9 @@ static int disc_cb(struct store_res *r, void *userdata)
 	bool ok;
 	int ret;
 
+	/* the cheap conditions first, the privilege check after */
+	if (!filter_match(fc, r))
+		return 0;
 	/* Children without acpi (and without an owner match) inherit the
 	 * parent's decision; reuse it while the rows share a parent. */
 	if (r->ty == TY_CIN && r->cr && strcmp(r->cr, d->ctx->fr) == 0)

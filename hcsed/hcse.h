@@ -58,6 +58,14 @@ struct hcse_filter {
 	size_t n_labels;
 	char cra[16]; /* createdAfter, "" when absent */
 	char crb[16]; /* createdBefore */
+	char ms[16];  /* modifiedSince, "" when absent */
+	char us[16];  /* unmodifiedSince */
+	int64_t exa;  /* expireAfter (seconds), 0 when absent */
+	int64_t exb;  /* expireBefore */
+	int64_t sts;  /* stateTagSmaller, -1 when absent */
+	int64_t stb;  /* stateTagBigger */
+	int64_t sza;  /* sizeAbove, -1 when absent */
+	int64_t szb;  /* sizeBelow */
 	int64_t lim;  /* -1: none */
 	int64_t ofst; /* 0: none */
 	int lvl;      /* 0: none */
@@ -131,6 +139,11 @@ struct hcse *hcse_free(struct hcse *cse);
  * become an RSC with m2m:dbg). Thread-safe. The caller clears resp.
  */
 void hcse_process(struct hcse *cse, const struct hcse_request *req, struct hcse_response *resp);
+
+/* Replaces the admin originator (configuration reload); requests under
+ * way keep seeing the old one safely. Call from one thread at a time.
+ * 0 or -ENOMEM. */
+int hcse_set_admin(struct hcse *cse, const char *admin);
 
 /* Removes resources whose expirationTime is before now (TS-0004 7.4.x.2.x "et");
  * returns how many, or -errno. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* hcsed's HTTP handler: httpd requests through the TS-0009 binding into the CSE and back. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +10,13 @@
 #include "atrest/rsc.h"
 #include "binding.h"
 #include "http.h"
+
+static _Atomic uint64_t max_body; /* 0: the server's cap only */
+
+void http_set_max_body(uint64_t max)
+{
+	atomic_store(&max_body, max);
+}
 
 static const char *get_header(void *userdata, const char *name)
 {
@@ -49,15 +57,17 @@ static int respond(const struct hcse_request *req, struct hcse_response *out,
 int http_handle(void *userdata, const struct httpd_request *hreq, struct httpd_response *resp)
 {
 	struct hcse *cse = userdata;
+	uint64_t cap = atomic_load(&max_body);
+	bool too_large = hreq->body_too_large || (cap && hreq->body_len > cap);
 	struct binding_input in = {
 	    .method = hreq->method,
 	    .path = hreq->path,
 	    .header = get_header,
 	    .query_foreach = foreach_query,
 	    .userdata = (void *)hreq,
-	    .body = hreq->body,
-	    .body_len = hreq->body_len,
-	    .body_too_large = hreq->body_too_large,
+	    .body = too_large ? NULL : hreq->body,
+	    .body_len = too_large ? 0 : hreq->body_len,
+	    .body_too_large = too_large,
 	    .peer_addr = hreq->peer.addr,
 	    .is_tls = hreq->peer.is_tls,
 	    .cert_cn = hreq->peer.cert_cn,
@@ -78,7 +88,7 @@ int http_handle(void *userdata, const struct httpd_request *hreq, struct httpd_r
 			echo.rqi = NULL;
 		if (echo.rvi && strlen(echo.rvi) > 16)
 			echo.rvi = NULL;
-		r = respond(&echo, &out, resp, hreq->body_too_large);
+		r = respond(&echo, &out, resp, too_large);
 		hcse_response_clear(&out);
 		return r;
 	}

@@ -14,7 +14,10 @@ struct notifier;
 
 struct hcse {
 	struct hcse_config config;
-	char *cse_rn, *cse_ri, *csi, *admin, *db_path;
+	char *cse_rn, *cse_ri, *csi, *db_path;
+	_Atomic(char *) admin; /* replaced on reload (hcse_set_admin) */
+	char **retired;	       /* earlier admins: a request may still hold one */
+	size_t n_retired;
 	struct store *store;
 	struct notifier *notifier;
 	_Atomic int64_t n_resources; /* committed resources, for max_resources */
@@ -116,9 +119,18 @@ int resource_nu_target(struct hcse_ctx *ctx, const char *nu, struct store_res *r
  * notificationURI hosted here other than itself: 0, or ctx_fail(5204). */
 int resource_sub_nu_check(struct hcse_ctx *ctx, const json_t *nu);
 
-/* Queues notifications for the subscriptions under `subject` (TS-0004
- * 7.5.1.2.x): net is the notificationEventType, rep the representation. */
-int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject, int net, json_t *rep);
+/* An event a subscription may be told of (TS-0004 7.5.1.2.2). */
+struct notify_event {
+	int net;		     /* m2m:notificationEventType: 1 update, 3/4 child created/deleted */
+	const struct store_res *res; /* the resource the representation shows (borrowed) */
+	json_t *modified;	     /* Update: the attributes the request set, or NULL */
+};
+
+/* Queues notifications for the subscriptions of `subject`. The
+ * representation is built per subscription's notificationContentType
+ * (TS-0004 6.3.5.62), and only when one is selected. */
+int resource_notify(struct hcse_ctx *ctx, const struct store_res *subject,
+		    const struct notify_event *ev);
 
 /* m2m:contentInfo syntax check (resource_cin.c). */
 bool cin_cnf_valid(const char *cnf);
@@ -140,6 +152,11 @@ bool acp_privileges_valid(const json_t *privileges);
 /* Matches one cron-like scheduleEntry ("sec min hour mday mon wday [year]")
  * against a time (UTC). */
 bool acp_schedule_match(const char *entry, int64_t now);
+
+/* The filter conditions on a resource's own attributes (TS-0004 Table
+ * 7.3.3.17.0-1: cra/crb, ms/us, sts/stb, exa/exb, sza/szb); the others
+ * (ty, lbl, lvl, lim, ofst) are applied by the callers. */
+bool filter_match(const struct hcse_filter *fc, const struct store_res *r);
 
 /* Discovery (discovery.c): fills *ret with m2m:uril or m2m:rrl. */
 int discovery_run(struct hcse_ctx *ctx, const struct store_res *base, json_t **ret);

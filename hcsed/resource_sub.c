@@ -37,9 +37,19 @@ static int sub_validate(struct hcse_ctx *ctx, struct store_res *res)
 		if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 9)
 			return ctx_fail(ctx, RSC_BAD_REQUEST, "invalid notificationEventType");
 	}
-	/* m2m:notificationContentType 1..4 */
-	if (nct && (json_integer_value(nct) < 1 || json_integer_value(nct) > 4))
-		return ctx_fail(ctx, RSC_BAD_REQUEST, "invalid nct");
+	/* m2m:notificationContentType (TS-0004 6.3.4.2.18): 1 All Attributes,
+	 * 2 Modified Attributes, 3 ResourceID; 4 Trigger Payload and 5
+	 * TimeSeries notification apply to resources hcsed does not host */
+	if (nct && (json_integer_value(nct) < 1 || json_integer_value(nct) > 3))
+		return ctx_fail(ctx, RSC_BAD_REQUEST, "invalid or unsupported nct");
+	/* TS-0004 7.4.8.2.1 (TS-0001 Table 9.6.8-4): Modified Attributes only
+	 * exists for Update_of_Resource; an nct invalid for an event -> 4000 */
+	if (nct && json_integer_value(nct) == 2) {
+		json_array_foreach (net, i, v)
+			if (json_integer_value(v) != 1)
+				return ctx_fail(ctx, RSC_BAD_REQUEST,
+						"nct 2 (modified attributes) needs net 1");
+	}
 	return 0;
 }
 
@@ -49,6 +59,10 @@ static int sub_create(struct hcse_ctx *ctx, struct store_res *parent, struct sto
 	size_t i;
 
 	(void)parent;
+	/* Recv-6.5 of TS-0004 7.4.8.2.1: an absent nct gets the default,
+	 * All Attributes */
+	if (!json_object_get(res->attrs, "nct"))
+		json_object_set_new(res->attrs, "nct", json_integer(1));
 	/* TS-0004 7.4.8.2.1 Recv-6.5: a notificationURI other than the
 	 * originator makes the originator the creator */
 	json_array_foreach (json_object_get(res->attrs, "nu"), i, v)

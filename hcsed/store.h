@@ -110,7 +110,7 @@ struct store_filter {
 	size_t n_tys;
 	const char *const *labels; /* the resource has one of these labels (ORed) */
 	size_t n_labels;
-	const char *cra; /* created after (exclusive), or NULL */
+	const char *cra; /* created at or after, or NULL */
 	const char *crb; /* created before (exclusive), or NULL */
 	int64_t now;	 /* expired resources are never found */
 };
@@ -121,6 +121,9 @@ int store_find(struct store_txn *t, const struct store_filter *f, store_res_fn f
 
 /* Streams resources whose et < now, oldest first, at most limit. */
 int store_expired(struct store_txn *t, int64_t now, int64_t limit, store_res_fn fn, void *userdata);
+
+/* The writer's PRAGMA synchronous (2: FULL, every commit fsyncs the WAL). */
+int store_synchronous(struct store *s);
 
 /* Number of stored resources. */
 int store_count(struct store_txn *t, int64_t *ret);

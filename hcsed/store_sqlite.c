@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The resource store on SQLite: WAL, group-committed writes, per-thread readers. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +41,12 @@ enum stmt_id {
 	ST_MAX = ST_CHILDREN + 8,
 };
 
+/* most operations one group commit (one WAL fsync) covers */
+#define STORE_GROUP_MAX 256
+
+/* expirationTime 99991231T235959 in seconds: the resource never expires */
+#define ET_NEVER "253402300799"
+
 #define COLS "seq,ri,pi,path,rn,ty,depth,ct,et,cr,aei,cs,cni,cbs,st,attrs"
 
 static const char *const stmt_sql[ST_CHILDREN] = {
@@ -68,7 +72,9 @@ static const char *const stmt_sql[ST_CHILDREN] = {
     [ST_DELETE_LBL_SUBTREE] = "DELETE FROM lbl WHERE seq IN (SELECT seq FROM res WHERE path=?1"
 			      " OR (path>?1||'/' AND path<?1||'0'))",
     [ST_DELETE_SUBTREE] = "DELETE FROM res WHERE path=?1 OR (path>?1||'/' AND path<?1||'0')",
-    [ST_EXPIRED] = "SELECT " COLS " FROM res WHERE et<?1 ORDER BY et LIMIT ?2",
+    /* the "et<" term repeats the partial index's condition so that it is used */
+    [ST_EXPIRED] = "SELECT " COLS " FROM res WHERE et<?1 AND et<" ET_NEVER
+		   " ORDER BY et LIMIT ?2",
     [ST_COUNT] = "SELECT count(*) FROM res",
 };
 
@@ -93,7 +99,10 @@ static const char schema[] =
     " con BLOB);"
     "CREATE INDEX IF NOT EXISTS res_pi_seq ON res(pi,seq);"
     "CREATE INDEX IF NOT EXISTS res_pi_ty_seq ON res(pi,ty,seq);"
-    "CREATE INDEX IF NOT EXISTS res_et ON res(et);"
+    /* only what can expire: most resources never do (et 99991231T235959),
+     * and an index entry less per create is a page less to commit */
+    "DROP INDEX IF EXISTS res_et;"
+    "CREATE INDEX IF NOT EXISTS res_et_finite ON res(et) WHERE et<" ET_NEVER ";"
     "CREATE UNIQUE INDEX IF NOT EXISTS res_aei ON res(aei) WHERE aei IS NOT NULL;"
     "CREATE TABLE IF NOT EXISTS lbl(label TEXT NOT NULL, seq INTEGER NOT NULL,"
     " PRIMARY KEY(label,seq)) WITHOUT ROWID;"
@@ -109,12 +118,18 @@ struct store {
 	char *path;
 	struct conn *writer;
 	pthread_mutex_t wlock;
+	/* a group's members wait for its commit here, not on wlock, so
+	 * waking them does not compete with the next group for the writer */
+	pthread_mutex_t done_lock;
 	pthread_cond_t committed;
 	bool txn_open;
 	uint64_t txn_gen;   /* generation of the open (or last) write transaction */
-	uint64_t done_gen;  /* last generation committed and on disk */
-	int wal_fd;	    /* the -wal file, fsynced outside the lock */
-	bool failed[256];   /* commit outcome by generation % 256 */
+	uint64_t done_gen;  /* last generation committed and on disk (done_lock) */
+	unsigned txn_members; /* operations in the open transaction */
+	/* the last generations whose commit failed (done_lock): a member
+	 * looks its own up after waking, however many commits came since */
+	uint64_t failed_gens[16];
+	unsigned n_failed;
 	atomic_int waiting; /* writers queued on wlock: the leader lets them join */
 
 	pthread_key_t reader_key;
@@ -187,14 +202,13 @@ static int conn_open(const char *path, bool writer, struct conn **ret)
 		return -EIO;
 	}
 	sqlite3_busy_timeout(c->db, 10000);
-	/* WAL lets readers run beside the writer; FULL makes an acknowledged
-	 * create durable before the response leaves (issue 4, Storage). */
-	/* The writer never checkpoints itself (wal_autocheckpoint=0): a
-	 * thread does it beside the requests (store_open). NORMAL: the
-	 * commit's WAL sync is done by store_write() itself, outside its
-	 * lock; an answer still leaves only after it (FULL's guarantee). */
+	/* WAL lets readers run beside the writer; FULL: a COMMIT returns
+	 * only after the WAL is fsynced, so an acknowledged create is durable
+	 * (issue 4, Storage; store_write() shares one commit among a group).
+	 * The writer never checkpoints itself (wal_autocheckpoint=0): a
+	 * thread does it beside the requests (store_open). */
 	rc = sqlite3_exec(c->db,
-			  writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 				   "PRAGMA wal_autocheckpoint=0;"
 				 : "PRAGMA query_only=1;",
 			  NULL, NULL, NULL);
@@ -564,8 +578,9 @@ int store_find(struct store_txn *t, const struct store_filter *f, store_res_fn f
 			fprintf(m, "%s?%d", k ? "," : "", i + (int)k);
 		fputs("))", m);
 	}
+	/* createdAfter <= ct (TS-0004 Table 7.3.3.17.0-1) */
 	if (f->cra)
-		fprintf(m, " AND ct>?%d", 100);
+		fprintf(m, " AND ct>=?%d", 100);
 	if (f->crb)
 		fprintf(m, " AND ct<?%d", 101);
 	fputs(" ORDER BY seq", m);
@@ -600,6 +615,20 @@ int store_expired(struct store_txn *t, int64_t now, int64_t limit, store_res_fn 
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int64(st, 2, limit);
 	return stream_rows(st, false, fn, userdata);
+}
+
+int store_synchronous(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -EIO;
+
+	pthread_mutex_lock(&s->wlock);
+	if (sqlite3_prepare_v2(s->writer->db, "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->wlock);
+	return v;
 }
 
 int store_count(struct store_txn *t, int64_t *ret)
@@ -655,13 +684,13 @@ int store_open(const char *path, struct store **ret)
 
 	if (!s)
 		return -ENOMEM;
-	s->wal_fd = -1;
 	s->path = strdup(path);
 	if (!s->path) {
 		free(s);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->wlock, NULL);
+	pthread_mutex_init(&s->done_lock, NULL);
 	pthread_cond_init(&s->committed, NULL);
 	pthread_mutex_init(&s->readers_lock, NULL);
 	if (pthread_key_create(&s->reader_key, NULL) != 0) {
@@ -711,9 +740,9 @@ struct store *store_free(struct store *s)
 		conn_free(c);
 	}
 	conn_free(s->writer);
-	safe_close(s->wal_fd);
 	pthread_key_delete(s->reader_key);
 	pthread_mutex_destroy(&s->wlock);
+	pthread_mutex_destroy(&s->done_lock);
 	pthread_cond_destroy(&s->committed);
 	pthread_mutex_destroy(&s->readers_lock);
 	pthread_mutex_destroy(&s->stop_lock);
@@ -765,7 +794,7 @@ int store_read(struct store *s, store_txn_fn fn, void *userdata)
 int store_write(struct store *s, store_txn_fn fn, void *userdata)
 {
 	struct store_txn t = {.s = s, .c = s->writer};
-	bool leader;
+	bool failed;
 	uint64_t gen;
 	int r;
 
@@ -773,16 +802,15 @@ int store_write(struct store *s, store_txn_fn fn, void *userdata)
 	pthread_mutex_lock(&s->wlock);
 	atomic_fetch_sub(&s->waiting, 1);
 
-	leader = !s->txn_open;
-	if (leader) {
+	if (!s->txn_open) {
 		r = exec_id(&t, ST_BEGIN_IMMEDIATE);
 		if (r < 0) {
 			pthread_mutex_unlock(&s->wlock);
 			return r;
 		}
 		s->txn_open = true;
+		s->txn_members = 0;
 		gen = ++s->txn_gen;
-		s->failed[gen % ELEMENTSOF(s->failed)] = false;
 	} else
 		gen = s->txn_gen;
 
@@ -795,47 +823,39 @@ int store_write(struct store *s, store_txn_fn fn, void *userdata)
 			(void)exec_id(&t, ST_ROLLBACK_TO);
 		(void)exec_id(&t, ST_RELEASE);
 	}
+	s->txn_members++;
 
-	if (leader) {
-		/* Group commit: writers already queued join this transaction,
-		 * so one fsync acknowledges all of them. */
-		for (int i = 0; i < 64 && atomic_load(&s->waiting) > 0; i++) {
-			pthread_mutex_unlock(&s->wlock);
-			sched_yield();
-			pthread_mutex_lock(&s->wlock);
-		}
-		if (exec_id(&t, ST_COMMIT) < 0) {
+	/*
+	 * Group commit: while writers are queued on the lock (they arrived
+	 * during the previous commit's fsync, or while this group ran), the
+	 * transaction stays open for them and this writer waits; the last
+	 * one in commits for all. synchronous=FULL: COMMIT returns once the
+	 * WAL is fsynced, so one fsync makes the whole group durable before
+	 * any of it is answered. The queue is bounded by the server's
+	 * threads; the member cap bounds the wait regardless.
+	 */
+	if (atomic_load(&s->waiting) > 0 && s->txn_members < STORE_GROUP_MAX) {
+		pthread_mutex_unlock(&s->wlock);
+		pthread_mutex_lock(&s->done_lock);
+		while (s->done_gen < gen)
+			pthread_cond_wait(&s->committed, &s->done_lock);
+	} else {
+		failed = exec_id(&t, ST_COMMIT) < 0;
+		if (failed) {
+			log_debug("sqlite commit failed: %s", sqlite3_errmsg(s->writer->db));
 			(void)exec_id(&t, ST_ROLLBACK);
-			s->failed[gen % ELEMENTSOF(s->failed)] = true;
 		}
 		s->txn_open = false;
-		if (s->wal_fd < 0) {
-			_cleanup_free_ char *wal = NULL;
-
-			if (asprintf(&wal, "%s-wal", s->path) >= 0)
-				s->wal_fd = open(wal, O_RDWR | O_CLOEXEC);
-		}
-		/* The commit is in the WAL (synchronous=NORMAL wrote it without
-		 * syncing); make it durable before anyone is answered, but
-		 * outside the lock, so the next group runs meanwhile. The
-		 * frames of every generation up to this one are covered. */
-		int fd = s->wal_fd;
-		pthread_mutex_unlock(&s->wlock);
-		bool synced = fd >= 0 && fdatasync(fd) == 0;
-		pthread_mutex_lock(&s->wlock);
-		if (!synced)
-			s->failed[gen % ELEMENTSOF(s->failed)] = true;
-		if (s->done_gen < gen)
-			s->done_gen = gen;
+		pthread_mutex_lock(&s->done_lock);
+		if (failed)
+			s->failed_gens[s->n_failed++ % ELEMENTSOF(s->failed_gens)] = gen;
+		s->done_gen = gen;
 		pthread_cond_broadcast(&s->committed);
-	} else {
-		while (s->done_gen < gen)
-			pthread_cond_wait(&s->committed, &s->wlock);
+		pthread_mutex_unlock(&s->wlock);
 	}
-	if (s->failed[gen % ELEMENTSOF(s->failed)]) {
-		log_debug("sqlite commit failed: %s", sqlite3_errmsg(s->writer->db));
-		r = -EIO;
-	}
-	pthread_mutex_unlock(&s->wlock);
+	for (size_t i = 0; i < ELEMENTSOF(s->failed_gens); i++)
+		if (s->failed_gens[i] == gen)
+			r = -EIO;
+	pthread_mutex_unlock(&s->done_lock);
 	return r;
 }

@@ -106,6 +106,11 @@ struct hcse_client *hcse_client_free(struct hcse_client *c)
 	return NULL;
 }
 
+void hcse_client_set_outage(struct hcse_client *c, struct outage *o)
+{
+	http_client_set_outage(c->http, o);
+}
+
 int hcse_client_set_origin(struct hcse_client *c, const char *origin)
 {
 	char *o = strdup(origin);

@@ -13,6 +13,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/http_client.h"
 #include "atrest/log.h"
+#include "atrest/outage.h"
 #include "atrest/secure_scratch.h"
 
 struct http_client {
@@ -23,6 +24,7 @@ struct http_client {
 	long connect_timeout_ms, timeout_ms;
 	size_t pool_max, response_max;
 	char *log_name;
+	struct outage *outage; /* borrowed, or NULL */
 	pthread_mutex_t lock;
 	CURL *pool[HTTP_CLIENT_POOL_MAX];
 	size_t n_pool;
@@ -240,6 +242,46 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+void http_client_set_outage(struct http_client *c, struct outage *o)
+{
+	c->outage = o;
+}
+
+/* Tells the attached outage whether the peer answered; a peer that answers an
+ * error still answers, so only transport failures count (issue 6 section 4). */
+static void note_reachability(struct http_client *c, CURL *h, CURLcode cc,
+			      const struct http_client_request *req)
+{
+	char what[160];
+	long os_errno = 0;
+	curl_off_t waited_us = 0;
+
+	if (!c->outage)
+		return;
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		break;
+	case CURLE_OK:
+		outage_reachable(c->outage);
+		return;
+	default:
+		return; /* ours (memory, a body too large), not the peer's */
+	}
+	curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &waited_us);
+	snprintf(what, sizeof(what), "%s %s%s%s", req->method, req->slash ? "/" : "", req->path,
+		 req->query ? "?..." : "");
+	outage_unreachable(c->outage, cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -(int)os_errno,
+			   curl_easy_strerror(cc), what,
+			   waited_us > 0 ? (uint64_t)waited_us / 1000 : 0);
+}
+
 CURLcode http_client_perform(struct http_client *c, const struct http_client_request *req,
 			     struct http_client_response *resp)
 {
@@ -299,6 +341,7 @@ CURLcode http_client_perform(struct http_client *c, const struct http_client_req
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->http);
 	else
 		log_debug("%s: %s %s: %s", c->log_name, req->method, url, curl_easy_strerror(cc));
+	note_reachability(c, h, cc, req);
 	/* the handle is reset before its next use, so the headers may go */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	/* a handle whose transfer failed may hold a broken connection: drop it */

@@ -77,6 +77,11 @@ struct tef_client *tef_client_free(struct tef_client *c)
 	return NULL;
 }
 
+void tef_client_set_outage(struct tef_client *c, struct outage *o)
+{
+	http_client_set_outage(c->http, o);
+}
+
 static int errno_from_curl(const struct tef_client *c, CURLcode cc)
 {
 	switch (cc) {
@@ -426,6 +431,8 @@ int tef_update(struct tef_client *c, const struct tef_identity *onbehalf, const 
 		return -ENOMEM;
 	if (u->set_version &&
 	    json_object_set_new(o, TEF_M_ATREST_VERSION, json_integer((json_int_t)u->version)) < 0)
+		return -ENOMEM;
+	if (u->owner && json_object_set_new(o, TEF_M_OWNER, json_string(u->owner)) < 0)
 		return -ENOMEM;
 	body = json_dumps(o, JSON_COMPACT);
 	if (!body)

@@ -310,7 +310,15 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 	ku.n_targets = u.c.n_targets;
 	ku.set_version = u.has_version;
 	ku.version = u.version;
+	/* ownership transfer (atrestfs's chown): by whoever may manage, as for any update */
+	ku.owner = u.owner;
+	ku.max_per_owner = a->max_per_owner;
 	r = keystore_update(a->ks, id_hex, &ku, &updated);
+	if (r == -EDQUOT) {
+		r = api_refuse(a, c, resp, "update", 0, RSC_NOT_ACCEPTABLE, id_hex, "quota",
+			       "too many registrations for the new owner");
+		goto out;
+	}
 	if (r == -ERANGE) {
 		r = api_refuse(a, c, resp, "update", 0, RSC_BAD_REQUEST, id_hex, "version-lowered",
 			       "member '" TEF_M_ATREST_VERSION "' must not decrease");
@@ -327,7 +335,13 @@ int api_keys_update(struct api *a, struct api_caller *c, const char *id_hex,
 			       "storage", "storage error");
 		goto out;
 	}
-	api_audit(a, c, "update", RSC_UPDATED, id_hex, NULL);
+	if (u.owner && strcmp(rec->owner, updated->owner) != 0) {
+		/* a change of who controls the key: an event the operator must see */
+		log_info("registration %.8s... transferred from '%s' to '%s' by %s", id_hex,
+			 rec->owner, updated->owner, c->peer_text);
+		api_audit(a, c, "update", RSC_UPDATED, id_hex, "owner-transferred");
+	} else
+		api_audit(a, c, "update", RSC_UPDATED, id_hex, NULL);
 	o = record_json(a, updated);
 	r = o ? api_reply_json(resp, RSC_UPDATED, o) : -ENOMEM;
 out:

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ struct audit {
 	char *path;
 	bool append_only;
 	const uint8_t *key;
+	atomic_bool failing; /* a failure was logged; the next success says so (issue 6) */
 };
 
 static int open_log(const char *path, bool set_append_only)
@@ -130,7 +132,15 @@ void audit_log(struct audit *a, const struct audit_entry *e)
 		line[n - 1] = '\n';
 	}
 	pthread_rwlock_rdlock(&a->lock);
-	if (write(a->fd, line, (size_t)n) != n)
-		log_error_errno(-errno, "cannot write the audit log");
+	/* one line when the log stops taking lines (a full disk would otherwise log
+	 * one per request), one when it takes them again */
+	if (write(a->fd, line, (size_t)n) != n) {
+		int r = errno ? -errno : -EIO;
+
+		if (!atomic_exchange(&a->failing, true))
+			log_error_errno(r, "cannot write the audit log '%s'; requests are served "
+					"unaudited until it works again", a->path);
+	} else if (atomic_exchange(&a->failing, false))
+		log_info("the audit log '%s' takes lines again", a->path);
 	pthread_rwlock_unlock(&a->lock);
 }

@@ -33,6 +33,7 @@ enum {
 	STMT_COUNT_OWNER,
 	STMT_SET_HWM,
 	STMT_UPDATE,
+	STMT_REOWN,
 	_STMT_MAX,
 };
 
@@ -48,6 +49,7 @@ static const char *const stmt_sql[_STMT_MAX] = {
     [STMT_SET_HWM] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('hwm', ?1)",
     [STMT_UPDATE] = "UPDATE keys SET expires = ?2, labels = ?3, targets = ?4, version = ?5"
 		    " WHERE id = ?1",
+    [STMT_REOWN] = "UPDATE keys SET owner = ?2, nonce = ?3, wrapped = ?4 WHERE id = ?1",
 };
 
 static const char schema_sql[] =
@@ -626,6 +628,27 @@ static int end_tx(struct keystore *ks, int r)
 	return r;
 }
 
+/* -EDQUOT when `owner` already holds max_per_owner live registrations (0: no limit). */
+static int check_quota(struct keystore *ks, const char *owner, int64_t now, unsigned max_per_owner)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (!max_per_owner)
+		return 0;
+	s = stmt_get(ks, STMT_COUNT_OWNER);
+	sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		r = errno_from_sqlite(sqlite3_errcode(ks->db));
+		sqlite3_reset(s);
+		return r;
+	}
+	r = sqlite3_column_int64(s, 0) >= (int64_t)max_per_owner ? -EDQUOT : 0;
+	sqlite3_reset(s);
+	return r;
+}
+
 static int insert_locked(struct keystore *ks, struct key_record *rec, unsigned max_per_owner)
 {
 	_cleanup_free_ uint8_t *ad = NULL, *wrapped = NULL;
@@ -636,17 +659,9 @@ static int insert_locked(struct keystore *ks, struct key_record *rec, unsigned m
 	size_t adlen;
 	int r;
 
-	if (max_per_owner) {
-		s = stmt_get(ks, STMT_COUNT_OWNER);
-		sqlite3_bind_text(s, 1, rec->owner, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, now);
-		if (sqlite3_step(s) != SQLITE_ROW)
-			return errno_from_sqlite(sqlite3_errcode(ks->db));
-		r = sqlite3_column_int64(s, 0) >= (int64_t)max_per_owner ? -EDQUOT : 0;
-		sqlite3_reset(s);
-		if (r < 0)
-			return r;
-	}
+	r = check_quota(ks, rec->owner, now, max_per_owner);
+	if (r < 0)
+		return r;
 
 	/* 128 random bits, and never one that was used before */
 	for (;;) {
@@ -818,6 +833,49 @@ int keystore_unwrap(const struct keystore *ks, struct key_record *rec)
 		      (int)rec->wrapped_len, &rec->key, &rec->key_len);
 }
 
+/*
+ * Ownership transfer: the owner is part of the wrapping's associated data
+ * (wrap_ad), so the key is unwrapped under the old owner and wrapped anew,
+ * with a fresh nonce, under the new one.
+ */
+static int reown_locked(struct keystore *ks, const struct key_record *rec, const char *owner,
+			unsigned max_per_owner)
+{
+	_cleanup_sodium_free_ uint8_t *key = sodium_malloc(32);
+	_cleanup_free_ uint8_t *ad = NULL, *wrapped = NULL;
+	uint8_t nonce[NONCE_BYTES];
+	size_t key_len = 0, adlen;
+	sqlite3_stmt *s;
+	int r;
+
+	if (!key)
+		return -ENOMEM;
+	r = check_quota(ks, owner, keystore_now(ks), max_per_owner);
+	if (r < 0)
+		return r;
+	if (!rec->wrapped || rec->wrapped_len > INT32_MAX)
+		return -EBADMSG;
+	r = unwrap_into(ks, rec->id, rec->owner, rec->suid, rec->nonce, NONCE_BYTES, rec->wrapped,
+			(int)rec->wrapped_len, key, &key_len);
+	if (r < 0)
+		return r;
+	ad = wrap_ad(rec->id, owner, rec->suid, &adlen);
+	wrapped = malloc(key_len + TAG_BYTES);
+	if (!ad || !wrapped)
+		return -ENOMEM;
+	randombytes_buf(nonce, sizeof(nonce));
+	crypto_aead_xchacha20poly1305_ietf_encrypt(wrapped, NULL, key, key_len, ad, adlen, NULL,
+						   nonce, ks->master);
+	s = stmt_get(ks, STMT_REOWN);
+	sqlite3_bind_blob(s, 1, rec->id, TEF_RELATIVE_KEY_ID_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, nonce, sizeof(nonce), SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, wrapped, (int)(key_len + TAG_BYTES), SQLITE_STATIC);
+	r = errno_from_sqlite(sqlite3_step(s));
+	sqlite3_reset(s);
+	return r;
+}
+
 static int update_locked(struct keystore *ks, const uint8_t *id, const struct key_update *u,
 			 struct key_record **ret)
 {
@@ -832,6 +890,13 @@ static int update_locked(struct keystore *ks, const uint8_t *id, const struct ke
 	if (u->set_version && u->version < rec->version) {
 		key_record_free(rec);
 		return -ERANGE;
+	}
+	if (u->owner && strcmp(u->owner, rec->owner) != 0) {
+		r = reown_locked(ks, rec, u->owner, u->max_per_owner);
+		if (r < 0) {
+			key_record_free(rec);
+			return r;
+		}
 	}
 	labels = strv_to_json(u->set_labels ? u->labels : rec->labels,
 			      u->set_labels ? u->n_labels : rec->n_labels);

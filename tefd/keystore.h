@@ -112,12 +112,15 @@ struct key_update {
 	size_t n_targets;
 	bool set_version;
 	uint64_t version;
+	const char *owner;	/* new owner principal (borrowed), NULL: unchanged */
+	unsigned max_per_owner; /* quota of the new owner (0: none) */
 };
 
 /*
  * Applies `u` to `id_hex` in one transaction. Returns 0 and the updated
- * record (without key) in *ret, -ENOENT, or -ERANGE when the version
- * would go down.
+ * record (without key) in *ret, -ENOENT, -ERANGE when the version
+ * would go down, or -EDQUOT when a new owner is at its quota. A new owner
+ * re-wraps the key: the owner is part of the wrapping's associated data.
  */
 int keystore_update(struct keystore *ks, const char *id_hex, const struct key_update *u,
 		    struct key_record **ret);

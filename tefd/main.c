@@ -80,7 +80,11 @@ static void usage(FILE *f)
 	      "            [--audit-log FILE] [--audit-append-only yes|no] [--pidfile FILE]\n"
 	      "            [--max-registrations N]\n"
 	      "            [--max-failed-retrievals N] [--failure-window SECONDS]\n"
-	      "            [--sweep-interval SECONDS] [--threads N] [-c CONFIG] [-d] [-v]\n",
+	      "            [--sweep-interval SECONDS] [--threads N] [-c CONFIG] [-d] [-v]\n"
+	      "\n"
+	      "The oneM2M Trust Enabler Function: registers keys, releases them to the\n"
+	      "owner and the targets, and records file versions (TS-0003 8.8.2).\n"
+	      "See tefd(8) and tefd.conf(5).\n",
 	      f);
 }
 
@@ -274,6 +278,11 @@ static int daemonize(void)
 		close(p[1]);
 		if (read(p[0], &status, 1) != 1)
 			status = 1;
+		/* the reason went to syslog: whoever started tefd by hand must know where */
+		if (status != 0)
+			fputs("tefd: did not start; the reason is in the system log "
+			      "(journalctl -t tefd), or run with -d to see it here\n",
+			      stderr);
 		_exit(status == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
 	}
 	close(p[0]);

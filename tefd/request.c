@@ -52,6 +52,7 @@ void reg_request_done(struct reg_request *r)
 void upd_request_done(struct upd_request *r)
 {
 	common_done(&r->c);
+	free(r->owner);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -282,6 +283,20 @@ static int parse_update_members(json_t *root, struct upd_request *out, char **re
 						       "' must be a non-negative integer");
 			out->version = (uint64_t)json_integer_value(v);
 			out->has_version = true;
+		} else if (strcmp(name, TEF_M_OWNER) == 0) {
+			const char *s = json_string_value(v);
+
+			/* an owner is one identity: not a group, not "all" */
+			if (!s || !tef_principal_is_valid(s) ||
+			    !(strncmp(s, "uid:", 4) == 0 || strncmp(s, "ae:", 3) == 0 ||
+			      strncmp(s, "cse:", 4) == 0))
+				return fail(ret_error,
+					    "member '" TEF_M_OWNER
+					    "' must name one identity: uid:N, ae:ID or cse:ID");
+			free(out->owner);
+			out->owner = strdup(s);
+			if (!out->owner)
+				return -ENOMEM;
 		} else if (strcmp(name, TEF_M_SUID) == 0 || strcmp(name, TEF_M_KEY_VALUE) == 0) {
 			return fail(ret_error, "member '%s' cannot be updated", name);
 		} else {
@@ -289,10 +304,11 @@ static int parse_update_members(json_t *root, struct upd_request *out, char **re
 		}
 	}
 	if (!out->c.has_expiration && !out->c.has_labels && !out->c.has_targets &&
-	    !out->has_version)
+	    !out->has_version && !out->owner)
 		return fail(ret_error,
 			    "at least one of '" TEF_M_EXPIRATION_TIME "', '" TEF_M_LABELS
-			    "', '" TEF_M_TARGET_IDS "', '" TEF_M_ATREST_VERSION "' is required");
+			    "', '" TEF_M_TARGET_IDS "', '" TEF_M_ATREST_VERSION "', '" TEF_M_OWNER
+			    "' is required");
 	return 0;
 }
 

@@ -31,6 +31,7 @@ struct upd_request {
 	struct req_common c;
 	bool has_version;
 	uint64_t version;
+	char *owner; /* ownership transfer: "uid:N", "ae:X" or "cse:X"; NULL: none */
 };
 
 /*

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* tefctl: tefd's admin CLI (list, show, renew, revoke, grant, ungrant, audit-tail, backup,
- * restore). */
+/* tefctl: tefd's admin CLI (list, show, renew, revoke, grant, ungrant, transfer, audit-tail,
+ * backup, restore). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,11 +38,12 @@ static void usage(FILE *f)
 	      "  revoke ID\n"
 	      "  grant ID PRINCIPAL...\n"
 	      "  ungrant ID PRINCIPAL...\n"
+	      "  transfer ID OWNER\n"
 	      "  audit-tail [--audit-log FILE | --db FILE | -c TEFD.CONF] [-n LINES] [-f]\n"
 	      "  backup FILE [--force]\n"
 	      "  restore FILE (--db FILE [--master-key FILE] | -c TEFD.CONF) [--force]\n"
 	      "TIME is YYYYMMDDTHHMMSS (UTC) or +SECONDS from now; ID a relativeKeyID or "
-	      "Credential-Id.\n",
+	      "Credential-Id.\nSee tefctl(8).\n",
 	      f);
 }
 
@@ -51,6 +52,12 @@ static int fail(int r, const char *what, int rsc)
 	if (rsc && !rsc_is_success(rsc))
 		fprintf(stderr, "tefctl: %s: %s (tefd answered %d %s)\n", what, strerror(-r), rsc,
 			rsc_to_string(rsc));
+	else if (r == -ECONNREFUSED || r == -EHOSTUNREACH)
+		/* the usual first mistake: tefd not running, or another socket */
+		fprintf(stderr,
+			"tefctl: %s: cannot reach tefd at '%s' (%s): is it running? "
+			"--socket PATH\n",
+			what, arg_socket, strerror(-r));
 	else
 		fprintf(stderr, "tefctl: %s: %s\n", what, strerror(-r));
 	return EXIT_FAILURE;
@@ -260,6 +267,21 @@ static int cmd_renew(struct tef_client *c, int argc, char **argv)
 	}
 	r = tef_update(c, NULL, argv[optind], &u, &reg, &rsc);
 	return print_updated(r, rsc, reg, argv[optind]);
+}
+
+/* docs/TEF-API.md: a new owner (one identity); the key stays, re-wrapped by tefd. */
+static int cmd_transfer(struct tef_client *c, int argc, char **argv)
+{
+	struct tef_registration *reg = NULL;
+	int r, rsc = 0;
+
+	if (argc != 3) {
+		usage(stderr);
+		return EXIT_FAILURE;
+	}
+	struct tef_update_req u = {.owner = argv[2]};
+	r = tef_update(c, NULL, argv[1], &u, &reg, &rsc);
+	return print_updated(r, rsc, reg, argv[1]);
 }
 
 static int cmd_revoke(struct tef_client *c, int argc, char **argv)
@@ -716,6 +738,8 @@ int main(int argc, char **argv)
 		rc = cmd_grant(c, argc, argv, true);
 	else if (strcmp(cmd, "ungrant") == 0)
 		rc = cmd_grant(c, argc, argv, false);
+	else if (strcmp(cmd, "transfer") == 0)
+		rc = cmd_transfer(c, argc, argv);
 	else if (strcmp(cmd, "backup") == 0)
 		rc = cmd_backup(c, argc, argv);
 	else {

@@ -17,6 +17,7 @@ packages=(
 	python3 python3-jwcrypto attr util-linux procps psmisc curl openssl gnutls-bin
 	jq
 	bc gocryptfs
+	iproute2
 	nftables man-db systemd
 	strace
 )

@@ -42,6 +42,10 @@ int hcse_client_new(const char *base_url, const char *origin, const struct hcse_
 /* Frees the client and its pooled handles. Accepts NULL, returns NULL. */
 struct hcse_client *hcse_client_free(struct hcse_client *c);
 
+struct outage;
+/* Reports the reachability of every exchange to o (outage.h; borrowed, must outlive c). */
+void hcse_client_set_outage(struct hcse_client *c, struct outage *o);
+
 /* Replaces the X-M2M-Origin sent from now on (copied). Returns 0 or -ENOMEM. */
 int hcse_client_set_origin(struct hcse_client *c, const char *origin);
 

@@ -39,6 +39,11 @@ int http_client_new(const struct http_client_options *o, struct http_client **re
 /* Closes every pooled connection and frees. Accepts NULL, returns NULL. */
 struct http_client *http_client_free(struct http_client *c);
 
+struct outage;
+/* Reports every exchange's reachability to o (outage.h; borrowed, outlives c), or stops
+ * with NULL. */
+void http_client_set_outage(struct http_client *c, struct outage *o);
+
 /* The base URL without trailing '/'; owned by c. */
 const char *http_client_base(const struct http_client *c);
 

@@ -32,6 +32,10 @@ int tef_client_new_tls(const char *url, const char *cert, const char *key, const
 /* Closes every pooled connection and frees. Accepts NULL, returns NULL. */
 struct tef_client *tef_client_free(struct tef_client *c);
 
+struct outage;
+/* Reports the reachability of every exchange to o (outage.h; borrowed, must outlive c). */
+void tef_client_set_outage(struct tef_client *c, struct outage *o);
+
 /*
  * Identity a delegate (atrestfs) acts for: sent as
  * "X-Atrest-On-Behalf-Of: uid=N;gid=N;groups=N,N". tefd honours it only from
@@ -119,6 +123,7 @@ struct tef_update_req {
 	size_t n_targets;
 	bool set_version;
 	uint64_t version;
+	const char *owner; /* transfers ownership ("uid:N", "ae:X", "cse:X"); NULL: unchanged */
 };
 
 /* ret (may be NULL) gets the updated registration without key. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* hcsed load: contentInstance creates (1 KiB, 1 MiB) and la retrievals per second at 1, 8 and 32
  * connections (libcurl multi). */
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -50,6 +51,8 @@ static CURL *handle(const char *url, const char *body, int ty, struct curl_slist
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, *hdrs);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
+	/* no SIGPIPE handler swapped in and out around every transfer */
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	if (body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -71,23 +74,30 @@ static long once(const char *url, const char *body, int ty)
 	return status;
 }
 
-/* Runs `conns` connections, each re-issuing its request, for `secs`. */
-static double run(const char *url, const char *body, int ty, long want, int conns, double secs,
-		  long *ret_bad)
+/* One client thread: its connections, each re-issuing its request. */
+struct worker {
+	pthread_t thread;
+	const char *url, *body;
+	int ty, conns;
+	long want;
+	double t0, secs;
+	long done, bad;
+};
+
+static void *work(void *userdata)
 {
+	struct worker *w = userdata;
 	CURLM *m = curl_multi_init();
-	CURL **e = calloc((size_t)conns, sizeof(*e));
-	struct curl_slist **h = calloc((size_t)conns, sizeof(*h));
-	long done = 0, bad = 0;
-	double t0 = now(), t;
+	CURL **e = calloc((size_t)w->conns, sizeof(*e));
+	struct curl_slist **h = calloc((size_t)w->conns, sizeof(*h));
 	int running;
 
-	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)conns);
-	for (int i = 0; i < conns; i++) {
-		e[i] = handle(url, body, ty, &h[i]);
+	curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)w->conns);
+	for (int i = 0; i < w->conns; i++) {
+		e[i] = handle(w->url, w->body, w->ty, &h[i]);
 		curl_multi_add_handle(m, e[i]);
 	}
-	while ((t = now()) - t0 < secs) {
+	while (now() - w->t0 < w->secs) {
 		CURLMsg *msg;
 		int left;
 
@@ -98,16 +108,16 @@ static double run(const char *url, const char *body, int ty, long want, int conn
 			if (msg->msg != CURLMSG_DONE)
 				continue;
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-			if (msg->data.result == CURLE_OK && status == want)
-				done++;
+			if (msg->data.result == CURLE_OK && status == w->want)
+				w->done++;
 			else
-				bad++;
+				w->bad++;
 			curl_multi_remove_handle(m, msg->easy_handle);
 			curl_multi_add_handle(m, msg->easy_handle);
 		}
 		curl_multi_poll(m, NULL, 0, 50, NULL);
 	}
-	for (int i = 0; i < conns; i++) {
+	for (int i = 0; i < w->conns; i++) {
 		curl_multi_remove_handle(m, e[i]);
 		curl_easy_cleanup(e[i]);
 		curl_slist_free_all(h[i]);
@@ -115,6 +125,39 @@ static double run(const char *url, const char *body, int ty, long want, int conn
 	free(e);
 	free(h);
 	curl_multi_cleanup(m);
+	return NULL;
+}
+
+/* client threads: up to this many, sharing the connections out; several,
+ * so that on a shared machine the client is not held to one thread's
+ * CPU share (as wrk's threads) */
+static int max_threads = 4;
+
+/* Runs `conns` connections, each re-issuing its request, for `secs`. */
+static double run(const char *url, const char *body, int ty, long want, int conns, double secs,
+		  long *ret_bad)
+{
+	int n = conns < max_threads ? conns : max_threads;
+	struct worker *w = calloc((size_t)n, sizeof(*w));
+	double t0 = now();
+	long done = 0, bad = 0;
+
+	for (int i = 0; i < n; i++) {
+		w[i] = (struct worker){
+		    .url = url, .body = body, .ty = ty, .want = want, .t0 = t0, .secs = secs,
+		    /* conns spread as evenly as they go */
+		    .conns = conns / n + (i < conns % n),
+		};
+		if (pthread_create(&w[i].thread, NULL, work, &w[i]) != 0)
+			w[i].conns = 0, w[i].bad = 1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (w[i].conns)
+			pthread_join(w[i].thread, NULL);
+		done += w[i].done;
+		bad += w[i].bad;
+	}
+	free(w);
 	*ret_bad = bad;
 	return (double)done / (now() - t0);
 }
@@ -166,7 +209,11 @@ static pid_t spawn(const char *hcsed, char *dir, char *url, size_t url_len)
 
 int main(int argc, char **argv)
 {
-	static const int conns[] = {1, 8, 32};
+	static const int all_conns[] = {1, 8, 32};
+	const int *conns = all_conns;
+	size_t n_conns = 3;
+	int one_conns[1];
+	const char *only = NULL; /* "1k", "la" or "1m": that figure alone */
 	double secs = 3;
 	char url[512], cnt[600], la[700], *small, *big;
 	char dir[] = "/tmp/hcse-bench.XXXXXX", spawned[128];
@@ -175,8 +222,19 @@ int main(int argc, char **argv)
 	long bad;
 	int c;
 
-	while ((c = getopt(argc, argv, "u:t:s:h")) != -1) {
+	while ((c = getopt(argc, argv, "u:t:s:n:o:j:h")) != -1) {
 		switch (c) {
+		case 'j':
+			max_threads = atoi(optarg) > 0 ? atoi(optarg) : 1;
+			break;
+		case 'n':
+			one_conns[0] = atoi(optarg);
+			conns = one_conns;
+			n_conns = 1;
+			break;
+		case 'o':
+			only = optarg;
+			break;
 		case 'u':
 			base = optarg;
 			break;
@@ -188,7 +246,7 @@ int main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: hcse_bench [-u http://HOST:PORT/cse-in | -s HCSED] "
-					"[-t SECONDS]\n");
+					"[-t SECONDS] [-n CONNECTIONS] [-o 1k|la|1m] [-j THREADS]\n");
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -234,9 +292,12 @@ int main(int argc, char **argv)
 		strcpy(p + n, "\"}}");
 	}
 
-	printf("hcsed benchmark against %s, %.1f s per figure\n", base, secs);
+	printf("hcsed benchmark against %s, %.1f s per figure, up to %d client threads\n", base,
+	       secs, max_threads);
 	for (int k = 0; k < 2; k++) {
-		for (size_t i = 0; i < sizeof(conns) / sizeof(conns[0]); i++) {
+		if (only && strcmp(only, k ? "1m" : "1k") != 0 && (k || strcmp(only, "la") != 0))
+			continue;
+		for (size_t i = 0; i < n_conns; i++) {
 			/* a fresh container per run; mni keeps the database bounded */
 			snprintf(cnt, sizeof(cnt), "{\"m2m:cnt\":{\"rn\":\"c%d-%zu\",\"mni\":%d}}",
 				 k, i, k ? 64 : 10000);
@@ -245,10 +306,14 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			snprintf(cnt, sizeof(cnt), "%s/c%d-%zu", url, k, i);
-			double r = run(cnt, k ? big : small, 4, 201, conns[i], secs, &bad);
-			printf("create %s con, %2d connections: %9.1f /s%s\n",
-			       k ? "1 MiB" : "1 KiB", conns[i], r, bad ? " (with errors)" : "");
-			if (k == 0) {
+			/* la alone still needs something to retrieve */
+			double r = run(cnt, k ? big : small, 4, 201, conns[i],
+				       only && !strcmp(only, "la") ? 0.2 : secs, &bad);
+			if (!only || strcmp(only, "la") != 0)
+				printf("create %s con, %2d connections: %9.1f /s%s\n",
+				       k ? "1 MiB" : "1 KiB", conns[i], r,
+				       bad ? " (with errors)" : "");
+			if (k == 0 && (!only || !strcmp(only, "la"))) {
 				snprintf(la, sizeof(la), "%s/la", cnt);
 				r = run(la, NULL, 0, 200, conns[i], secs, &bad);
 				printf("retrieve la (1 KiB), %2d connections: %9.1f /s%s\n",

@@ -220,20 +220,27 @@ done
 [ "$(grep -c ' info: serving on ' "$T/tefd.log")" = 2 ] || fail "tefd's log does not show its restart"
 [ "$(grep -c ' info: serving .* on http://' "$T/hcsed.log")" = 2 ] || fail "hcsed's log does not show its restart"
 A=$T/atrestfs.log
-grep -qE 'error: key (retrieval|registration) for inode [0-9]+: tefd unreachable: Connection refused' "$A" ||
-	fail "atrestfs's log does not show which file tefd's absence failed, and why"
-# the atrestfs before the kill -9 and the one after, and their uploader's story
+grep -qE "warning: tefd at '[^']+' is unreachable: [A-Z][a-z ]+ \((GET|PUT|POST|DELETE) /keys" "$A" ||
+	fail "atrestfs's log does not say tefd became unreachable, and why"
+grep -qE "warning: [a-z ]+ of '/[^']+' \(hcsed '/cse-in/[^']+'\) failed with EIO because tefd is down" "$A" ||
+	fail "atrestfs's log does not show which file tefd's absence failed"
+# the atrestfs before the kill -9 and the one after, and their story of hcsed's outages
 pids=($(grep -E 'atrestfs\[[0-9]+\] info: mounted ' "$A" | sed 's/.*atrestfs\[\([0-9]*\)\].*/\1/'))
-uploads_of() { grep -E "atrestfs\[$1\] .*uploads to the HCSE (failing|resumed)" "$A" | tr '\n' ' '; }
-re='failing; retrying in [0-9]+ ms: [A-Z][a-z]+.* resumed'
-[[ $(uploads_of "${pids[0]}") =~ $re ]] ||
-	fail "atrestfs's log does not show uploads failing (and why) then resuming around hcsed's kill -9"
+outages_of() { grep -E "atrestfs\[$1\] .*hcsed at '[^']+' (is unreachable|answers again)" "$A" | tr '\n' ' '; }
+re='is unreachable: [A-Z][a-z]+.* answers again after [0-9.]+ s down'
+[[ $(outages_of "${pids[0]}") =~ $re ]] ||
+	fail "atrestfs's log does not show hcsed unreachable (and why) then answering around its kill -9"
 grep -qE "atrestfs\[${pids[1]}\] info: [0-9]+ files and directories awaiting upload at mount" "$A" ||
 	fail "atrestfs's log does not show the queue left by the killed atrestfs being resumed"
-re='failing; retrying in [0-9]+ ms: (Connection|Operation) timed out.* resumed'
-[[ $(uploads_of "${pids[1]}") =~ $re ]] ||
-	fail "atrestfs's log does not show uploads timing out then resuming around hcsed's outage"
-grep -qE "info: key for inode [0-9]+ refused to uid $U3: denied" "$A" ||
+re='is unreachable: Connection timed out.* answers again after [0-9.]+ s down'
+[[ $(outages_of "${pids[1]}") =~ $re ]] ||
+	fail "atrestfs's log does not show hcsed timing out then answering around its stop"
+# one outage, one line: not a line per failed request (issue 6 section 4)
+for p in "${pids[@]}"; do
+	n=$(grep -cE "atrestfs\[$p\] warning: (tefd|hcsed) at '[^']+' is unreachable" "$A" || true)
+	[ "$n" -le 4 ] || fail "atrestfs[$p] logged $n outage lines for at most 4 outages"
+done
+grep -qE "info: key of '/[^']+' \(hcsed '/cse-in/[^']+'\) refused to uid $U3: denied" "$A" ||
 	fail "atrestfs's log does not show the refused read"
 grep -qE "hcsed\[[0-9]+\] notice: retrieve of '${res#/}' by 'Cintruder' from 127\.0\.0\.1 refused: .+" \
 	"$T/hcsed.log" || fail "hcsed's log does not show the refused request, by whom and why"
@@ -242,7 +249,7 @@ grep -qE "op=retrieve rsc=4004 result=NOT_FOUND .* onbehalf=uid=$U3,gid=$U3 cred
 bad=$(grep -vcE '^[0-9TZ:.-]+ op=[a-z_]+ rsc=[0-9]+ result=[A-Z_]+ caller=\S+ onbehalf=\S+ cred=[0-9a-f-]+ reason=\S+$' \
 	"$T/tef.db-audit.log") || true
 [ "$bad" = 0 ] || fail "tefd's audit log has $bad torn or malformed lines after kill -9"
-grep -E 'uploads to the HCSE|awaiting upload|mounted' "$A" | sed 's/^/#   /'
+grep -E 'is unreachable|answers again|awaiting upload|mounted' "$A" | sed 's/^/#   /'
 ok "logs: one line per event with the resource and the reason, restarts and outages visible"
 
 sync

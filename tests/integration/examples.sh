@@ -94,7 +94,14 @@ ok "quickstart.sh runs end to end"
 
 "$QS" stop >>"$T/quickstart.log" 2>&1
 qs_stopped "quickstart.sh stop"
-ok "quickstart.sh stop unmounts and stops the daemons"
+# the foreground quickstart sees atrestfs go and must not stop the rest a second time
+for d in tefd hcsed; do
+	n=$(grep -c "stopping $d " "$T/quickstart.log" || true)
+	[ "$n" = 1 ] || fail "'stopping $d' said $n times"
+done
+grep -q "atrestfs\[[0-9]*\] info: unmounted '$T/mnt': " "$ATREST_STATE/log/atrestfs.log" ||
+	fail "atrestfs's log does not say it was unmounted"
+ok "quickstart.sh stop unmounts and stops the daemons, once"
 
 # 4. Ctrl-C (SIGINT to its process group, as a terminal sends it) stops it
 # cleanly too, and every run reuses the state: same master key, old files there.

@@ -19,10 +19,9 @@ import tempfile
 import threading
 import time
 import http.client
-import http.server
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hcse_runner import Daemon, request  # noqa: E402
+from hcse_runner import Daemon, receiver, request  # noqa: E402
 
 H = {"X-M2M-RI": "r", "X-M2M-RVI": "3"}
 
@@ -306,24 +305,23 @@ def crash_safety(workdir):
         d.stop()
 
 
-class Receiver(http.server.BaseHTTPRequestHandler):
-    got = []
+class Got(list):
+    """What hcse_runner's receiver has got so far, as (headers, JSON body)."""
 
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", 0))
-        Receiver.got.append((dict(self.headers), json.loads(self.rfile.read(n))))
-        self.send_response(200)
-        self.send_header("X-M2M-RSC", "2000")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+    def __init__(self, srv):
+        super().__init__()
+        self.srv = srv
 
-    def log_message(self, *a):
-        pass
+    def pull(self):
+        while not self.srv.got.empty():
+            _, h, data = self.srv.got.get()
+            self.append((h, json.loads(data)))
+        return self
 
 
 def notifications(d):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = receiver()
+    got = Got(srv)
     url = "http://127.0.0.1:%d/notify" % srv.server_address[1]
     try:
         st, h, b = request(d.port, "POST", "/cse-in", hdr("Cwatcher", 2),
@@ -333,15 +331,15 @@ def notifications(d):
         st, h, b = request(d.port, "POST", "/~/id-in/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s1", "nu": [url], "enc": {"net": [3, 4]}}}))
         must(h["x-m2m-rsc"] == "2001", "subscription with an HTTP nu created")
-        vrq = [g for g in Receiver.got if g[1].get("m2m:sgn", {}).get("vrq")]
+        vrq = [g for g in got.pull() if g[1].get("m2m:sgn", {}).get("vrq")]
         must(len(vrq) == 1 and vrq[0][1]["m2m:sgn"]["cr"] == "Capp" and vrq[0][1]["m2m:sgn"]["sur"] == "cse-in/app/c/s1",
              "verification request received before 201")
         # an AE-ID as nu: Capp needs NOTIFY (acop 16) on that AE, checked
         # before anything is sent to its poa (TS-0004 7.5.1.2.3)
-        Receiver.got.clear()
+        got.pull().clear()
         st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s2", "nu": ["Cwatcher"], "enc": {"net": [3]}}}))
-        must(h["x-m2m-rsc"] == "5204" and not Receiver.got,
+        must(h["x-m2m-rsc"] == "5204" and not got.pull(),
              "AE-ID nu without NOTIFY privilege: 5204, nothing sent to its poa")
         st, h, b = request(d.port, "POST", "/cse-in/watcher", hdr("Cwatcher", 1),
                            json.dumps({"m2m:acp": {"rn": "n", "pv": {"acr": [{"acor": ["Capp"], "acop": 16}]},
@@ -356,33 +354,33 @@ def notifications(d):
         must(h["x-m2m-rsc"] == "2001", "subscription with an AE-ID nu created")
         time.sleep(0.5)  # s1 hears of s2's creation, asynchronously
         must(any(g[1]["m2m:sgn"].get("nev", {}).get("rep", {}).get("m2m:sub", {}).get("rn") == "s2"
-                 for g in Receiver.got), "s1 notified of the new subscription s2 (net 3)")
-        Receiver.got.clear()
+                 for g in got.pull()), "s1 notified of the new subscription s2 (net 3)")
+        got.pull().clear()
         request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"rn": "n1", "con": "hello"}}))
         request(d.port, "DELETE", "/cse-in/app/c/n1", hdr("Capp"))
         deadline = time.time() + 5
-        while time.time() < deadline and len(Receiver.got) < 3:
+        while time.time() < deadline and len(got.pull()) < 3:
             time.sleep(0.05)
         time.sleep(0.3)
-        nets = sorted(g[1]["m2m:sgn"]["nev"]["net"] for g in Receiver.got)
+        nets = sorted(g[1]["m2m:sgn"]["nev"]["net"] for g in got.pull())
         must(nets == [3, 3, 4], "notifications: child created (x2 subscriptions), child deleted: %s" % nets)
-        rep = [g[1]["m2m:sgn"]["nev"]["rep"] for g in Receiver.got if g[1]["m2m:sgn"]["nev"]["net"] == 3][0]
+        rep = [g[1]["m2m:sgn"]["nev"]["rep"] for g in got.pull() if g[1]["m2m:sgn"]["nev"]["net"] == 3][0]
         must(rep["m2m:cin"]["con"] == "hello", "the notification carries the created contentInstance")
-        must(all(g[0].get("X-M2M-Origin") == "/id-in" for g in Receiver.got), "notifications come from the CSE-ID")
+        must(all(g[0].get("x-m2m-origin") == "/id-in" for g in got.pull()), "notifications come from the CSE-ID")
         # default event type: update of the subscribed-to resource (net 1)
         st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
                            json.dumps({"m2m:sub": {"rn": "s3", "nu": ["Cwatcher"]}}))
         must(h["x-m2m-rsc"] == "2001", "subscription with the default enc created")
         time.sleep(0.3)
-        Receiver.got.clear()
+        got.pull().clear()
         request(d.port, "PUT", "/cse-in/app/c", dict(hdr("Capp"), **{"Content-Type": "application/json"}),
                 json.dumps({"m2m:cnt": {"lbl": ["changed"]}}))
         deadline = time.time() + 5
-        while time.time() < deadline and not Receiver.got:
+        while time.time() < deadline and not got.pull():
             time.sleep(0.05)
         time.sleep(0.3)
-        nets = [g[1]["m2m:sgn"]["nev"]["net"] for g in Receiver.got]
-        must(nets == [1] and Receiver.got[0][1]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"]["lbl"] == ["changed"],
+        nets = [g[1]["m2m:sgn"]["nev"]["net"] for g in got.pull()]
+        must(nets == [1] and got.pull()[0][1]["m2m:sgn"]["nev"]["rep"]["m2m:cnt"]["lbl"] == ["changed"],
              "update of the subscribed-to container notified once with net 1")
         # expirationCounter: two notifications, then the subscription is gone (with sud)
         st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 23),
@@ -394,16 +392,16 @@ def notifications(d):
         must(h["x-m2m-rsc"] == "4004", "subscription deleted after exc notifications")
         deadline = time.time() + 5
         while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"].endswith("/s4")
-                                                 for g in Receiver.got):
+                                                 for g in got.pull()):
             time.sleep(0.05)
-        must(len([g for g in Receiver.got if g[1]["m2m:sgn"].get("sur", "").endswith("/s4")
+        must(len([g for g in got.pull() if g[1]["m2m:sgn"].get("sur", "").endswith("/s4")
                   and g[1]["m2m:sgn"].get("nev")]) == 2, "exactly exc notifications sent")
         request(d.port, "DELETE", "/cse-in/app/c/s3", hdr("Capp"))
         deadline = time.time() + 5
         while time.time() < deadline and not any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"].endswith("/s3")
-                                                 for g in Receiver.got):
+                                                 for g in got.pull()):
             time.sleep(0.05)
-        must(any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"] == "cse-in/app/c/s3" for g in Receiver.got),
+        must(any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"] == "cse-in/app/c/s3" for g in got.pull()),
              "deleting a subscription sends sud")
     finally:
         srv.shutdown()

@@ -14,8 +14,18 @@
 #   === expect             status N | rsc N | header NAME: VALUE |
 #                          no-header NAME | json {subset} | save NAME a/b/c
 #   === sleep SECONDS
+#   === notification       the next notification hcsed POSTed to ${notify}
+#                          (a receiver on 127.0.0.1, answering 2000), checked
+#                          with the expectations above (header, json, save)
+#   === quiet SECONDS      no notification arrives within SECONDS
+#   === config             lines of hcsed.conf: written, and the daemon
+#                          (re)started with -c on it (first block: started so)
+#   === reload             new lines of hcsed.conf, then SIGHUP; waits for
+#                          hcsed's "configuration reloaded" (or "... failed")
+#   === log REGEX          a line of hcsed's log matches REGEX
 # In requests and expectations ${NAME} is a saved value, ${now+N} a
-# timestamp N seconds from now, ${body:N:C} N bytes of character C.
+# timestamp N seconds from now, ${body:N:C} N bytes of character C,
+# ${notify} the receiver's URL.
 # In json subsets: "$any", "$int" (a JSON integer), "$str", "$ts"
 # (YYYYMMDDTHHMMSS), "$absent", "$re:REGEX".
 import json
@@ -28,6 +38,9 @@ import sys
 import tempfile
 import time
 import http.client
+import http.server
+import queue
+import threading
 
 BUILD = os.environ.get("ATREST_BUILD", "build")
 HCSED = os.path.join(BUILD, "hcsed", "hcsed")
@@ -106,6 +119,40 @@ def request(port, method, path, headers, body=None, timeout=60):
         return r.status, {k.lower(): v for k, v in r.getheaders()}, data
     finally:
         c.close()
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """Notification target: queues (headers, body) and answers 2000."""
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(n)
+        self.server.got.put((200, {k.lower(): v for k, v in self.headers.items()}, data))
+        self.send_response(200)
+        self.send_header("X-M2M-RSC", "2000")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def receiver():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    srv.got = queue.Queue()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def wait_log(path, regex, offset=0, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(path, errors="replace") as f:
+            f.seek(offset)
+            if re.search(regex, f.read(), re.M):
+                return True
+        time.sleep(0.05)
+    return False
 
 
 def ts(t):
@@ -244,13 +291,42 @@ def check(resp, lines, saved):
 
 def run_case(path, workdir):
     blocks = parse_case(open(path).read())
+    conf = os.path.join(workdir, "hcsed.conf")
     d = Daemon(workdir)
+    if blocks and blocks[0][0] == "config":
+        open(conf, "w").write("\n".join(blocks[0][1]) + "\n")
+        d.extra = ["-c", conf]
+        blocks = blocks[1:]
     d.start()
-    saved = {}
+    recv = receiver()
+    saved = {"notify": "http://127.0.0.1:%d/notify" % recv.server_address[1]}
     resp = None
     try:
         for n, (kind, lines) in enumerate(blocks):
-            if kind == "request":
+            if kind == "notification":
+                try:
+                    note = recv.got.get(timeout=10)
+                except queue.Empty:
+                    return "block %d: no notification arrived" % (n + 1)
+                why = check(note, lines, saved)
+                if why:
+                    return "block %d: notification: %s" % (n + 1, why)
+            elif kind.startswith("quiet"):
+                try:
+                    note = recv.got.get(timeout=float(kind.split()[1]))
+                    return "block %d: unexpected notification %s" % (n + 1, note[2][:300])
+                except queue.Empty:
+                    pass
+            elif kind == "reload":
+                offset = os.path.getsize(d.log)
+                open(conf, "w").write(expand("\n".join(lines), saved) + "\n")
+                d.proc.send_signal(signal.SIGHUP)
+                if not wait_log(d.log, r"configuration reload(ed|\b.*failed)", offset):
+                    return "block %d: hcsed did not log a reload after SIGHUP" % (n + 1)
+            elif kind.startswith("log "):
+                if not wait_log(d.log, kind[4:].strip()):
+                    return "block %d: no log line matches %r" % (n + 1, kind[4:])
+            elif kind == "request":
                 resp = run_request(d.port, lines, saved)
             elif kind == "expect":
                 why = check(resp, lines, saved)
@@ -266,6 +342,8 @@ def run_case(path, workdir):
                 return "unknown block %r" % kind
     finally:
         rc = d.stop()
+        recv.shutdown()
+        recv.server_close()
     rep = d.sanitizer_report()
     if rep:
         return "sanitizer report:\n" + rep

@@ -190,3 +190,13 @@ enter_netns() {
 	ATREST_IN_NETNS=1 unshare -n bash "$0" "$@" || rc=$?
 	exit $rc
 }
+
+# tamper_tools: defines tamper ACTION ARGS (fs_tamper.sh's edits of hcsed's store) and
+# row save|insert (fs_rollback_tefd_down.sh's), both on $HCSE_DB: the attacker's view.
+tamper_tools() {
+	sed -n '/^cat >"\$T\/tamper.py"/,/^PY$/p' "$ATREST_SRC/tests/integration/fs_tamper.sh" |
+		sed '1d;$d' >"$T/tamper.py"
+	sed -n '/^row() {$/,/^}$/p' "$ATREST_SRC/tests/integration/fs_rollback_tefd_down.sh" >"$T/row.sh"
+	. "$T/row.sh"
+	tamper() { /usr/bin/python3 "$T/tamper.py" "$HCSE_DB" "$@"; }
+}

@@ -165,6 +165,48 @@ treq 900:900 GET "/keys?colour=red"
 expect_answer 400 4000 "unknown query argument"
 ok "listing rules"
 
+# Ownership transfer (atrestfs's chown): PUT {"owner": ...} by the owner, an admin
+# or a delegate acting for the owner; never by a target, another uid, or a
+# delegate acting for someone else. The key survives it (it is re-wrapped).
+xid=$(new_key all 3600)
+treq "$OWNER" GET "/keys/$xid"
+key_before=$(jq -r .keyValue <<<"$BODY")
+for who in "1001:1001" "1003:1003" "$DELEGATE:uid=1003;gid=1003" "$DELEGATE:uid=1001;gid=1001"; do
+	as=${who%%:uid=*}; obo=
+	[[ $who == *uid=* ]] && obo=uid=${who#*:uid=}
+	treq "$as" PUT "/keys/$xid" '{"owner":"uid:1003"}' "$obo"
+	expect_answer 403 4103 "transfer by $who (not the owner)"
+done
+treq "$OWNER" PUT "/keys/$xid" '{"owner":"all"}'
+expect_answer 400 4000 "transfer to a non-identity"
+treq "$OWNER" PUT "/keys/$xid" '{"owner":"gid:77"}'
+expect_answer 400 4000 "transfer to a group"
+treq "$DELEGATE" PUT "/keys/$xid" '{"owner":"uid:1003"}' "uid=1000;gid=1000"
+expect_answer 200 2004 "transfer by a delegate acting for the owner"
+[ "$(jq -r .owner <<<"$BODY")" = uid:1003 ] || fail "the answer does not name the new owner"
+grep -q "op=update rsc=2004 .*reason=owner-transferred" "$T/tef.db-audit.log" ||
+	fail "the transfer was not audited as such"
+grep -q "transferred from 'uid:1000' to 'uid:1003'" "$T/tefd.log" || fail "the transfer was not logged"
+treq "$OWNER" PUT "/keys/$xid" '{"labels":["x"]}'
+expect_answer 403 4103 "the old owner updating after the transfer"
+treq "$OWNER" PUT "/keys/$xid" '{"owner":"uid:1000"}'
+expect_answer 403 4103 "the old owner taking it back"
+treq 1003:1003 PUT "/keys/$xid" '{"atrestVersion":4}'
+expect_answer 200 2004 "the new owner recording a version"
+treq 1003:1003 GET "/keys/$xid"
+expect_answer 200 2000 "the new owner retrieving"
+[ "$(jq -r .keyValue <<<"$BODY")" = "$key_before" ] || fail "the key changed with its owner"
+treq 900:900 PUT "/keys/$xid" '{"owner":"uid:1000"}'
+expect_answer 200 2004 "transfer by an admin"
+treq "$OWNER" GET "/keys/$xid"
+expect_answer 200 2000 "retrieval by the owner it was given back to"
+[ "$(jq -r .keyValue <<<"$BODY")" = "$key_before" ] || fail "the key changed on its way back"
+as_user 1001 1001 "$TEFCTL" --socket "$SOCK" transfer "$xid" uid:1001 2>/dev/null &&
+	fail "tefctl transfer by a non-owner"
+as_user 1000 1000 "$TEFCTL" --socket "$SOCK" --json transfer "$xid" uid:1001 |
+	jq -e '.[0].owner == "uid:1001"' >/dev/null || fail "tefctl transfer by the owner"
+ok "ownership transfer: owner, admin and owner's delegate only; the key survives it"
+
 # tefctl as admin over the same socket.
 out=$(as_user 900 900 "$TEFCTL" --socket "$SOCK" list --owner uid:1000)
 grep -q "$id" <<<"$out" || fail "tefctl list does not show $id"

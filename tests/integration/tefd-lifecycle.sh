@@ -164,3 +164,44 @@ if command -v lsattr >/dev/null && chattr +a "$T/probe" 2>/dev/null; then
 else
 	echo "# --audit-append-only not checked: no append-only attribute on this filesystem"
 fi
+
+# 8. A full disk under the audit log: one line when it stops taking lines, one
+# when it takes them again, not one per request (issue 6 section 4).
+mkdir "$T/small"
+if mount -t tmpfs -o size=64k tmpfs "$T/small" 2>/dev/null; then
+	at_exit "umount -l '$T/small'"
+	"$TEFD" --socket "$T/full.sock" --db "$T/full.db" --master-key "$T/master.key" \
+		--audit-log "$T/small/audit.log" --audit-append-only no --pidfile "$T/full.pid" -d \
+		2>>"$T/tefd-full.log" &
+	full=$!
+	at_exit "kill $full"
+	wait_for_path "$T/full.pid" || fail "tefd with its audit log on a small tmpfs did not start"
+	dd if=/dev/zero of="$T/small/filler" bs=4k 2>/dev/null || true
+	for i in $(seq 30); do curl -s --unix-socket "$T/full.sock" http://tef/keys/00 >/dev/null; done
+	rm -f "$T/small/filler"
+	for i in $(seq 3); do curl -s --unix-socket "$T/full.sock" http://tef/keys/00 >/dev/null; done
+	n=$(grep -c "cannot write the audit log" "$T/tefd-full.log" || true)
+	[ "$n" = 1 ] || fail "$n lines for one stretch of a full audit log"
+	grep -q "cannot write the audit log '$T/small/audit.log'.*: No space left on device" \
+		"$T/tefd-full.log" || fail "the audit log failure does not give its path and reason"
+	[ "$(grep -c "audit log '$T/small/audit.log' takes lines again" "$T/tefd-full.log")" = 1 ] ||
+		fail "the audit log's recovery is not logged once"
+	kill -TERM "$full"
+	wait "$full" || fail "tefd with a full audit log did not stop cleanly"
+	umount "$T/small"
+	ok "a full audit log is one line in tefd's log, its recovery another"
+else
+	echo "# a full audit log not checked: cannot mount a tmpfs here"
+fi
+
+# 9. Started by hand without -d, a tefd that cannot start says where the reason went.
+if out=$("$TEFD" --socket "$T/bad.sock" --db "$T/bad.db" --master-key "$T/no-such.key" 2>&1); then
+	fail "tefd started without its master key"
+fi
+[[ $out == *"did not start; the reason is in the system log"*"-d"* ]] ||
+	fail "a daemonising tefd failed silently: '$out'"
+ok "a daemonising tefd that cannot start says where to look"
+out=$("$TEFCTL" --socket "$T/no-tefd.sock" list 2>&1) && fail "tefctl listed without a tefd"
+[[ $out == *"cannot reach tefd at '$T/no-tefd.sock'"*"is it running?"* ]] ||
+	fail "tefctl without a tefd does not say which socket it tried: '$out'"
+ok "tefctl without a tefd names the socket it tried"

@@ -15,17 +15,6 @@
 #include "atrest/cleanup.h"
 #include "store.h"
 
-/* Every fdatasync() of the store goes through here (-Wl,--wrap=fdatasync). */
-int __real_fdatasync(int fd);
-int __wrap_fdatasync(int fd);
-static _Atomic int syncs;
-
-int __wrap_fdatasync(int fd)
-{
-	syncs++;
-	return __real_fdatasync(fd);
-}
-
 struct fixture {
 	char dir[64];
 	char path[128];
@@ -264,17 +253,19 @@ static void test_find(void **state)
 	assert_string_equal(a.names, "t,");
 }
 
-/* An acknowledged write has been fdatasync'ed before store_write() returns
- * (the WAL sync that synchronous=FULL would do, done outside the lock). */
+/* An acknowledged write is durable before store_write() returns: the
+ * writer commits with synchronous=FULL (SQLite fsyncs the WAL inside
+ * COMMIT), and a fresh open sees the write. */
 static void test_durable_on_return(void **state)
 {
 	struct fixture *f = *state;
-	int before;
 
+	assert_int_equal(store_synchronous(f->s), 2);
 	put(f->s, (struct ins){"cb", NULL, "cse", "cse", .ty = 5, .depth = 1});
-	before = syncs;
 	put(f->s, (struct ins){"x", "cb", "cse/x", "x", .ty = 4, .depth = 2});
-	assert_true(syncs > before);
+	store_free(f->s);
+	assert_int_equal(store_open(f->path, &f->s), 0);
+	assert_int_equal(get(f->s, 1, "x", NULL), 0);
 }
 
 static int fail_cb(struct store_txn *t, void *userdata)
