@@ -414,11 +414,6 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret
 	}
 	cache_sweep(c);
 	c->changes_committed = sqlite3_total_changes64(c->db);
-	if (pthread_create(&c->committer, NULL, committer_main, c) != 0) {
-		cache_close(c);
-		return log_error_errno(-EAGAIN, "cannot start the cache committer thread");
-	}
-	c->committer_running = true;
 	*ret = c;
 	*ret_fresh = fresh;
 	return 0;
@@ -435,6 +430,10 @@ struct cache *cache_close(struct cache *c)
 		pthread_cond_signal(&c->batch_cond);
 		pthread_mutex_unlock(&c->lock);
 		pthread_join(c->committer, NULL);
+	} else if (c->open_batch) {
+		pthread_mutex_lock(&c->lock);
+		batch_commit_locked(c);
+		pthread_mutex_unlock(&c->lock);
 	}
 	if (c->wal_fd >= 0)
 		close(c->wal_fd);
@@ -818,6 +817,12 @@ static int batch_join_locked(struct cache *c, uint64_t *ret_batch)
 		if (r < 0)
 			return r;
 		c->open_batch = ++c->last_batch;
+		/* started with the first batch, not at cache_open(): atrestfs
+		 * daemonises after opening the cache, and fork() keeps no thread.
+		 * Without it the waiters still commit their batches. */
+		if (!c->committer_running &&
+		    pthread_create(&c->committer, NULL, committer_main, c) == 0)
+			c->committer_running = true;
 	}
 	*ret_batch = c->open_batch;
 	return 0;
