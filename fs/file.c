@@ -35,7 +35,7 @@ static void handle_free(struct handle *h)
 		free(h->fbuf);
 	}
 	if (h->rc_buf) {
-		sodium_memzero(h->rc_buf, h->node->seg_size);
+		sodium_memzero(h->rc_buf, h->rc_hi);
 		free(h->rc_buf);
 	}
 	free(h);
