@@ -25,7 +25,7 @@ struct fs *the_fs;
 
 /* The strings fuse_opt fills; parsed and checked after. */
 struct raw_options {
-	char *tef, *cache, *ae, *segment_size, *protect, *share, *key_ttl, *cache_size;
+	char *tef, *cache, *ae, *segment_size, *protect, *share, *key_ttl, *key_cache, *cache_size;
 	char *hcse_cert, *hcse_key, *hcse_ca, *hcse_timeout;
 	char *url;
 	int n_nonopt;
@@ -47,6 +47,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("protect=%s", protect),
 	OPT("share=%s", share),
 	OPT("key_ttl=%s", key_ttl),
+	OPT("key_cache=%s", key_cache),
 	OPT("cache_size=%s", cache_size),
 	OPT("hcse_cert=%s", hcse_cert),
 	OPT("hcse_key=%s", hcse_key),
@@ -130,7 +131,7 @@ static void raw_options_free(struct raw_options *o)
 	char **strs[] = { &o->tef,	   &o->cache,	   &o->segment_size, &o->protect,
 			  &o->share,	   &o->key_ttl,	   &o->cache_size,   &o->hcse_cert,
 			  &o->hcse_key,    &o->hcse_ca,	   &o->hcse_timeout, &o->url,
-			  &o->bad };
+			  &o->bad,	   &o->key_cache };
 
 	for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
 		free(*strs[i]);
@@ -143,7 +144,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: atrestfs HCSE-URL MOUNTPOINT -o tef=SOCKET,cache=DIR [,ae=NAME]\n"
 		"                [,segment_size=SIZE] [,protect=confidentiality|integrity]\n"
-		"                [,share=owner|group|all] [,key_ttl=SECONDS] [,cache_size=SIZE]\n"
+		"                [,share=owner|group|all] [,key_ttl=SECONDS] [,key_cache=SECONDS]\n"
+		"                [,cache_size=SIZE]\n"
 		"                [,hcse_cert=FILE,hcse_key=FILE] [,hcse_ca=FILE]\n"
 		"                [,hcse_timeout=SECONDS] [,allow_other] [,default_permissions]\n"
 		"                [-f] [-d]\n"
@@ -266,6 +268,16 @@ static int check_options(struct raw_options *raw, struct fs_options *o)
 		if (errno || end == raw->key_ttl || *end || raw->key_ttl[0] == '-' || t == 0)
 			return bad_value("key_ttl", raw->key_ttl);
 		o->key_ttl = t;
+	}
+	/* DESIGN.md 8: a released key serves the same caller's opens this long */
+	o->key_cache = KEY_CACHE_DEFAULT;
+	if (raw->key_cache) {
+		char *end;
+		errno = 0;
+		unsigned long long t = strtoull(raw->key_cache, &end, 10);
+		if (errno || end == raw->key_cache || *end || raw->key_cache[0] == '-' || t > 3600)
+			return bad_value("key_cache", raw->key_cache);
+		o->key_cache = t;
 	}
 	o->cache_size = 4ull * 1024 * 1024 * 1024;
 	if (raw->cache_size) {
@@ -455,6 +467,9 @@ int main(int argc, char *argv[])
 		log_error_errno(r, "cannot use the tefd socket '%s'", fs.opt.tef);
 		goto out;
 	}
+	r = keys_init(&fs);
+	if (r < 0)
+		goto out;
 	pthread_mutex_lock(&fs.lock);
 	r = ns_init(&fs);
 	pthread_mutex_unlock(&fs.lock);
@@ -526,6 +541,7 @@ out:
 	pthread_mutex_lock(&fs.lock);
 	ns_done(&fs);
 	pthread_mutex_unlock(&fs.lock);
+	keys_done(&fs);
 	fs.tef = tef_client_free(fs.tef);
 	fs.hcse = hcse_client_free(fs.hcse);
 	fs.cache = cache_close(fs.cache);
