@@ -132,6 +132,10 @@ struct node {
 	uint64_t nlookup;
 	unsigned n_open;
 	bool unlinked;
+	/* the kernel's page cache matches content_seq kc_seq (file.c: keep_cache):
+	 * set when the last handle goes, unless two were ever open at once */
+	uint64_t kc_seq;
+	bool kc_valid, kc_shared;
 
 	/* hash chains and the directory tree */
 	struct node *h_ino_next;

@@ -267,6 +267,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = the_fs;
 	struct seal_key *key = NULL;
+	uint64_t seq;
 	struct caller c;
 	struct handle *h;
 	struct node *n;
@@ -279,8 +280,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, S_ISDIR(n->mode) ? EISDIR : EINVAL);
 		return;
 	}
-	if (n)
-		n->n_open++; /* keeps it alive while tefd answers */
+	if (n && ++n->n_open > 1) /* keeps it alive while tefd answers */
+		n->kc_shared = true;
 	pthread_mutex_unlock(&fs->lock);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -312,9 +313,16 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	/* the kernel's cached pages are dropped at each open (keep_cache kept
-	 * older versions visible under e2e_load's concurrent writers) */
-	fi->keep_cache = 0;
+	/* the kernel keeps its cached pages only for a lone open of content that
+	 * has not changed since a lone handle (every change passes through this
+	 * kernel) closed; else they are dropped (keep_cache kept older versions
+	 * visible under e2e_load's concurrent writers and readers) */
+	pthread_mutex_lock(&n->data_lock);
+	seq = n->content_seq;
+	pthread_mutex_unlock(&n->data_lock);
+	pthread_mutex_lock(&fs->lock);
+	fi->keep_cache = n->n_open == 1 && !n->kc_shared && n->kc_valid && n->kc_seq == seq;
+	pthread_mutex_unlock(&fs->lock);
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_free(h);
 		pthread_mutex_lock(&fs->lock);
@@ -407,6 +415,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct fs *fs = the_fs;
 	struct node *n = h->node;
+	uint64_t seq;
 	int r;
 
 	(void)ino;
@@ -414,8 +423,16 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r < 0)
 		log_error_errno(r, "inode %" PRIu64 ": changes lost at release", n->ino);
 	handle_free(h);
+	pthread_mutex_lock(&n->data_lock);
+	seq = n->content_seq;
+	pthread_mutex_unlock(&n->data_lock);
 	pthread_mutex_lock(&fs->lock);
-	n->n_open--;
+	if (--n->n_open == 0) {
+		/* a change racing this (setattr) leaves kc_seq behind: not kept */
+		n->kc_valid = !n->kc_shared && r == 0;
+		n->kc_seq = seq;
+		n->kc_shared = false;
+	}
 	fs_maybe_reap(fs, n);
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_err(req, 0);
