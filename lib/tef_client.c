@@ -14,6 +14,7 @@
 #include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
+#include "atrest/secure_scratch.h"
 #include "atrest/tef_client.h"
 
 #define POOL_MAX 16
@@ -188,7 +189,7 @@ struct tef_registration *tef_registration_free(struct tef_registration *r)
 	free(r->owner);
 	json_strv_free(r->labels, r->n_labels);
 	json_strv_free(r->targets, r->n_targets);
-	sodium_free(r->key);
+	secure_slot_put(r->key);
 	free(r);
 	return NULL;
 }
@@ -238,7 +239,7 @@ static int registration_from_json(json_t *o, struct tef_registration **ret)
 		size_t n = json_string_length(k), klen = 0;
 		int rc;
 
-		r->key = sodium_malloc(32);
+		r->key = secure_slot_get();
 		rc = r->key ? sodium_base642bin(r->key, 32, text, n, NULL, &klen, NULL,
 						sodium_base64_VARIANT_URLSAFE_NO_PADDING)
 			    : -1;

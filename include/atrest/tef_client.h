@@ -73,7 +73,7 @@ struct tef_registration {
 	char **targets;
 	size_t n_targets;
 	uint64_t version; /* atrestVersion: owner-maintained monotonic counter */
-	uint8_t *key;	  /* sodium_malloc'd key bytes, or NULL when not released */
+	uint8_t *key;	  /* key bytes in a secure_slot_get() slot (sodium_malloc memory), or NULL */
 	size_t key_len;
 };
 
