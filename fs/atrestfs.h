@@ -133,7 +133,8 @@ struct node {
 	unsigned n_open;
 	bool unlinked;
 	/* the kernel's page cache matches content_seq kc_seq (file.c: keep_cache):
-	 * set when the last handle goes, unless two were ever open at once */
+	 * set at flush and release, unless a write came while another handle was
+	 * open (kc_shared, cleared when the last handle goes) */
 	uint64_t kc_seq;
 	bool kc_valid, kc_shared;
 

@@ -280,8 +280,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, S_ISDIR(n->mode) ? EISDIR : EINVAL);
 		return;
 	}
-	if (n && ++n->n_open > 1) /* keeps it alive while tefd answers */
-		n->kc_shared = true;
+	if (n)
+		n->n_open++; /* keeps it alive while tefd answers */
 	pthread_mutex_unlock(&fs->lock);
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -313,15 +313,16 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	/* the kernel keeps its cached pages only for a lone open of content that
-	 * has not changed since a lone handle (every change passes through this
-	 * kernel) closed; else they are dropped (keep_cache kept older versions
-	 * visible under e2e_load's concurrent writers and readers) */
+	/* every change passes through this kernel, which keeps its pages in
+	 * step: they are kept while the content is what was there when a handle
+	 * was last flushed or released, unless writes came while several handles
+	 * were open (keep_cache kept older versions visible under e2e_load's
+	 * concurrent writers and readers): then opens drop them until all close */
 	pthread_mutex_lock(&n->data_lock);
 	seq = n->content_seq;
 	pthread_mutex_unlock(&n->data_lock);
 	pthread_mutex_lock(&fs->lock);
-	fi->keep_cache = n->n_open == 1 && !n->kc_shared && n->kc_valid && n->kc_seq == seq;
+	fi->keep_cache = !n->kc_shared && n->kc_valid && n->kc_seq == seq;
 	pthread_mutex_unlock(&fs->lock);
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_free(h);
@@ -379,6 +380,12 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 		return;
 	}
 	h->wrote = true;
+	pthread_mutex_lock(&the_fs->lock);
+	if (h->node->n_open > 1) { /* see fs_op_open */
+		h->node->kc_shared = true;
+		h->node->kc_valid = false;
+	}
+	pthread_mutex_unlock(&the_fs->lock);
 	fuse_reply_write(req, size);
 }
 
@@ -392,13 +399,34 @@ static int commit_handle(struct handle *h, bool durable)
 	return r;
 }
 
+/* What the kernel holds now matches the content (fs_op_open), unless shared. */
+static void kc_note(struct node *n)
+{
+	uint64_t seq;
+
+	pthread_mutex_lock(&n->data_lock);
+	seq = n->content_seq;
+	pthread_mutex_unlock(&n->data_lock);
+	pthread_mutex_lock(&the_fs->lock);
+	if (!n->kc_shared) {
+		/* a change racing this (setattr) leaves kc_seq behind: not kept */
+		n->kc_valid = true;
+		n->kc_seq = seq;
+	}
+	pthread_mutex_unlock(&the_fs->lock);
+}
+
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int r;
 
 	(void)ino;
 	/* close(): the new version is committed to the cache before it returns */
-	fuse_reply_err(req, -commit_handle(h, false));
+	r = commit_handle(h, false);
+	if (r == 0)
+		kc_note(h->node);
+	fuse_reply_err(req, -r);
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -415,7 +443,6 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct fs *fs = the_fs;
 	struct node *n = h->node;
-	uint64_t seq;
 	int r;
 
 	(void)ino;
@@ -423,16 +450,11 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r < 0)
 		log_error_errno(r, "inode %" PRIu64 ": changes lost at release", n->ino);
 	handle_free(h);
-	pthread_mutex_lock(&n->data_lock);
-	seq = n->content_seq;
-	pthread_mutex_unlock(&n->data_lock);
+	if (r == 0)
+		kc_note(n);
 	pthread_mutex_lock(&fs->lock);
-	if (--n->n_open == 0) {
-		/* a change racing this (setattr) leaves kc_seq behind: not kept */
-		n->kc_valid = !n->kc_shared && r == 0;
-		n->kc_seq = seq;
+	if (--n->n_open == 0)
 		n->kc_shared = false;
-	}
 	fs_maybe_reap(fs, n);
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_err(req, 0);

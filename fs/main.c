@@ -312,6 +312,10 @@ static void fs_init_cb(void *userdata, struct fuse_conn_info *conn)
 	/* every write must pass through here to be sealed and committed at close */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* every change passes through this kernel, which keeps its pages in
+	 * step: a new mtime seen at the next getattr (our clock, not the
+	 * kernel's) must not drop them; opens decide (file.c, keep_cache) */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
