@@ -142,6 +142,8 @@ struct node {
 	struct node *h_ino_next;
 	struct node *h_name_next;
 	struct node *first_child, *next_sibling, *prev_sibling;
+	unsigned n_subdirs; /* children that are directories (st_nlink) */
+	bool counted_dir;   /* counted in its parent's n_subdirs */
 };
 
 struct fs {
