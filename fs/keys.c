@@ -36,8 +36,8 @@
 #define POOL_MAX_AGE 60	 /* seconds a pooled registration waits at most */
 #define POOL_MAX 256	 /* pooled registrations per mount */
 #define POOL_BATCH_MIN 8 /* the first batch; doubles while creates keep coming */
-#define CACHE_MAX 1024	 /* cached keys per mount */
-#define CACHE_BUCKETS 1024
+#define CACHE_MAX 4096	 /* cached keys per mount (128 KiB of locked memory) */
+#define CACHE_BUCKETS 4096
 #define KEY_MAX 32
 
 struct pooled {
@@ -242,6 +242,19 @@ static void cache_purge(struct keys *k, const char *rkid, bool stale_only)
 		}
 }
 
+/* Full of live entries: the one cached first (it would end first) goes. */
+static void cache_drop_oldest(struct keys *k)
+{
+	struct cached **oldest = NULL;
+
+	for (size_t b = 0; b < CACHE_BUCKETS; b++)
+		for (struct cached **l = &k->cache[b]; *l; l = &(*l)->next)
+			if (!oldest || (*l)->until < (*oldest)->until)
+				oldest = l;
+	if (oldest)
+		cached_drop(k, oldest);
+}
+
 /* Remembers the key released to caller c for rkid (no-op when key_cache=0). */
 static void cache_put(struct fs *fs, const struct caller *c, const char *rkid,
 		      const uint8_t *key, size_t key_len, uint64_t min_version, int64_t key_expires)
@@ -261,7 +274,7 @@ static void cache_put(struct fs *fs, const struct caller *c, const char *rkid,
 	if (k->n_cached >= CACHE_MAX)
 		cache_purge(k, NULL, true);
 	if (k->n_cached >= CACHE_MAX)
-		cache_purge(k, NULL, false);
+		cache_drop_oldest(k);
 	b = bucket_of(rkid, c->uid);
 	for (struct cached **l = &k->cache[b]; *l; l = &(*l)->next)
 		if (strcmp((*l)->rkid, rkid) == 0 && same_caller(*l, c)) {
