@@ -2,7 +2,6 @@
 /* atrestfs: parses options, opens the cache and the clients, mounts, runs the FUSE loop, tears down. */
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <stddef.h>
@@ -401,10 +400,6 @@ int main(int argc, char *argv[])
 	struct fs fs = { 0 };
 	int fresh = 0, r, ret = 1;
 
-	/* segment buffers (1 MiB) always come fresh from mmap, zero and
-	 * untouched: glibc's sliding threshold would put them on the heap and
-	 * make calloc() clear a whole segment for every small file */
-	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	if (fuse_opt_parse(&args, &raw, option_spec, opt_proc) != 0) {
 		usage(stderr);
 		goto early;
