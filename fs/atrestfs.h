@@ -21,6 +21,7 @@ struct hcse_client;
 struct cache;
 struct uploader;
 struct prefetch;
+struct keys;
 
 enum share_mode {
 	SHARE_OWNER,
@@ -38,6 +39,7 @@ struct fs_options {
 	enum seal_protection protection;
 	enum share_mode share;
 	uint64_t key_ttl;    /* seconds, 0: tefd's default */
+	uint64_t key_cache;  /* seconds a released key serves the same caller again, 0: never */
 	uint64_t cache_size; /* bytes the cache may hold */
 	char *hcse_cert, *hcse_key, *hcse_ca;
 	unsigned hcse_timeout_ms;
@@ -133,11 +135,18 @@ struct node {
 	uint64_t nlookup;
 	unsigned n_open;
 	bool unlinked;
+	/* the kernel's page cache matches content_seq kc_seq (file.c: keep_cache):
+	 * set at flush and release, unless a write came while another handle was
+	 * open (kc_shared, cleared when the last handle goes) */
+	uint64_t kc_seq;
+	bool kc_valid, kc_shared;
 
 	/* hash chains and the directory tree */
 	struct node *h_ino_next;
 	struct node *h_name_next;
 	struct node *first_child, *next_sibling, *prev_sibling;
+	unsigned n_subdirs; /* children that are directories (st_nlink) */
+	bool counted_dir;   /* counted in its parent's n_subdirs */
 };
 
 struct fs {
@@ -149,6 +158,7 @@ struct fs {
 	struct uploader *up;
 	struct prefetch *pf;
 	struct outage *tef_outage, *hcse_outage; /* reachability of the peers (health.c) */
+	struct keys *keys; /* keys.c: registration pool, per-caller key cache */
 	char *ae_path; /* the AE's path relative to the CSE: "atrestfs" */
 	char *cse_rn;  /* "cse-in", for user.onem2m.resource */
 	uint64_t next_ino;
@@ -171,6 +181,7 @@ struct handle {
 	uint64_t rc_idx, rc_gen_seq;
 	uint8_t *rc_buf; /* segment_size, or NULL */
 	uint32_t rc_len;
+	uint32_t rc_hi; /* rc_buf's leading bytes that may be non-zero: wiped, the rest is zero */
 	bool rc_valid;
 	bool wrote; /* under node->data_lock: wrote, truncated or created; its close commits */
 	char *fbuf; /* a foreign object's plaintext, opened for this caller: secmem, flen + 1 bytes */
@@ -210,6 +221,9 @@ int node_from_labels(struct node *n, const char *const *labels, size_t n_labels)
 
 /* ---- keys.c: tefd on behalf of callers ---- */
 void caller_from_req(fuse_req_t req, struct caller *ret);
+/* The pool and cache (after fs->tef exists); keys_done de-registers unused pooled keys. */
+int keys_init(struct fs *fs);
+void keys_done(struct fs *fs);
 /* Registers a new key for a file owned by `c`, filling cred_id/rkid/protection. */
 int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret_key);
 /* The file's key for this caller only: -EACCES, -EKEYEXPIRED, -EIO. *ret_min_version gets tefd's recorded version. */
@@ -343,6 +357,9 @@ void fs_fill_entry(struct node *n, struct fuse_entry_param *e);
 void fs_maybe_reap(struct fs *fs, struct node *n);
 /* Persists a node's metadata (fs->lock held); marks labels for upload. */
 int fs_node_save(struct fs *fs, struct node *n, bool push_labels);
+
+/* key_cache's default: seconds a key released to a caller serves its next opens */
+#define KEY_CACHE_DEFAULT 60
 
 #define ENTRY_TIMEOUT 1.0
 #define ATTR_TIMEOUT 1.0

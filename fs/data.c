@@ -586,24 +586,34 @@ int data_write(struct fs *fs, struct handle *h, const char *in, size_t size, off
 	return 0;
 }
 
-/* Plaintext of segment idx into buf (seg_size bytes, zero beyond the data). */
+/*
+ * Plaintext of segment idx into buf (seg_size bytes, zero beyond the data).
+ * *hi: how many leading bytes of buf may be non-zero, before and after;
+ * only those are cleared, so a small file does not cost a whole segment.
+ */
 static int segment_plain(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t idx,
-			 uint8_t *buf, uint32_t *ret_len)
+			 uint8_t *buf, uint32_t *ret_len, uint32_t *hi)
 {
 	struct dseg *d = dirty_find(n, idx);
+	uint32_t len = 0;
+	int r = 0;
 
 	if (d) {
-		memcpy(buf, d->buf, n->seg_size);
-		*ret_len = d->len;
-		return 0;
+		len = d->len;
+		memcpy(buf, d->buf, len);
+	} else if (idx < n->n_wsegs && n->wsegs[idx].gen) {
+		len = n->wsegs[idx].len;
+		r = load_sealed(fs, n, key, idx, n->wsegs[idx].gen, len, buf);
+	} /* else a hole reads as zeros */
+	if (r < 0) {
+		*hi = n->seg_size; /* whatever was written: the next use clears it all */
+		return r;
 	}
-	memset(buf, 0, n->seg_size);
-	if (idx >= n->n_wsegs || !n->wsegs[idx].gen) {
-		*ret_len = 0; /* a hole reads as zeros */
-		return 0;
-	}
-	*ret_len = n->wsegs[idx].len;
-	return load_sealed(fs, n, key, idx, n->wsegs[idx].gen, n->wsegs[idx].len, buf);
+	if (*hi > len)
+		memset(buf + len, 0, *hi - len);
+	*hi = len;
+	*ret_len = len;
+	return 0;
 }
 
 int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off, size_t *ret_len)
@@ -627,6 +637,7 @@ int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off
 		h->rc_buf = secmem_alloc(n->seg_size);
 		if (!h->rc_buf)
 			return plain_alloc_error(n->seg_size);
+		h->rc_hi = 0;
 	}
 	while (done < size) {
 		uint64_t idx = pos / n->seg_size;
@@ -652,7 +663,7 @@ int data_read(struct fs *fs, struct handle *h, char *out, size_t size, off_t off
 		}
 		if (!h->rc_valid || h->rc_idx != idx || h->rc_gen_seq != n->content_seq) {
 			h->rc_valid = false;
-			r = segment_plain(fs, n, h->key, idx, h->rc_buf, &h->rc_len);
+			r = segment_plain(fs, n, h->key, idx, h->rc_buf, &h->rc_len, &h->rc_hi);
 			if (r < 0)
 				return r;
 			h->rc_idx = idx;
@@ -759,6 +770,8 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 			if (r < 0)
 				return r;
 		}
+		if (d->len > want) /* keeps bytes past len zero (dseg_release) */
+			memset(d->buf + want, 0, d->len - want);
 		d->len = want;
 		r = dirty_flush(fs, n, key, d);
 		if (r < 0)

@@ -263,6 +263,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = the_fs;
 	struct seal_key *key = NULL;
+	uint64_t seq;
 	struct caller c;
 	struct handle *h;
 	struct node *n;
@@ -310,9 +311,17 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	/* the kernel's cached pages are dropped at each open (keep_cache kept
-	 * older versions visible under e2e_load's concurrent writers) */
-	fi->keep_cache = 0;
+	/* every change passes through this kernel, which keeps its pages in
+	 * step: they are kept while the content is what was there when a handle
+	 * was last flushed or released, unless writes came while several handles
+	 * were open (keep_cache kept older versions visible under e2e_load's
+	 * concurrent writers and readers): then opens drop them until all close */
+	pthread_mutex_lock(&n->data_lock);
+	seq = n->content_seq;
+	pthread_mutex_unlock(&n->data_lock);
+	pthread_mutex_lock(&fs->lock);
+	fi->keep_cache = !n->kc_shared && n->kc_valid && n->kc_seq == seq;
+	pthread_mutex_unlock(&fs->lock);
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_free(h);
 		pthread_mutex_lock(&fs->lock);
@@ -380,6 +389,12 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 		fuse_reply_err(req, -r);
 		return;
 	}
+	pthread_mutex_lock(&the_fs->lock);
+	if (h->node->n_open > 1) { /* see fs_op_open */
+		h->node->kc_shared = true;
+		h->node->kc_valid = false;
+	}
+	pthread_mutex_unlock(&the_fs->lock);
 	fuse_reply_write(req, size);
 }
 
@@ -402,14 +417,35 @@ static int commit_handle(struct handle *h, bool durable)
 	return r;
 }
 
+/* What the kernel holds now matches the content (fs_op_open), unless shared. */
+static void kc_note(struct node *n)
+{
+	uint64_t seq;
+
+	pthread_mutex_lock(&n->data_lock);
+	seq = n->content_seq;
+	pthread_mutex_unlock(&n->data_lock);
+	pthread_mutex_lock(&the_fs->lock);
+	if (!n->kc_shared) {
+		/* a change racing this (setattr) leaves kc_seq behind: not kept */
+		n->kc_valid = true;
+		n->kc_seq = seq;
+	}
+	pthread_mutex_unlock(&the_fs->lock);
+}
+
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int r;
 
 	(void)ino;
 	/* close(): the new version is durable in the cache before it returns
 	 * (FLUSH is what close(2) waits for; RELEASE comes after, unwaited) */
-	fuse_reply_err(req, -commit_handle(h, false));
+	r = commit_handle(h, false);
+	if (r == 0)
+		kc_note(h->node);
+	fuse_reply_err(req, -r);
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -436,8 +472,11 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		log_error_errno(r, "changes to %s lost at release", desc);
 	}
 	handle_free(h);
+	if (r == 0)
+		kc_note(n);
 	pthread_mutex_lock(&fs->lock);
-	n->n_open--;
+	if (--n->n_open == 0)
+		n->kc_shared = false;
 	fs_maybe_reap(fs, n);
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_err(req, 0);

@@ -9,11 +9,81 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
 #include "atrest/tef_api.h"
 #include "atrestfs.h"
+
+/*
+ * Two things spare a tefd round trip without weakening DESIGN.md 2 and 8:
+ *
+ * - A pool of registrations made ahead of time, on behalf of an owner, in
+ *   batches (tefd's atrestCount: one fsync for up to 64 keys). A created
+ *   file takes one whose owner, targets and protection are those the file
+ *   would have been registered with; the key is registered before the first
+ *   byte is sealed, as ever. A pooled registration is used within
+ *   POOL_MAX_AGE of its making or de-registered; so are those left at
+ *   unmount.
+ * - A cache of the keys released at open() (or at creation, to the owner),
+ *   each usable only by the same caller identity (uid, gid and supplementary
+ *   groups) for the same key id, for at most key_cache seconds, never past
+ *   the registration's expiry, and dropped at once when this mount changes
+ *   the registration's targets or expiry or de-registers it. Keys sit in one
+ *   sodium_malloc'd slab, wiped on eviction.
+ */
+#define POOL_MAX_AGE 60	 /* seconds a pooled registration waits at most */
+#define POOL_MAX 256	 /* pooled registrations per mount */
+#define POOL_BATCH_MIN 8 /* the first batch; doubles while creates keep coming */
+#define CACHE_MAX 4096	 /* cached keys per mount (128 KiB of locked memory) */
+#define CACHE_BUCKETS 4096
+#define KEY_MAX 32
+
+struct pooled {
+	uid_t uid;
+	gid_t gid; /* the file gid its targets name (share=group), else 0 */
+	int suid;
+	int64_t made; /* CLOCK_MONOTONIC seconds */
+	struct tef_registration *reg;
+	struct pooled *next;
+};
+
+struct cached {
+	uid_t uid;
+	gid_t gid;
+	size_t n_groups;
+	gid_t groups[ELEMENTSOF(((struct caller *)0)->groups)];
+	char rkid[TEF_RELATIVE_KEY_ID_HEX + 1];
+	uint64_t min_version;
+	int64_t until;	     /* CLOCK_MONOTONIC ms */
+	int64_t key_expires; /* unix seconds, 0: as tefd's default (checked at release) */
+	unsigned slot;
+	size_t key_len;
+	struct cached *next;
+};
+
+struct keys {
+	pthread_mutex_t lock;
+	struct pooled *pool;
+	size_t n_pool;
+	unsigned batch;	  /* the next batch's size */
+	int64_t last_refill;
+	bool no_batch;	  /* tefd does not know atrestCount: one key per file */
+	struct cached *cache[CACHE_BUCKETS];
+	size_t n_cached;
+	uint8_t *slab;	  /* CACHE_MAX * KEY_MAX bytes, sodium_malloc'd */
+	uint8_t used[CACHE_MAX];
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /*
  * Supplementary groups of the calling thread from /proc, as
@@ -129,11 +199,329 @@ void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_reg
 	pthread_mutex_unlock(&fs->lock);
 }
 
+/* ---- the per-caller key cache (k->lock held) ---- */
+
+static size_t bucket_of(const char *rkid, uid_t uid)
+{
+	size_t h = 5381;
+
+	for (const char *p = rkid; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	return (h ^ uid) % CACHE_BUCKETS;
+}
+
+static bool same_caller(const struct cached *e, const struct caller *c)
+{
+	return e->uid == c->uid && e->gid == c->gid && e->n_groups == c->n_groups &&
+	       memcmp(e->groups, c->groups, c->n_groups * sizeof(gid_t)) == 0;
+}
+
+static void cached_drop(struct keys *k, struct cached **link)
+{
+	struct cached *e = *link;
+
+	*link = e->next;
+	sodium_memzero(k->slab + (size_t)e->slot * KEY_MAX, KEY_MAX);
+	k->used[e->slot] = 0;
+	k->n_cached--;
+	free(e);
+}
+
+/* Drops the entries for rkid (NULL: every entry), or only stale ones. */
+static void cache_purge(struct keys *k, const char *rkid, bool stale_only)
+{
+	int64_t now = mono_ms();
+	time_t wall = time(NULL);
+
+	for (size_t b = 0; b < CACHE_BUCKETS; b++)
+		for (struct cached **l = &k->cache[b]; *l;) {
+			struct cached *e = *l;
+			bool stale = e->until <= now || (e->key_expires && e->key_expires <= wall);
+
+			if ((stale_only && stale) ||
+			    (!stale_only && (!rkid || strcmp(e->rkid, rkid) == 0)))
+				cached_drop(k, l);
+			else
+				l = &e->next;
+		}
+}
+
+/* Full of live entries: the one cached first (it would end first) goes. */
+static void cache_drop_oldest(struct keys *k)
+{
+	struct cached **oldest = NULL;
+
+	for (size_t b = 0; b < CACHE_BUCKETS; b++)
+		for (struct cached **l = &k->cache[b]; *l; l = &(*l)->next)
+			if (!oldest || (*l)->until < (*oldest)->until)
+				oldest = l;
+	if (oldest)
+		cached_drop(k, oldest);
+}
+
+/* Remembers the key released to caller c for rkid (no-op when key_cache=0). */
+static void cache_put(struct fs *fs, const struct caller *c, const char *rkid,
+		      const uint8_t *key, size_t key_len, uint64_t min_version, int64_t key_expires)
+{
+	struct keys *k = fs->keys;
+	struct cached *e;
+	size_t b;
+	unsigned slot = 0;
+
+	if (!k || !k->slab || fs->opt.key_cache == 0 || key_len > KEY_MAX ||
+	    strlen(rkid) != TEF_RELATIVE_KEY_ID_HEX || c->n_groups > ELEMENTSOF(e->groups))
+		return;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return;
+	pthread_mutex_lock(&k->lock);
+	if (k->n_cached >= CACHE_MAX)
+		cache_purge(k, NULL, true);
+	if (k->n_cached >= CACHE_MAX)
+		cache_drop_oldest(k);
+	b = bucket_of(rkid, c->uid);
+	for (struct cached **l = &k->cache[b]; *l; l = &(*l)->next)
+		if (strcmp((*l)->rkid, rkid) == 0 && same_caller(*l, c)) {
+			cached_drop(k, l);
+			break;
+		}
+	while (k->used[slot])
+		slot++;
+	k->used[slot] = 1;
+	*e = (struct cached){ .uid = c->uid, .gid = c->gid, .n_groups = c->n_groups,
+			      .min_version = min_version,
+			      .until = mono_ms() + (int64_t)fs->opt.key_cache * 1000,
+			      .key_expires = key_expires, .slot = slot, .key_len = key_len,
+			      .next = k->cache[b] };
+	memcpy(e->groups, c->groups, c->n_groups * sizeof(gid_t));
+	memcpy(e->rkid, rkid, TEF_RELATIVE_KEY_ID_HEX + 1);
+	memcpy(k->slab + (size_t)slot * KEY_MAX, key, key_len);
+	k->cache[b] = e;
+	k->n_cached++;
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* The key this very caller was given for rkid lately: 0, or -ENOENT. */
+static int cache_get(struct fs *fs, const struct caller *c, const char *rkid,
+		     struct seal_key **ret_key, uint64_t *ret_min_version)
+{
+	struct keys *k = fs->keys;
+	int r = -ENOENT;
+
+	if (!k || !k->slab || fs->opt.key_cache == 0)
+		return -ENOENT;
+	pthread_mutex_lock(&k->lock);
+	for (struct cached **l = &k->cache[bucket_of(rkid, c->uid)]; *l; l = &(*l)->next) {
+		struct cached *e = *l;
+
+		if (strcmp(e->rkid, rkid) != 0 || !same_caller(e, c))
+			continue;
+		if (e->until <= mono_ms() || (e->key_expires && e->key_expires <= time(NULL))) {
+			cached_drop(k, l); /* tefd decides again */
+			break;
+		}
+		r = seal_key_new(k->slab + (size_t)e->slot * KEY_MAX, e->key_len, ret_key);
+		if (r == 0)
+			*ret_min_version = e->min_version;
+		break;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return r;
+}
+
+static void cache_forget(struct fs *fs, const char *rkid)
+{
+	if (!fs->keys || !rkid)
+		return;
+	pthread_mutex_lock(&fs->keys->lock);
+	cache_purge(fs->keys, rkid, false);
+	pthread_mutex_unlock(&fs->keys->lock);
+}
+
+/* ---- the pool of registrations made ahead of time ---- */
+
+static int64_t mono_s(void)
+{
+	return mono_ms() / 1000;
+}
+
+static void pooled_free_list(struct fs *fs, struct pooled *p)
+{
+	while (p) {
+		struct pooled *next = p->next;
+
+		if (p->reg) {
+			keys_deregister(fs, p->uid, p->gid, p->reg->relative_key_id);
+			tef_registration_free(p->reg);
+		}
+		free(p);
+		p = next;
+	}
+}
+
+/* A pooled registration for this owner, gid and suid, or NULL; stale ones go to *stale. */
+static struct tef_registration *pool_take(struct keys *k, uid_t uid, gid_t gid, int suid,
+					  struct pooled **stale)
+{
+	struct tef_registration *reg = NULL;
+	int64_t now = mono_s();
+
+	for (struct pooled **l = &k->pool; *l;) {
+		struct pooled *p = *l;
+
+		if (p->made + POOL_MAX_AGE <= now) {
+			*l = p->next;
+			k->n_pool--;
+			p->next = *stale;
+			*stale = p;
+			continue;
+		}
+		if (!reg && p->uid == uid && p->gid == gid && p->suid == suid) {
+			*l = p->next;
+			k->n_pool--;
+			reg = p->reg;
+			free(p);
+			continue;
+		}
+		l = &p->next;
+	}
+	return reg;
+}
+
+/*
+ * Registers a batch on the caller's behalf (it is the file's owner): one is
+ * returned, the others wait in the pool. -EINVAL when tefd has no batches.
+ */
+static int pool_refill(struct fs *fs, const struct caller *c, gid_t gid,
+		       const struct tef_registration_req *req, struct tef_registration **ret)
+{
+	struct keys *k = fs->keys;
+	struct tef_registration **list = NULL;
+	struct pooled *over = NULL;
+	struct tef_identity id = {
+		.uid = c->uid, .gid = c->gid, .n_groups = c->n_groups, .groups = c->groups
+	};
+	size_t n = 0;
+	unsigned want;
+	int r;
+
+	pthread_mutex_lock(&k->lock);
+	/* a pause in creates starts small again; a run of them grows the batch */
+	if (k->last_refill + POOL_MAX_AGE <= mono_s())
+		k->batch = POOL_BATCH_MIN;
+	want = k->batch;
+	k->batch = k->batch * 2 > TEF_MAX_BATCH ? TEF_MAX_BATCH : k->batch * 2;
+	k->last_refill = mono_s();
+	pthread_mutex_unlock(&k->lock);
+
+	r = tef_register_batch(fs->tef, &id, req, want, &list, &n, NULL);
+	if (r < 0)
+		return r;
+	*ret = list[0];
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 1; i < n; i++) {
+		struct pooled *p = calloc(1, sizeof(*p));
+
+		if (!p) {
+			tef_registration_free(list[i]);
+			continue;
+		}
+		*p = (struct pooled){ .uid = c->uid, .gid = gid, .suid = req->suid,
+				      .made = mono_s(), .reg = list[i] };
+		if (k->n_pool >= POOL_MAX) {
+			p->next = over;
+			over = p;
+			continue;
+		}
+		p->next = k->pool;
+		k->pool = p;
+		k->n_pool++;
+	}
+	pthread_mutex_unlock(&k->lock);
+	free(list);
+	pooled_free_list(fs, over);
+	return 0;
+}
+
+/* A registration for a new file: from the pool, a new batch, or a single one. */
+static int register_for(struct fs *fs, const struct caller *c, gid_t gid,
+			const struct tef_registration_req *req, struct tef_registration **ret)
+{
+	struct keys *k = fs->keys;
+	struct pooled *stale = NULL;
+	struct tef_identity id = {
+		.uid = c->uid, .gid = c->gid, .n_groups = c->n_groups, .groups = c->groups
+	};
+	bool batch;
+	int r;
+
+	/* a short key_ttl leaves no room for a registration to wait */
+	batch = k && !(fs->opt.key_ttl && fs->opt.key_ttl < 10 * POOL_MAX_AGE);
+	if (batch) {
+		pthread_mutex_lock(&k->lock);
+		*ret = pool_take(k, c->uid, gid, req->suid, &stale);
+		batch = !k->no_batch;
+		pthread_mutex_unlock(&k->lock);
+		pooled_free_list(fs, stale);
+		if (*ret)
+			return 0;
+	}
+	if (batch) {
+		r = pool_refill(fs, c, gid, req, ret);
+		if (r != -EINVAL)
+			return r;
+		log_info("tefd does not register keys in batches: one registration per file");
+		pthread_mutex_lock(&k->lock);
+		k->no_batch = true;
+		pthread_mutex_unlock(&k->lock);
+	}
+	return tef_register(fs->tef, &id, req, ret, NULL);
+}
+
+int keys_init(struct fs *fs)
+{
+	struct keys *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return -ENOMEM;
+	pthread_mutex_init(&k->lock, NULL);
+	k->batch = POOL_BATCH_MIN;
+	if (fs->opt.key_cache) {
+		k->slab = sodium_malloc(CACHE_MAX * KEY_MAX);
+		if (!k->slab) {
+			pthread_mutex_destroy(&k->lock);
+			free(k);
+			return -ENOMEM;
+		}
+	}
+	fs->keys = k;
+	return 0;
+}
+
+void keys_done(struct fs *fs)
+{
+	struct keys *k = fs->keys;
+	struct pooled *p;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	p = TAKE_PTR(k->pool);
+	k->n_pool = 0;
+	cache_purge(k, NULL, false);
+	pthread_mutex_unlock(&k->lock);
+	/* registrations no file took: de-registered, their keys wiped */
+	pooled_free_list(fs, p);
+	sodium_free(k->slab);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+	fs->keys = NULL;
+}
+
 int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret_key)
 {
 	_cleanup_free_ char *t_uid = NULL, *t_gid = NULL, *label = NULL;
 	struct tef_registration *reg = NULL;
-	struct tef_identity id;
 	struct seal_key *key = NULL;
 	const char *targets[2];
 	size_t n_targets = 0;
@@ -166,8 +554,7 @@ int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct 
 	};
 
 	/* DESIGN.md 1 step 1: tefd generates the key; we hold it only in secure memory */
-	identity_of(c, &id);
-	r = tef_register(fs->tef, &id, &req, &reg, NULL);
+	r = register_for(fs, c, fs->opt.share == SHARE_GROUP ? n->gid : 0, &req, &reg);
 	if (r < 0)
 		return open_errno(fs, r, "key registration", n);
 	if (!reg->key || !reg->credential_id || !reg->relative_key_id) {
@@ -184,8 +571,11 @@ int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct 
 		if (!n->cred_id || !n->rkid)
 			r = -ENOMEM;
 	}
-	if (r == 0)
+	if (r == 0) {
 		node_adopt_registration(fs, n, reg);
+		/* the owner may always retrieve its key: the same answer tefd would give */
+		cache_put(fs, c, reg->relative_key_id, reg->key, reg->key_len, 0, reg->expiration);
+	}
 	tef_registration_free(reg);
 	if (r < 0) {
 		seal_key_free(key);
@@ -205,6 +595,9 @@ int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 
 	if (!n->rkid)
 		return -EIO;
+	/* DESIGN.md 8: only what tefd released to this very identity, lately */
+	if (cache_get(fs, c, n->rkid, ret_key, ret_min_version) == 0)
+		return 0;
 	identity_of(c, &id);
 	r = tef_retrieve(fs->tef, &id, n->rkid, &reg, NULL);
 	if (r < 0) {
@@ -224,6 +617,7 @@ int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 	if (r == 0) {
 		*ret_min_version = reg->version;
 		*ret_key = key;
+		cache_put(fs, c, n->rkid, reg->key, reg->key_len, reg->version, reg->expiration);
 	}
 	tef_registration_free(reg);
 	return r;
@@ -237,6 +631,8 @@ static int update(struct fs *fs, const struct caller *c, struct node *n,
 	int r;
 
 	identity_of(c, &id);
+	/* new targets or expiry: whoever opens next is decided by tefd again */
+	cache_forget(fs, n->rkid);
 	r = tef_update(fs->tef, &id, n->rkid, u, &reg, NULL);
 	if (r < 0) {
 		if (r == -EINVAL)
@@ -290,6 +686,15 @@ int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, u
 	r = tef_update(fs->tef, &id, rkid, &u, NULL, NULL);
 	if (r < 0)
 		log_debug_errno(r, "cannot record version %" PRIu64 " with tefd", version);
+	else if (fs->keys) {
+		/* a cached answer is never older than what tefd now says */
+		pthread_mutex_lock(&fs->keys->lock);
+		for (size_t b = 0; b < CACHE_BUCKETS; b++)
+			for (struct cached *e = fs->keys->cache[b]; e; e = e->next)
+				if (strcmp(e->rkid, rkid) == 0 && e->min_version < version)
+					e->min_version = version;
+		pthread_mutex_unlock(&fs->keys->lock);
+	}
 	return r;
 }
 
@@ -298,6 +703,7 @@ int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
 	struct tef_identity id = { .uid = uid, .gid = gid };
 	int r;
 
+	cache_forget(fs, rkid);
 	r = tef_deregister(fs->tef, &id, rkid, NULL);
 	if (r == -EACCES || r == -ENOENT)
 		return 0; /* gone already, or no longer this owner's */

@@ -27,7 +27,7 @@ struct fs *the_fs;
 
 /* The strings fuse_opt fills; parsed and checked after. */
 struct raw_options {
-	char *tef, *cache, *ae, *segment_size, *protect, *share, *key_ttl, *cache_size;
+	char *tef, *cache, *ae, *segment_size, *protect, *share, *key_ttl, *key_cache, *cache_size;
 	char *hcse_cert, *hcse_key, *hcse_ca, *hcse_timeout;
 	char *url;
 	int n_nonopt;
@@ -49,6 +49,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("protect=%s", protect),
 	OPT("share=%s", share),
 	OPT("key_ttl=%s", key_ttl),
+	OPT("key_cache=%s", key_cache),
 	OPT("cache_size=%s", cache_size),
 	OPT("hcse_cert=%s", hcse_cert),
 	OPT("hcse_key=%s", hcse_key),
@@ -132,7 +133,7 @@ static void raw_options_free(struct raw_options *o)
 	char **strs[] = { &o->tef,	   &o->cache,	   &o->segment_size, &o->protect,
 			  &o->share,	   &o->key_ttl,	   &o->cache_size,   &o->hcse_cert,
 			  &o->hcse_key,    &o->hcse_ca,	   &o->hcse_timeout, &o->url,
-			  &o->bad };
+			  &o->bad,	   &o->key_cache };
 
 	for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
 		free(*strs[i]);
@@ -145,7 +146,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: atrestfs HCSE-URL MOUNTPOINT -o tef=SOCKET,cache=DIR [,ae=NAME]\n"
 		"                [,segment_size=SIZE] [,protect=confidentiality|integrity]\n"
-		"                [,share=owner|group|all] [,key_ttl=SECONDS] [,cache_size=SIZE]\n"
+		"                [,share=owner|group|all] [,key_ttl=SECONDS] [,key_cache=SECONDS]\n"
+		"                [,cache_size=SIZE]\n"
 		"                [,hcse_cert=FILE,hcse_key=FILE] [,hcse_ca=FILE]\n"
 		"                [,hcse_timeout=SECONDS] [,allow_other] [,default_permissions]\n"
 		"                [-f] [-d]\n"
@@ -269,6 +271,16 @@ static int check_options(struct raw_options *raw, struct fs_options *o)
 			return bad_value("key_ttl", raw->key_ttl);
 		o->key_ttl = t;
 	}
+	/* DESIGN.md 8: a released key serves the same caller's opens this long */
+	o->key_cache = KEY_CACHE_DEFAULT;
+	if (raw->key_cache) {
+		char *end;
+		errno = 0;
+		unsigned long long t = strtoull(raw->key_cache, &end, 10);
+		if (errno || end == raw->key_cache || *end || raw->key_cache[0] == '-' || t > 3600)
+			return bad_value("key_cache", raw->key_cache);
+		o->key_cache = t;
+	}
 	o->cache_size = 4ull * 1024 * 1024 * 1024;
 	if (raw->cache_size) {
 		if (parse_size(raw->cache_size, &v) < 0 || v < 16 * o->segment_size)
@@ -301,6 +313,10 @@ static void fs_init_cb(void *userdata, struct fuse_conn_info *conn)
 	/* every write must pass through here to be sealed and committed at close */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* every change passes through this kernel, which keeps its pages in
+	 * step: a new mtime seen at the next getattr (our clock, not the
+	 * kernel's) must not drop them; opens decide (file.c, keep_cache) */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
@@ -471,6 +487,8 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	r = health_attach(&fs);
+	if (r >= 0)
+		r = keys_init(&fs);
 	if (r < 0)
 		goto out;
 	pthread_mutex_lock(&fs.lock);
@@ -558,6 +576,7 @@ out:
 	pthread_mutex_lock(&fs.lock);
 	ns_done(&fs);
 	pthread_mutex_unlock(&fs.lock);
+	keys_done(&fs);
 	health_detach(&fs);
 	fs.tef = tef_client_free(fs.tef);
 	fs.hcse = hcse_client_free(fs.hcse);

@@ -143,6 +143,8 @@ void ns_link_name(struct fs *fs, struct node *n, uint64_t parent, const char *na
 		if (dir->first_child)
 			dir->first_child->prev_sibling = n;
 		dir->first_child = n;
+		n->counted_dir = S_ISDIR(n->mode);
+		dir->n_subdirs += n->counted_dir;
 	}
 }
 
@@ -166,7 +168,9 @@ void ns_unlink_name(struct fs *fs, struct node *n)
 			dir->first_child = n->next_sibling;
 		if (n->next_sibling)
 			n->next_sibling->prev_sibling = n->prev_sibling;
+		dir->n_subdirs -= n->counted_dir;
 	}
+	n->counted_dir = false;
 	n->next_sibling = n->prev_sibling = NULL;
 	n->h_name_next = NULL;
 	n->parent = 0;
@@ -278,12 +282,10 @@ void node_fill_stat(const struct node *n, struct stat *st)
 	st->st_ino = n->ino;
 	st->st_mode = n->mode;
 	st->st_nlink = 1;
-	if (S_ISDIR(n->mode)) {
-		st->st_nlink = 2;
-		for (const struct node *c = n->first_child; c; c = c->next_sibling)
-			if (S_ISDIR(c->mode))
-				st->st_nlink++;
-	}
+	/* kept by ns_link_name/ns_unlink_name: a stat of a big directory
+	 * (every create replies with its parent's) walks no list */
+	if (S_ISDIR(n->mode))
+		st->st_nlink = 2 + n->n_subdirs;
 	if (n->unlinked)
 		st->st_nlink = 0;
 	st->st_uid = n->uid;

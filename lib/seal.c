@@ -11,6 +11,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/seal.h"
 #include "atrest/secmem.h"
+#include "atrest/secure_scratch.h"
 
 #define GCM_IV_LEN crypto_aead_aes256gcm_NPUBBYTES		  /* 12 */
 #define XC20P_IV_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES /* 24 */
@@ -18,13 +19,13 @@
 #define HS256_LEN crypto_auth_hmacsha256_BYTES /* 32 */
 #define JWE_KEY_LEN 32u
 #define KEY_LEN_MIN 16u
-#define KEY_LEN_MAX 64u
+#define KEY_LEN_MAX 64u /* == SECURE_SLOT_SIZE */
 /* Encoded protected header: kid and fid of SEAL_ID_MAX bytes each, even
  * fully \u-escaped, fit. */
 #define HEADER_B64_MAX (24u * 1024u)
 
 struct seal_key {
-	uint8_t *bytes; /* sodium_malloc()ed */
+	uint8_t *bytes; /* a secure_slot_get() slot (sodium_malloc memory) */
 	size_t len;
 	/* Counts seals; atomic and mutable through a const key, because sealing
 	 * is logically read-only on the key and runs from many threads. */
@@ -45,7 +46,8 @@ static int key_alloc(size_t len, struct seal_key **ret)
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
-	k->bytes = sodium_malloc(len);
+	/* a slot of a locked, guarded chunk: no mapping per key (secure_scratch.h) */
+	k->bytes = secure_slot_get();
 	if (!k->bytes) {
 		free(k);
 		return -ENOMEM;
@@ -83,8 +85,7 @@ struct seal_key *seal_key_free(struct seal_key *k)
 {
 	if (!k)
 		return NULL;
-	sodium_memzero(k->bytes, k->len);
-	sodium_free(k->bytes);
+	secure_slot_put(k->bytes); /* wiped there */
 	free(k);
 	return NULL;
 }

@@ -14,6 +14,7 @@
 #include "atrest/json_strv.h"
 #include "atrest/log.h"
 #include "atrest/rsc.h"
+#include "atrest/secure_scratch.h"
 #include "atrest/tef_client.h"
 
 #define POOL_MAX 16
@@ -193,7 +194,7 @@ struct tef_registration *tef_registration_free(struct tef_registration *r)
 	free(r->owner);
 	json_strv_free(r->labels, r->n_labels);
 	json_strv_free(r->targets, r->n_targets);
-	sodium_free(r->key);
+	secure_slot_put(r->key);
 	free(r);
 	return NULL;
 }
@@ -243,7 +244,7 @@ static int registration_from_json(json_t *o, struct tef_registration **ret)
 		size_t n = json_string_length(k), klen = 0;
 		int rc;
 
-		r->key = sodium_malloc(32);
+		r->key = secure_slot_get();
 		rc = r->key ? sodium_base642bin(r->key, 32, text, n, NULL, &klen, NULL,
 						sodium_base64_VARIANT_URLSAFE_NO_PADDING)
 			    : -1;
@@ -337,37 +338,50 @@ static char *body_with_key(const json_t *o, const uint8_t *key, size_t key_len)
 	return body;
 }
 
+/* The registration body of req (count > 0: atrestCount); sodium_malloc'd, or NULL. */
+static char *registration_body(const struct tef_registration_req *req, unsigned count, int *ret_r)
+{
+	_cleanup_json_ json_t *o = NULL;
+
+	*ret_r = -ENOMEM;
+	o = json_pack("{s:i}", TEF_M_SUID, req->suid);
+	if (!o)
+		return NULL;
+	if (count && json_object_set_new(o, TEF_M_ATREST_COUNT, json_integer(count)) < 0)
+		return NULL;
+	if (req->n_labels &&
+	    json_object_set_new(o, TEF_M_LABELS, json_strv_new(req->labels, req->n_labels)) < 0)
+		return NULL;
+	if (req->n_targets && json_object_set_new(o, TEF_M_TARGET_IDS,
+						  json_strv_new(req->targets, req->n_targets)) < 0)
+		return NULL;
+	if (req->expiration > 0) {
+		char when[TEF_TIMESTAMP_LEN + 1];
+
+		if (tef_timestamp_format(req->expiration, when) < 0) {
+			*ret_r = -ERANGE;
+			return NULL;
+		}
+		if (json_object_set_new(o, TEF_M_EXPIRATION_TIME, json_string(when)) < 0)
+			return NULL;
+	}
+	return body_with_key(o, req->key, req->key_len);
+}
+
 int tef_register(struct tef_client *c, const struct tef_identity *onbehalf,
 		 const struct tef_registration_req *req, struct tef_registration **ret,
 		 int *ret_rsc)
 {
-	_cleanup_json_ json_t *o = NULL, *answer = NULL;
+	_cleanup_json_ json_t *answer = NULL;
 	_cleanup_sodium_free_ char *body = NULL;
 	struct tef_registration *reg = NULL;
 	int r;
 
 	if (!c || !req || !ret || (req->key && req->key_len != 16 && req->key_len != 32))
 		return -EINVAL;
-	o = json_pack("{s:i}", TEF_M_SUID, req->suid);
-	if (!o)
-		return -ENOMEM;
-	if (req->n_labels &&
-	    json_object_set_new(o, TEF_M_LABELS, json_strv_new(req->labels, req->n_labels)) < 0)
-		return -ENOMEM;
-	if (req->n_targets && json_object_set_new(o, TEF_M_TARGET_IDS,
-						  json_strv_new(req->targets, req->n_targets)) < 0)
-		return -ENOMEM;
-	if (req->expiration > 0) {
-		char when[TEF_TIMESTAMP_LEN + 1];
-
-		if (tef_timestamp_format(req->expiration, when) < 0)
-			return -ERANGE;
-		if (json_object_set_new(o, TEF_M_EXPIRATION_TIME, json_string(when)) < 0)
-			return -ENOMEM;
-	}
-	body = body_with_key(o, req->key, req->key_len);
+	body = registration_body(req, 0, &r);
 	if (!body)
-		return -ENOMEM;
+		return r;
 	r = call(c, onbehalf, "POST", TEF_ROUTE_KEYS, body, false, &answer, ret_rsc);
 	if (r < 0)
 		return r;
@@ -375,6 +389,61 @@ int tef_register(struct tef_client *c, const struct tef_identity *onbehalf,
 	if (r < 0)
 		return r;
 	*ret = reg;
+	return 0;
+}
+
+/* Wipes the keyValue of every registration in a batch answer. */
+static void wipe_batch(json_t *keys)
+{
+	size_t i;
+	json_t *o;
+
+	json_array_foreach (keys, i, o) {
+		json_t *k = json_object_get(o, TEF_M_KEY_VALUE);
+
+		if (json_is_string(k))
+			sodium_memzero((char *)json_string_value(k), json_string_length(k));
+	}
+}
+
+int tef_register_batch(struct tef_client *c, const struct tef_identity *onbehalf,
+		       const struct tef_registration_req *req, unsigned count,
+		       struct tef_registration ***ret, size_t *ret_n, int *ret_rsc)
+{
+	_cleanup_json_ json_t *answer = NULL;
+	_cleanup_sodium_free_ char *body = NULL;
+	struct tef_registration **list;
+	json_t *keys;
+	size_t n;
+	int r;
+
+	if (!c || !req || !ret || !ret_n || req->key || count < 1 || count > TEF_MAX_BATCH)
+		return -EINVAL;
+	body = registration_body(req, count, &r);
+	if (!body)
+		return r;
+	r = call(c, onbehalf, "POST", TEF_ROUTE_KEYS, body, false, &answer, ret_rsc);
+	if (r < 0)
+		return r;
+	keys = json_object_get(answer, TEF_M_KEYS);
+	n = json_array_size(keys);
+	list = n == count ? calloc(n, sizeof(*list)) : NULL;
+	for (size_t i = 0; list && i < n; i++) {
+		r = registration_from_json(json_array_get(keys, i), &list[i]);
+		if (r == 0 && !list[i]->key) {
+			tef_registration_free(list[i]);
+			r = -EBADMSG;
+		}
+		if (r < 0) {
+			list = tef_registration_list_free(list, i);
+			break;
+		}
+	}
+	wipe_batch(keys);
+	if (!list)
+		return r < 0 ? r : n == count ? -ENOMEM : -EBADMSG;
+	*ret = list;
+	*ret_n = n;
 	return 0;
 }
 

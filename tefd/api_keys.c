@@ -121,6 +121,113 @@ static int effective_expiration(const struct api *a, bool has, int64_t asked, in
 	return 0;
 }
 
+/*
+ * atrestCount: rq->count keys generated and stored in one transaction (one
+ * fsync), for delegates that keep a pool of registrations ready (atrestfs).
+ * Each is an ordinary registration of the caller's; the answer lists them,
+ * each with its keyValue, as {"keys": [...]} (docs/TEF-API.md).
+ */
+static int register_batch(struct api *a, struct api_caller *c, struct reg_request *rq,
+			  int64_t expires, struct httpd_response *resp)
+{
+	size_t n = rq->count, cap = 16, len = 0;
+	struct key_record *recs = calloc(n, sizeof(*recs));
+	uint8_t *keys = sodium_malloc(32 * n);
+	char *body = NULL, *b64 = (char *)secure_scratch(), code[16];
+	int r;
+
+	if (!recs || !keys || !b64) {
+		r = -ENOMEM;
+		goto out;
+	}
+	b64 += SCRATCH_B64;
+	randombytes_buf(keys, 32 * n);
+	for (size_t i = 0; i < n; i++)
+		recs[i] = (struct key_record){
+			.owner = c->effective.principal,
+			.suid = rq->suid,
+			.expires = expires,
+			.labels = rq->c.labels,
+			.n_labels = rq->c.n_labels,
+			.targets = rq->c.targets,
+			.n_targets = rq->c.n_targets,
+			.key = keys + 32 * i,
+			.key_len = 32,
+		};
+	r = keystore_insert_batch(a->ks, recs, n, a->max_per_owner);
+	if (r == -EDQUOT) {
+		r = api_refuse(a, c, resp, "register", 0, RSC_NOT_ACCEPTABLE, NULL,
+			       "too-many-registrations", "too many registrations for this owner");
+		goto out;
+	}
+	if (r < 0) {
+		log_error_errno(r, "cannot store a batch of registrations");
+		r = api_refuse(a, c, resp, "register", 0, RSC_INTERNAL_SERVER_ERROR, NULL,
+			       "storage", "cannot store the keys");
+		goto out;
+	}
+	/* the body is built with the keys in it: wiped on every path (sensitive) */
+	body = malloc(cap);
+	if (!body) {
+		r = -ENOMEM;
+		goto out;
+	}
+	len = (size_t)snprintf(body, cap, "{\"" TEF_M_KEYS "\":[");
+	for (size_t i = 0; i < n && r == 0; i++) {
+		_cleanup_json_ json_t *meta = record_json(a, &recs[i]);
+		_cleanup_free_ char *text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+		size_t need;
+
+		api_audit(a, c, "register", RSC_CREATED, recs[i].id_hex, "generated");
+		if (!text || text[0] != '{') {
+			r = -ENOMEM;
+			break;
+		}
+		sodium_bin2base64(b64, SCRATCH_SIZE - SCRATCH_B64, recs[i].key, 32,
+				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		need = len + strlen(b64) + strlen(text) + 32;
+		if (need > cap) {
+			/* grow by copying, so no key is left behind in a freed block */
+			char *bigger = malloc(need * 2);
+
+			if (!bigger) {
+				r = -ENOMEM;
+				break;
+			}
+			memcpy(bigger, body, len + 1);
+			sodium_memzero(body, cap);
+			free(body);
+			body = bigger;
+			cap = need * 2;
+		}
+		len += (size_t)snprintf(body + len, cap - len, "%s{\"" TEF_M_KEY_VALUE "\":\"%s\",%s",
+					i ? "," : "", b64, text + 1);
+	}
+	sodium_memzero(b64, SCRATCH_SIZE - SCRATCH_B64);
+	if (r == 0 && len + 3 > cap)
+		r = -ENOMEM;
+	if (r < 0)
+		goto out;
+	memcpy(body + len, "]}", 3);
+	len += 2;
+	snprintf(code, sizeof(code), "%d", RSC_CREATED);
+	httpd_response_set_status(resp, rsc_to_http_status(RSC_CREATED));
+	httpd_response_set_sensitive(resp);
+	r = httpd_response_add_header(resp, TEF_HDR_RSC, code);
+	if (r == 0) {
+		r = httpd_response_set_body(resp, "application/json", body, len);
+		body = NULL;
+	}
+out:
+	if (body) {
+		sodium_memzero(body, cap);
+		free(body);
+	}
+	sodium_free(keys);
+	free(recs);
+	return r;
+}
+
 int api_keys_register(struct api *a, struct api_caller *c, const struct httpd_request *req,
 		      struct httpd_response *resp)
 {
@@ -143,6 +250,11 @@ int api_keys_register(struct api *a, struct api_caller *c, const struct httpd_re
 		reg_request_done(&rq);
 		return api_refuse(a, c, resp, "register", 0, RSC_BAD_REQUEST, NULL, "bad-request",
 				  "member '" TEF_M_EXPIRATION_TIME "' is in the past");
+	}
+	if (rq.count) {
+		r = register_batch(a, c, &rq, rec.expires, resp);
+		reg_request_done(&rq);
+		return r;
 	}
 	if (!rq.key) {
 		/* TS-0003 8.8.2.7: the MAF generates the key when none is proposed */

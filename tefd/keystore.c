@@ -706,17 +706,27 @@ static int insert_locked(struct keystore *ks, struct key_record *rec, unsigned m
 	return store_hwm(ks, now);
 }
 
-int keystore_insert(struct keystore *ks, struct key_record *rec, unsigned max_per_owner)
+int keystore_insert_batch(struct keystore *ks, struct key_record *recs, size_t n,
+			  unsigned max_per_owner)
 {
 	_cleanup_unlock_ pthread_mutex_t *l = lock(ks);
 	int r;
 
-	if (!rec->key || (rec->key_len != 16 && rec->key_len != 32) || !rec->owner)
-		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!recs[i].key || (recs[i].key_len != 16 && recs[i].key_len != 32) ||
+		    !recs[i].owner)
+			return -EINVAL;
 	r = exec_sql(ks->db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	return end_tx(ks, insert_locked(ks, rec, max_per_owner));
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = insert_locked(ks, &recs[i], max_per_owner);
+	return end_tx(ks, r);
+}
+
+int keystore_insert(struct keystore *ks, struct key_record *rec, unsigned max_per_owner)
+{
+	return keystore_insert_batch(ks, rec, 1, max_per_owner);
 }
 
 /* Runs a GET-shaped statement for id; the statement is reset before returning. */

@@ -81,6 +81,14 @@ const uint8_t *keystore_audit_key(const struct keystore *ks);
 int keystore_insert(struct keystore *ks, struct key_record *rec, unsigned max_per_owner);
 
 /*
+ * The same for n registrations in one transaction (one fsync for all):
+ * either every one is stored or none (-EDQUOT when the quota would be
+ * exceeded by any of them).
+ */
+int keystore_insert_batch(struct keystore *ks, struct key_record *recs, size_t n,
+			  unsigned max_per_owner);
+
+/*
  * Reads the registration `id_hex` (expired ones too: the caller decides),
  * with its key still wrapped. Returns 0 and *ret, or -ENOENT.
  */

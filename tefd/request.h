@@ -24,6 +24,7 @@ struct reg_request {
 	struct req_common c;
 	uint8_t *key; /* sodium_malloc'd, NULL when tefd is to generate it */
 	size_t key_len;
+	unsigned count; /* atrestCount: keys to generate (1 when absent) */
 };
 
 /* TS-0003 8.8.2.9, as decoded. Free the contents with upd_request_done(). */
@@ -38,7 +39,8 @@ struct upd_request {
  * Decodes a registration body: a JSON object with only the members
  * expirationTime (timestamp string), labels (array of strings), suid (34 or
  * 35, required), targetIDs (array of principals), keyValue (base64url
- * without padding of 16 or 32 bytes). Returns 0 and fills *ret, or -EINVAL
+ * without padding of 16 or 32 bytes), atrestCount (1..TEF_MAX_BATCH keys
+ * generated at once; not with keyValue). Returns 0 and fills *ret, or -EINVAL
  * with *ret_error (malloc'd, names the offending member) and *ret untouched.
  * Any copy of keyValue in the parser's memory is wiped.
  */

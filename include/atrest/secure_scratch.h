@@ -15,3 +15,15 @@
  * user of it, and wipe what you put there (sodium_memzero) before returning.
  */
 void *secure_scratch(void);
+
+#define SECURE_SLOT_SIZE 64
+
+/*
+ * A SECURE_SLOT_SIZE-byte slot of sodium_malloc memory for one short-lived
+ * key (seal_key, a key tefd released), or NULL when out of memory. Slots
+ * are carved from guarded, locked chunks that stay mapped: a key costs no
+ * mmap/mlock/munmap (and no TLB shootdown across threads). Any thread.
+ * secure_slot_put() wipes the whole slot and takes it back; NULL is fine.
+ */
+void *secure_slot_get(void);
+void secure_slot_put(void *slot);

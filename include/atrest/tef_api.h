@@ -26,6 +26,7 @@
 #define TEF_M_RELATIVE_KEY_ID "relativeKeyID"
 #define TEF_M_OWNER "owner"
 #define TEF_M_ATREST_VERSION "atrestVersion"
+#define TEF_M_ATREST_COUNT "atrestCount" /* registration: N keys in one request (batch) */
 #define TEF_M_KEYS "keys"     /* listing: array of registrations */
 #define TEF_M_DBG "m2m:dbg"   /* error responses: human readable reason */
 #define TEF_M_REASON "reason" /* error responses: machine readable, e.g. "expired" */
@@ -48,6 +49,7 @@
 #define TEF_MAX_TARGETS 64
 #define TEF_MAX_PRINCIPAL_LEN 256
 #define TEF_MAX_GROUPS 256
+#define TEF_MAX_BATCH 64 /* atrestCount */
 
 /* relativeKeyID: 128 random bits as 32 lower-case hex digits (DESIGN.md 3). */
 #define TEF_RELATIVE_KEY_ID_BYTES 16

@@ -77,7 +77,7 @@ struct tef_registration {
 	char **targets;
 	size_t n_targets;
 	uint64_t version; /* atrestVersion: owner-maintained monotonic counter */
-	uint8_t *key;	  /* sodium_malloc'd key bytes, or NULL when not released */
+	uint8_t *key;	  /* key bytes in a secure_slot_get() slot (sodium_malloc memory), or NULL */
 	size_t key_len;
 };
 
@@ -103,6 +103,17 @@ struct tef_registration **tef_registration_list_free(struct tef_registration **l
 int tef_register(struct tef_client *c, const struct tef_identity *onbehalf,
 		 const struct tef_registration_req *req, struct tef_registration **ret,
 		 int *ret_rsc);
+
+/*
+ * Key Registration of `count` (1..TEF_MAX_BATCH) keys at once, all generated
+ * by tefd with the same request members (req->key must be NULL): POST /keys
+ * with atrestCount, stored in one transaction. *ret is an array of *ret_n
+ * registrations, each with its key (free with tef_registration_list_free).
+ * A tefd without batches answers 400: -EINVAL, and nothing was registered.
+ */
+int tef_register_batch(struct tef_client *c, const struct tef_identity *onbehalf,
+		       const struct tef_registration_req *req, unsigned count,
+		       struct tef_registration ***ret, size_t *ret_n, int *ret_rsc);
 
 /* Key Retrieval: GET /keys/<id>; `id` is a relativeKeyID or a Credential-Id. */
 int tef_retrieve(struct tef_client *c, const struct tef_identity *onbehalf, const char *id,

@@ -4,7 +4,9 @@
 # sequential write of 256 MiB, warm and cold sequential reads, 2,000 files of
 # 4 KiB created and read back, the time until every upload is acknowledged, and
 # atrestfs's peak RSS while writing a 2 GiB file. Each figure is min/median/max
-# of RUNS runs (default 3); ratios compare medians (atrestfs / gocryptfs).
+# of RUNS runs (default 3); ratios compare medians (atrestfs / gocryptfs). The
+# load average is printed too: on a shared machine the figures are only as
+# good as it was quiet.
 # Usage (root): tests/bench/bench_fs.sh [BUILD-DIR]    env: RUNS, BENCH_DIR, SIZE_MIB
 set -euo pipefail
 ATREST_SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,8 +47,10 @@ gocryptfs_mount() {
 }
 gocryptfs_umount() { fusermount3 -u "$GM"; }
 
+# the machine may be shared: its load is printed with the figures
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for run in $(seq 1 "$RUNS"); do
-	echo "run $run of $RUNS" >&2
+	echo "run $run of $RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 	# ---- gocryptfs ----
 	rm -rf "$B/gocrypt.cipher" && mkdir -p "$B/gocrypt.cipher"
 	gocryptfs -q -init -extpass "echo benchpass" "$B/gocrypt.cipher" >/dev/null
@@ -109,3 +113,5 @@ row create "$N_SMALL x 4 KiB created (files/s)"
 row readsmall "$N_SMALL x 4 KiB read back (files/s)"
 row synced "until all uploads acknowledged (s)"
 printf '%-38s %s MiB\n' "atrestfs peak RSS, 2 GiB write" "$rss"
+printf '%-38s %s at start, %s at the end (%s CPUs)\n' "load average (1/5/15 min)" "$load_start" \
+	"$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"

@@ -55,7 +55,9 @@ sleep 0.5 # the daemon exits after the kernel let go
 ok "mount(8) via mount.fuse3: HCSE URL as source, type fuse.atrestfs; umount"
 
 # ---- tefd unreachable ----
-mount_atrestfs "$M" "$T/cache" "segment_size=64k,cache_size=3M,hcse_timeout=2,key_ttl=4"
+# key_cache=0: every open asks tefd (a cached key would serve the caller's
+# next opens for key_cache seconds without it; fs_key_cache covers that)
+mount_atrestfs "$M" "$T/cache" "segment_size=64k,cache_size=3M,hcse_timeout=2,key_ttl=4,key_cache=0"
 [ "$(as_user $A $A cat "$M/f")" = fstab ] || fail "remount"
 stop_pid "$TEFD_PID"
 if as_user $A $A cat "$M/f" >/dev/null 2>"$T/err"; then fail "opened without tefd"; fi

@@ -121,6 +121,33 @@ static int run_unix(const char *sock)
 	CHECK(tef_deregister(client, &owner, reg->relative_key_id, &rsc) == -ENOENT);
 	reg = tef_registration_free(reg);
 
+	/* A batch: distinct ids and keys, each an ordinary registration of the owner's */
+	{
+		struct tef_registration **batch = NULL;
+		size_t nb = 0;
+
+		CHECK(tef_register_batch(client, &owner, &req, 3, &batch, &nb, &rsc) == 0);
+		CHECK(rsc == 2001 && nb == 3);
+		CHECK(strcmp(batch[0]->relative_key_id, batch[1]->relative_key_id) != 0);
+		CHECK(sodium_memcmp(batch[0]->key, batch[2]->key, 32) != 0);
+		for (size_t i = 0; i < nb; i++) {
+			CHECK(batch[i]->key_len == 32 && strcmp(batch[i]->owner, "uid:1000") == 0);
+			CHECK(batch[i]->n_targets == 1 && batch[i]->n_labels == 2);
+			CHECK(tef_retrieve(client, &owner, batch[i]->relative_key_id, &got,
+					   NULL) == 0);
+			CHECK(sodium_memcmp(got->key, batch[i]->key, 32) == 0);
+			got = tef_registration_free(got);
+			CHECK(tef_retrieve(client, &other, batch[i]->relative_key_id, &got,
+					   NULL) == -EACCES);
+			CHECK(tef_deregister(client, &owner, batch[i]->relative_key_id, NULL) ==
+			      0);
+		}
+		batch = tef_registration_list_free(batch, nb);
+		CHECK(tef_register_batch(client, &owner, &req, TEF_MAX_BATCH + 1, &batch, &nb,
+					 NULL) == -EINVAL);
+		CHECK(tef_register_batch(client, &owner, &req, 0, &batch, &nb, NULL) == -EINVAL);
+	}
+
 	/* A key of our own (16 bytes) comes back as given, and is not echoed */
 	randombytes_buf(mykey, sizeof(mykey));
 	req = (struct tef_registration_req){

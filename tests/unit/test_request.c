@@ -38,7 +38,13 @@ static void test_registration_ok(void **state)
 	body = "{\"suid\":35}";
 	assert_int_equal(request_parse_registration(body, strlen(body), &r, &err), 0);
 	assert_null(r.key);
+	assert_int_equal(r.count, 0);
 	assert_false(r.c.has_expiration);
+	reg_request_done(&r);
+
+	body = "{\"suid\":34,\"atrestCount\":64}";
+	assert_int_equal(request_parse_registration(body, strlen(body), &r, &err), 0);
+	assert_int_equal(r.count, 64);
 	reg_request_done(&r);
 }
 
@@ -67,6 +73,11 @@ static void test_registration_bad(void **state)
 	expect_bad("{\"suid\":34.0}", "suid");
 	expect_bad("{\"suid\":34,\"suid\":35}", "duplicate");
 	expect_bad("{\"suid\":34,\"color\":1}", "color");
+	expect_bad("{\"suid\":34,\"atrestCount\":0}", "atrestCount");
+	expect_bad("{\"suid\":34,\"atrestCount\":65}", "atrestCount");
+	expect_bad("{\"suid\":34,\"atrestCount\":\"2\"}", "atrestCount");
+	expect_bad("{\"suid\":34,\"atrestCount\":2,\"keyValue\":\"AAECAwQFBgcICQoLDA0ODw\"}",
+		   "atrestCount");
 	expect_bad("{\"suid\":34,\"labels\":\"a\"}", "labels");
 	expect_bad("{\"suid\":34,\"labels\":[1]}", "labels");
 	expect_bad("{\"suid\":34,\"labels\":[\"\"]}", "labels");
