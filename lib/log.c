@@ -12,7 +12,8 @@
 #include "atrest/log.h"
 
 static enum log_target log_target = LOG_TARGET_STDERR;
-static int log_max_level = LOG_INFO;
+/* atomic: a daemon's SIGHUP may change it while its worker threads log */
+static _Atomic int log_max_level = LOG_INFO;
 static const char *log_ident = "atrest";
 
 void log_open(const char *ident, enum log_target target)

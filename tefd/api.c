@@ -169,21 +169,24 @@ static struct api_rate_slot *rate_slot(struct api *a, const struct identity *id)
 
 bool api_rate_is_limited(struct api *a, const struct identity *id, int64_t now)
 {
+	/* one read of each: a SIGHUP may change them meanwhile */
+	unsigned max = a->max_failed_retrievals, window = a->failure_window;
 	struct api_rate_slot *s;
 	bool limited = false;
 
-	if (!a->max_failed_retrievals)
+	if (!max)
 		return false;
 	pthread_mutex_lock(&a->rate_lock);
 	s = rate_slot(a, id);
-	if (strcmp(s->principal, id->principal) == 0 && now < s->window_start + a->failure_window)
-		limited = s->failures >= a->max_failed_retrievals;
+	if (strcmp(s->principal, id->principal) == 0 && now < s->window_start + window)
+		limited = s->failures >= max;
 	pthread_mutex_unlock(&a->rate_lock);
 	return limited;
 }
 
 void api_rate_record_failure(struct api *a, const struct identity *id, int64_t now)
 {
+	unsigned window = a->failure_window;
 	struct api_rate_slot *s;
 
 	if (!a->max_failed_retrievals)
@@ -191,8 +194,7 @@ void api_rate_record_failure(struct api *a, const struct identity *id, int64_t n
 	pthread_mutex_lock(&a->rate_lock);
 	s = rate_slot(a, id);
 	/* a colliding identity takes the slot over: the table stays bounded */
-	if (strcmp(s->principal, id->principal) != 0 ||
-	    now >= s->window_start + a->failure_window) {
+	if (strcmp(s->principal, id->principal) != 0 || now >= s->window_start + window) {
 		snprintf(s->principal, sizeof(s->principal), "%s", id->principal);
 		s->window_start = now;
 		s->failures = 0;

@@ -25,11 +25,12 @@ struct api {
 	struct audit *audit;  /* borrowed */
 	struct policy policy; /* arrays borrowed */
 	const char *fqdn;
-	int64_t default_ttl;
-	int64_t max_ttl;
-	unsigned max_per_owner;
-	unsigned max_failed_retrievals; /* per identity and window; 0: no limit */
-	unsigned failure_window;	/* seconds */
+	/* tunables: SIGHUP changes them while requests run (read each once per use) */
+	_Atomic int64_t default_ttl;
+	_Atomic int64_t max_ttl;
+	_Atomic unsigned max_per_owner;
+	_Atomic unsigned max_failed_retrievals; /* per identity and window; 0: no limit */
+	_Atomic unsigned failure_window;	/* seconds */
 	pthread_mutex_t rate_lock;
 	struct api_rate_slot rate[API_RATE_SLOTS];
 };

@@ -111,11 +111,13 @@ static void wipe_body(const struct httpd_request *req)
 static int effective_expiration(const struct api *a, bool has, int64_t asked, int64_t now,
 				int64_t *ret)
 {
-	int64_t ttl = a->default_ttl < a->max_ttl ? a->default_ttl : a->max_ttl, t;
+	/* one read of each: a SIGHUP may change them meanwhile */
+	int64_t max_ttl = a->max_ttl, def_ttl = a->default_ttl;
+	int64_t ttl = def_ttl < max_ttl ? def_ttl : max_ttl, t;
 
 	if (has && asked <= now)
 		return -EINVAL;
-	t = has ? (asked - now > a->max_ttl ? now + a->max_ttl : asked) : now + ttl;
+	t = has ? (asked - now > max_ttl ? now + max_ttl : asked) : now + ttl;
 	/* always a time the wire format can say */
 	*ret = t > TEF_TIMESTAMP_MAX ? TEF_TIMESTAMP_MAX : t;
 	return 0;

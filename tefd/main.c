@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -68,6 +69,20 @@ static void settings_free(struct settings *s)
 		free(*strs[i]);
 		*strs[i] = NULL;
 	}
+}
+
+/* The built-in defaults, before tefd.conf and the command line. */
+static void settings_init(struct settings *s)
+{
+	*s = (struct settings){
+	    .socket_mode = 0666,
+	    .default_ttl = 30 * 86400,
+	    .max_ttl = 365 * 86400,
+	    .max_registrations = 100000,
+	    .max_failed_retrievals = 100,
+	    .failure_window = 60,
+	    .sweep_interval = 30,
+	};
 }
 
 static void usage(FILE *f)
@@ -194,6 +209,28 @@ static const struct option options[] = {{"init", no_argument, NULL, 'I'},
 					{"threads", required_argument, NULL, 1},
 					{}};
 
+/* The command line's settings, applied over tefd.conf's (at start-up and on SIGHUP). */
+static int apply_cmdline(int argc, char **argv, struct settings *s)
+{
+	int c, idx, r;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:dvhV", options, &idx)) != -1) {
+		if (c == 'v') {
+			s->verbose = true;
+		} else if (c == 1) {
+			r = apply(s, options[idx].name, optarg);
+			if (r < 0) {
+				fprintf(stderr, "tefd: bad value '%s' for --%s\n", optarg,
+					options[idx].name);
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
 /*
  * Two passes: the first finds -c (and -d, --init), the config file is read,
  * then the command line is applied on top of it.
@@ -241,21 +278,7 @@ static int parse_args(int argc, char **argv, struct settings *s)
 			return r;
 		}
 	}
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "c:dvhV", options, &idx)) != -1) {
-		if (c == 'v') {
-			s->verbose = true;
-		} else if (c == 1) {
-			r = apply(s, options[idx].name, optarg);
-			if (r < 0) {
-				fprintf(stderr, "tefd: bad value '%s' for --%s\n", optarg,
-					options[idx].name);
-				return r;
-			}
-		}
-	}
-	return 0;
+	return apply_cmdline(argc, argv, s);
 }
 
 /*
@@ -384,16 +407,152 @@ static void audit_purged(const char *id_hex, void *userdata)
 	audit_log(userdata, &e);
 }
 
-/* Waits for a stop signal; every sweep-interval purges expired registrations. */
-static void run(struct api *a, const struct settings *s, const sigset_t *stop)
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Appends "text" to a comma-separated list in buf (cut short if it is full). */
+static void list_add(char *buf, size_t size, const char *text)
+{
+	size_t len = strlen(buf);
+
+	snprintf(buf + len, size - len, "%s%s", len ? ", " : "", text);
+}
+
+/*
+ * Names the changed settings a running tefd cannot take: its sockets, files,
+ * key, identity and threads are set up once, and the policy's uid arrays are
+ * read by the workers without a lock.
+ */
+static void list_restart_only(const struct settings *o, const struct settings *n, char *buf,
+			      size_t size)
+{
+	const struct {
+		const char *name, *old, *new;
+	} strs[] = {
+	    {"socket", o->socket, n->socket},
+	    {"db", o->db, n->db},
+	    {"master-key", o->master_key, n->master_key},
+	    {"audit-log", o->audit_log, n->audit_log},
+	    {"pidfile", o->pidfile, n->pidfile},
+	    {"fqdn", o->fqdn, n->fqdn},
+	    {"listen", o->listen, n->listen},
+	    {"tls-cert", o->tls_cert, n->tls_cert},
+	    {"tls-key", o->tls_key, n->tls_key},
+	    {"tls-ca", o->tls_ca, n->tls_ca},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+		if (!same_str(strs[i].old, strs[i].new))
+			list_add(buf, size, strs[i].name);
+	if (o->socket_mode != n->socket_mode)
+		list_add(buf, size, "socket-mode");
+	if (o->threads != n->threads)
+		list_add(buf, size, "threads");
+	if (o->audit_append_only != n->audit_append_only)
+		list_add(buf, size, "audit-append-only");
+	if (o->n_delegates != n->n_delegates ||
+	    memcmp(o->delegates, n->delegates, o->n_delegates * sizeof(uid_t)) != 0)
+		list_add(buf, size, "delegate");
+	if (o->n_admins != n->n_admins ||
+	    memcmp(o->admins, n->admins, o->n_admins * sizeof(uid_t)) != 0)
+		list_add(buf, size, "admin");
+}
+
+/* Hands the tunables to the request handlers (atomic fields: workers read them). */
+static void publish_tunables(struct api *a, const struct settings *s)
+{
+	a->default_ttl = (int64_t)s->default_ttl;
+	a->max_ttl = (int64_t)s->max_ttl;
+	a->max_per_owner = (unsigned)s->max_registrations;
+	a->max_failed_retrievals = (unsigned)s->max_failed_retrievals;
+	a->failure_window = (unsigned)s->failure_window;
+	log_set_max_level(s->verbose ? LOG_DEBUG : LOG_INFO);
+}
+
+/* Takes the tunables of n into s and the api; lists "name old->new" for each change. */
+static void take_tunables(struct api *a, struct settings *s, const struct settings *n, char *buf,
+			  size_t size)
+{
+	const struct {
+		const char *name;
+		uint64_t *cur, new;
+	} nums[] = {
+	    {"default-ttl", &s->default_ttl, n->default_ttl},
+	    {"max-ttl", &s->max_ttl, n->max_ttl},
+	    {"max-registrations", &s->max_registrations, n->max_registrations},
+	    {"max-failed-retrievals", &s->max_failed_retrievals, n->max_failed_retrievals},
+	    {"failure-window", &s->failure_window, n->failure_window},
+	    {"sweep-interval", &s->sweep_interval, n->sweep_interval},
+	};
+	char text[96];
+
+	for (size_t i = 0; i < ELEMENTSOF(nums); i++) {
+		if (*nums[i].cur == nums[i].new)
+			continue;
+		snprintf(text, sizeof(text), "%s %" PRIu64 "->%" PRIu64, nums[i].name, *nums[i].cur,
+			 nums[i].new);
+		list_add(buf, size, text);
+		*nums[i].cur = nums[i].new;
+	}
+	if (s->verbose != n->verbose) {
+		list_add(buf, size, n->verbose ? "verbose no->yes" : "verbose yes->no");
+		s->verbose = n->verbose;
+	}
+	publish_tunables(a, s);
+}
+
+/*
+ * SIGHUP with -c (issue 6 section 4): tefd.conf again, the command line on
+ * top as at start-up. A file with an error changes nothing; the tunables
+ * take effect at once; the rest is named as needing a restart.
+ */
+static void reload(struct api *a, struct settings *s, int argc, char **argv)
+{
+	struct settings n;
+	char changed[512] = "", restart[256] = "";
+	unsigned line = 0;
+	int r;
+
+	settings_init(&n);
+	r = conf_parse_file(s->config, conf_item, &n, &line);
+	if (r < 0) {
+		log_error("reload refused, keeping the running settings: %s:%u: %s", s->config,
+			  line, r == -ENOKEY ? "unknown setting" : strerror(-r));
+		goto out;
+	}
+	if (apply_cmdline(argc, argv, &n) < 0 || check_settings(&n) < 0) {
+		log_error("reload refused, keeping the running settings: %s is incomplete",
+			  s->config);
+		goto out;
+	}
+	list_restart_only(s, &n, restart, sizeof(restart));
+	if (restart[0])
+		log_warning("reload: %s changed in %s but needs restart", restart, s->config);
+	take_tunables(a, s, &n, changed, sizeof(changed));
+	log_info("reloaded %s: %s", s->config, changed[0] ? changed : "no setting changed");
+out:
+	settings_free(&n);
+}
+
+/*
+ * Waits for a stop signal; every sweep-interval purges expired registrations.
+ * SIGHUP reloads -c's file and reopens the audit log.
+ */
+static void run(struct api *a, struct settings *s, int argc, char **argv, const sigset_t *stop)
 {
 	for (;;) {
 		struct timespec ts = {.tv_sec = (time_t)s->sweep_interval};
 		int sig = sigtimedwait(stop, NULL, &ts);
 
 		if (sig == SIGHUP) {
+			int r;
+
+			if (s->config)
+				reload(a, s, argc, argv);
 			/* logrotate moved the audit log: start a new one */
-			int r = audit_reopen(a->audit);
+			r = audit_reopen(a->audit);
 
 			if (r < 0)
 				log_error_errno(r, "cannot reopen the audit log");
@@ -418,15 +577,7 @@ static void run(struct api *a, const struct settings *s, const sigset_t *stop)
 
 int main(int argc, char **argv)
 {
-	struct settings s = {
-	    .socket_mode = 0666,
-	    .default_ttl = 30 * 86400,
-	    .max_ttl = 365 * 86400,
-	    .max_registrations = 100000,
-	    .max_failed_retrievals = 100,
-	    .failure_window = 60,
-	    .sweep_interval = 30,
-	};
+	struct settings s;
 	_cleanup_sodium_free_ uint8_t *master = NULL;
 	struct keystore *ks = NULL;
 	struct audit *audit = NULL;
@@ -435,6 +586,7 @@ int main(int argc, char **argv)
 	sigset_t stop;
 	int ready_fd = -1, r, rc = EXIT_FAILURE;
 
+	settings_init(&s);
 	if (parse_args(argc, argv, &s) < 0 || check_settings(&s) < 0)
 		goto out;
 
@@ -502,11 +654,7 @@ int main(int argc, char **argv)
 	api.audit = audit;
 	api.policy = (struct policy){s.admins, s.n_admins, s.delegates, s.n_delegates};
 	api.fqdn = s.fqdn;
-	api.default_ttl = (int64_t)s.default_ttl;
-	api.max_ttl = (int64_t)s.max_ttl;
-	api.max_per_owner = (unsigned)s.max_registrations;
-	api.max_failed_retrievals = (unsigned)s.max_failed_retrievals;
-	api.failure_window = (unsigned)s.failure_window;
+	publish_tunables(&api, &s);
 	api_init(&api);
 
 	if (s.socket) {
@@ -554,7 +702,7 @@ int main(int argc, char **argv)
 	(void)sd_notify_send("READY=1");
 	report_parent(&ready_fd, 0);
 
-	run(&api, &s, &stop);
+	run(&api, &s, argc, argv, &stop);
 	(void)sd_notify_send("STOPPING=1");
 	rc = EXIT_SUCCESS;
 out:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # tefd's life: config file, readiness (parent and NOTIFY_SOCKET), no core dumps,
-# the sweeper, request limits and the failed-retrieval rate limit.
+# the sweeper, request limits, the failed-retrieval rate limit, SIGHUP reloads.
 . "$ATREST_SRC/tests/integration/lib.sh"
 need_root
 . "$ATREST_SRC/tests/integration/tefd.sh"
@@ -205,3 +205,74 @@ out=$("$TEFCTL" --socket "$T/no-tefd.sock" list 2>&1) && fail "tefctl listed wit
 [[ $out == *"cannot reach tefd at '$T/no-tefd.sock'"*"is it running?"* ]] ||
 	fail "tefctl without a tefd does not say which socket it tried: '$out'"
 ok "tefctl without a tefd names the socket it tried"
+
+# 10. SIGHUP re-reads tefd.conf: the tunables take effect at once, a broken file
+# changes nothing, a changed socket is named as needing a restart (issue 6 section 4).
+hup_conf() {
+	cat >"$T/hup.conf" <<CONF
+socket = ${3:-$T/hup.sock}
+db = $T/hup.db
+master-key = $T/master.key
+pidfile = $T/hup.pid
+sweep-interval = 3600
+max-ttl = $1
+max-registrations = $2
+CONF
+}
+# hup WHAT: SIGHUP, then wait for the next reload verdict in the log.
+hup() {
+	local n i
+	n=$(grep -c "reloaded $T/hup.conf\|reload refused" "$T/tefd-hup.log" || true)
+	kill -HUP "$hup_pid"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(grep -c "reloaded $T/hup.conf\|reload refused" "$T/tefd-hup.log")" -gt "$n" ] &&
+			return 0
+		sleep 0.1
+	done
+	fail "no reload verdict in tefd's log after SIGHUP ($1)"
+}
+hup_conf 86400 10
+"$TEFD" -c "$T/hup.conf" -d 2>>"$T/tefd-hup.log" &
+hup_pid=$!
+at_exit "kill $hup_pid"
+wait_for_path "$T/hup.pid" || fail "tefd -c hup.conf did not start"
+SOCK=$T/hup.sock
+treq root POST /keys "{\"suid\":34,\"expirationTime\":\"$(ts 7200)\"}"
+expect_answer 201 2001 "a registration for two hours under max-ttl = 86400"
+[[ $(jq -r .expirationTime <<<"$BODY") > $(ts 3600) ]] || fail "expiry cut short before reload"
+hup_conf 60 2
+hup "lower max-ttl and max-registrations"
+# default-ttl (30 days, cut to max-ttl) follows max-ttl down
+changes="default-ttl 86400->60, max-ttl 86400->60, max-registrations 10->2"
+grep -q "reloaded $T/hup.conf: $changes$" "$T/tefd-hup.log" ||
+	fail "the reload does not say what changed: $(tail -n3 "$T/tefd-hup.log")"
+treq root POST /keys "{\"suid\":34,\"expirationTime\":\"$(ts 7200)\"}"
+expect_answer 201 2001 "a registration for two hours under max-ttl = 60"
+[[ $(jq -r .expirationTime <<<"$BODY") < $(ts 120) ]] ||
+	fail "the reloaded max-ttl is not applied: $(jq -r .expirationTime <<<"$BODY")"
+treq root POST /keys '{"suid":34}'
+expect_answer 406 5207 "a third registration over the reloaded max-registrations = 2"
+ok "SIGHUP applies a lower max-ttl and max-registrations at once"
+
+hup_conf 86400 10
+echo "colour = red" >>"$T/hup.conf"
+hup "a broken file"
+grep -q "reload refused, keeping the running settings: $T/hup.conf:8: unknown setting" \
+	"$T/tefd-hup.log" || fail "a refused reload does not give file:line and reason"
+treq root POST /keys '{"suid":34}'
+expect_answer 406 5207 "max-registrations = 2 after a refused reload"
+ok "a config file with an error is refused whole"
+
+hup_conf 86400 3 "$T/other.sock"
+hup "a changed socket"
+grep -q "reload: socket changed in $T/hup.conf but needs restart" "$T/tefd-hup.log" ||
+	fail "a changed socket is not reported as needing a restart"
+[ -e "$T/other.sock" ] && fail "tefd moved its socket without a restart"
+treq root POST /keys '{"suid":34}'
+expect_answer 201 2001 "a third registration under max-registrations = 3, on the old socket"
+[ "$(grep -c "reopened the audit log" "$T/tefd-hup.log")" = 3 ] ||
+	fail "SIGHUP with -c no longer reopens the audit log every time"
+kill -TERM "$hup_pid"
+wait "$hup_pid" || fail "tefd stopped badly after reloads"
+check_sanitizer_logs "$T/tefd-hup.log"
+ok "restart-only settings are named, the rest applies; the audit log still reopens"
