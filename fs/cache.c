@@ -1190,24 +1190,25 @@ static uint64_t sum_locked(struct cache *c, const char *sql)
 	return v;
 }
 
-uint64_t cache_gc_max_ino(struct cache *c)
+/* sum_locked() under the cache's lock */
+static uint64_t sum(struct cache *c, const char *sql)
 {
 	uint64_t v;
 
 	pthread_mutex_lock(&c->lock);
-	v = sum_locked(c, "SELECT COALESCE(MAX(ino), 0) FROM gc");
+	v = sum_locked(c, sql);
 	pthread_mutex_unlock(&c->lock);
 	return v;
 }
 
+uint64_t cache_gc_max_ino(struct cache *c)
+{
+	return sum(c, "SELECT COALESCE(MAX(ino), 0) FROM gc");
+}
+
 uint64_t cache_pending_bytes(struct cache *c)
 {
-	uint64_t v;
-
-	pthread_mutex_lock(&c->lock);
-	v = sum_locked(c, "SELECT COALESCE(SUM(cached), 0) FROM segs WHERE uploaded=0");
-	pthread_mutex_unlock(&c->lock);
-	return v;
+	return sum(c, "SELECT COALESCE(SUM(cached), 0) FROM segs WHERE uploaded=0");
 }
 
 void cache_evict(struct cache *c)
