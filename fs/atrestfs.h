@@ -236,6 +236,9 @@ void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_reg
 int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, uint64_t version);
 /* Destroys a removed file's key at tefd: 0, or -errno (unreachable: retry later). */
 int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);
+/* Drops every caller's cached copy of the key rkid (its targets, owner or
+ * expiry are about to change at tefd): the next open asks tefd again. */
+void keys_forget(struct fs *fs, const char *rkid);
 
 /* The caller's own key for n, with the file's segment table loaded (file.c). */
 int fs_open_key(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret);

@@ -111,6 +111,7 @@ static int transfer_key(struct fs *fs, struct node *n, uid_t new_uid, gid_t new_
 	struct tef_update_req u = {
 		.owner = new_owner, .set_targets = true, .targets = list, .n_targets = k
 	};
+	keys_forget(fs, rkid); /* who may open is tefd's to decide again */
 	r = tef_update(fs->tef, &id, rkid, &u, &reg, NULL);
 	if (r < 0) {
 		_cleanup_free_ char *desc = fs_describe(fs, n->ino);

@@ -698,6 +698,11 @@ int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, u
 	return r;
 }
 
+void keys_forget(struct fs *fs, const char *rkid)
+{
+	cache_forget(fs, rkid);
+}
+
 int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
 {
 	struct tef_identity id = { .uid = uid, .gid = gid };

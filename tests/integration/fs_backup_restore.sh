@@ -11,6 +11,7 @@ TEFCTL=$ATREST_BUILD/tefd/tefctl
 
 A=2611
 B=2612
+C=2613
 start_tefd
 start_hcsed
 M=$T/mnt
@@ -25,8 +26,10 @@ as_user $B $B cp "$T/b" "$M/b"
 wait_synced "$M/big" "$M/small" "$M/b"
 
 "$TEFCTL" --socket "$TEF_SOCK" backup "$T/tef.bak" >/dev/null || fail "tefctl backup"
-# written after the backup: its key is not in it
-echo late | as_user $A $A tee "$M/late" >/dev/null
+# written after the backup by a uid that wrote nothing before it, so that no
+# key of its was registered ahead (atrestfs's key pool) before the backup:
+# its key is not in it
+echo late | as_user $C $C tee "$M/late" >/dev/null
 wait_synced "$M/late"
 umount_atrestfs "$M"
 ok "three files of two uids written and uploaded, tefd backed up"
@@ -48,7 +51,7 @@ as_user $A $A cmp "$M/big" "$T/big" || fail "big differs after the restore"
 as_user $A $A cmp "$M/small" "$T/small" || fail "small differs after the restore"
 as_user $B $B cmp "$M/b" "$T/b" || fail "b differs after the restore"
 as_user $B $B cat "$M/big" >/dev/null 2>&1 && fail "the restore gave uid $B uid $A's file"
-if out=$(as_user $A $A cat "$M/late" 2>&1); then
+if out=$(as_user $C $C cat "$M/late" 2>&1); then
 	fail "a file whose key postdates the backup was served: '$out'"
 fi
 [[ $out == *"Permission denied"* ]] || fail "expected EACCES for a key tefd no longer has, got: $out"

@@ -25,7 +25,9 @@ ok "a daemonising atrestfs that cannot start says why on stderr"
 
 start_hcsed
 M=$T/mnt
-mount_atrestfs "$M" "$T/cache"
+# key_cache=0: every open asks tefd, so the outage is felt (with the cache a
+# caller whose key is cached keeps opening for key_cache seconds, FS.md)
+mount_atrestfs "$M" "$T/cache" "key_cache=0"
 mkdir "$M/logs"
 chown $U:$U "$M/logs"
 for i in 0 1 2 3 4 5 6 7; do echo "seed $i" | as_user $U $U tee "$M/logs/f$i" >/dev/null; done
