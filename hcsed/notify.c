@@ -11,10 +11,20 @@
 
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
+#include "atrest/outage.h"
 #include "resource.h"
 
 #define QUEUE_MAX 10000
 #define NOTIFY_TIMEOUT_MS 3000
+#define TARGETS_MAX 64
+
+/* A notification URL's reachability (lib/outage.c): a receiver that stops
+ * answering is logged once, and once more when it answers again. */
+struct target {
+	char *url;
+	struct outage *o;
+	struct target *next;
+};
 
 struct item {
 	char *url;
@@ -30,6 +40,8 @@ struct notifier {
 	struct item *head, *tail;
 	size_t len;
 	bool stop;
+	struct target *targets; /* most recently used first; only run() touches them */
+	size_t n_targets;
 };
 
 static size_t discard(char *ptr, size_t size, size_t n, void *userdata)
@@ -49,8 +61,10 @@ static size_t header_rsc(char *buf, size_t size, size_t n, void *userdata)
 	return len;
 }
 
-/* POSTs one m2m:sgn as a Notify (TS-0009 6.2.1: POST without ty). */
-static int post(const char *csi, const char *url, const char *body, const char *originator)
+/* POSTs one m2m:sgn as a Notify (TS-0009 6.2.1: POST without ty). -EHOSTUNREACH when
+ * nothing answered, with *ret_detail (if given) the transport's reason. */
+static int post(const char *csi, const char *url, const char *body, const char *originator,
+		const char **ret_detail)
 {
 	_cleanup_curl_ CURL *c = curl_easy_init();
 	_cleanup_curl_slist_ struct curl_slist *h = NULL;
@@ -80,12 +94,56 @@ static int post(const char *csi, const char *url, const char *body, const char *
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
 		log_debug("notification to \"%s\": %s", url, curl_easy_strerror(cc));
+		if (ret_detail)
+			*ret_detail = curl_easy_strerror(cc);
 		return -EHOSTUNREACH;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 200 || status >= 300 || (rsc && (rsc < 2000 || rsc >= 3000)))
 		return -EPROTO;
 	return 0;
+}
+
+static void target_free(struct target *t)
+{
+	outage_free(t->o);
+	free(t->url);
+	free(t);
+}
+
+/* The outage of url, made on first use; the least recently used one goes
+ * beyond TARGETS_MAX. NULL when out of memory (then failures log plainly). */
+static struct outage *target_outage(struct notifier *n, const char *url)
+{
+	struct target **pp, *t;
+
+	for (pp = &n->targets; (t = *pp); pp = &t->next)
+		if (strcmp(t->url, url) == 0) {
+			*pp = t->next;
+			t->next = n->targets;
+			n->targets = t;
+			return t->o;
+		}
+	if (n->n_targets >= TARGETS_MAX) {
+		for (pp = &n->targets; (*pp)->next; pp = &(*pp)->next)
+			;
+		target_free(*pp);
+		*pp = NULL;
+		n->n_targets--;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->url = strdup(url);
+	if (!t->url || outage_new("notification target", url, &t->o) < 0) {
+		free(t->url);
+		free(t);
+		return NULL;
+	}
+	t->next = n->targets;
+	n->targets = t;
+	n->n_targets++;
+	return t->o;
 }
 
 static void *run(void *userdata)
@@ -104,9 +162,20 @@ static void *run(void *userdata)
 			n->tail = NULL;
 		n->len--;
 		pthread_mutex_unlock(&n->lock);
-		int r = post(n->csi, it->url, it->body, NULL);
-		if (r < 0)
-			log_warning_errno(r, "notification to \"%s\" failed", it->url);
+		const char *detail = NULL;
+		int r = post(n->csi, it->url, it->body, NULL, &detail);
+		struct outage *o = target_outage(n, it->url);
+
+		/* one line per outage of a receiver, not one per notification */
+		if (r == -EHOSTUNREACH && o) {
+			outage_unreachable(o, 0, detail, "POST (notification)", 0);
+			outage_note_failed(o); /* this notification is lost */
+		} else {
+			if (o)
+				outage_reachable(o);
+			if (r < 0)
+				log_warning_errno(r, "notification to \"%s\" failed", it->url);
+		}
 		free(it->url);
 		free(it->body);
 		free(it);
@@ -143,6 +212,12 @@ struct notifier *notifier_free(struct notifier *n)
 	pthread_cond_signal(&n->cond);
 	pthread_mutex_unlock(&n->lock);
 	pthread_join(n->thread, NULL);
+	while (n->targets) {
+		struct target *t = n->targets;
+
+		n->targets = t->next;
+		target_free(t);
+	}
 	while (n->head) {
 		struct item *it = n->head;
 
@@ -196,5 +271,5 @@ int notifier_send_sync(struct notifier *n, const char *url, const json_t *body,
 
 	if (!text)
 		return -ENOMEM;
-	return post(n ? n->csi : "/", url, text, originator);
+	return post(n ? n->csi : "/", url, text, originator, NULL);
 }

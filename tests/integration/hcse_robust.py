@@ -9,6 +9,7 @@
 import json
 import os
 import random
+import re
 import signal
 import socket
 import ssl
@@ -403,6 +404,35 @@ def notifications(d):
             time.sleep(0.05)
         must(any(g[1]["m2m:sgn"].get("sud") and g[1]["m2m:sgn"]["sur"] == "cse-in/app/c/s3" for g in got.pull()),
              "deleting a subscription sends sud")
+        # the receiver stops answering: one log line for the outage, not one
+        # per lost notification (issue 6), and one when it answers again
+        port = srv.server_address[1]
+        time.sleep(0.5)  # the sud above is delivered
+        off = os.path.getsize(d.log)
+        srv.shutdown()
+        srv.server_close()
+        for i in range(5):  # s1 and s2 both notify url: 10 notifications lost
+            request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"con": "lost%d" % i}}))
+        time.sleep(1.5)
+        with open(d.log, errors="replace") as f:
+            lines = f.read()[off:].splitlines()
+        down = [ln for ln in lines if "notification target at '%s' is unreachable" % url in ln]
+        must(len(down) == 1 and not [ln for ln in lines if "notification to" in ln],
+             "a receiver that stops answering: one log line for 10 lost notifications (%d lines)" % len(lines))
+        srv = receiver(port)
+        got = Got(srv)
+        request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"con": "back"}}))
+        deadline = time.time() + 5
+        back = []
+        while time.time() < deadline and not back:
+            time.sleep(0.1)
+            with open(d.log, errors="replace") as f:
+                back = [ln for ln in f.read()[off:].splitlines()
+                        if "notification target at '%s' answers again" % url in ln]
+        counted = [int(x) for x in re.findall(r"(\d+) requests? and (\d+) operations? failed", back[0])[0]] \
+            if back else []
+        must(len(back) == 1 and counted and min(counted) >= 10 and got.pull(),
+             "the receiver answers again: one recovery line counting the lost ones: %s" % back)
     finally:
         srv.shutdown()
 

@@ -137,8 +137,8 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def receiver():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+def receiver(port=0):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
     srv.got = queue.Queue()
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
