@@ -70,9 +70,11 @@ int data_seal_count(struct fs *fs, struct node *n)
 	return 0;
 }
 
+/* Bytes past d->len are always zero (every shortening clears them), so
+ * wiping len bytes wipes all. */
 static void dseg_release(struct dseg *d, uint32_t seg_size)
 {
-	secmem_free(d->buf, seg_size);
+	secmem_free_used(d->buf, seg_size, d->len);
 	d->buf = NULL;
 }
 
@@ -298,7 +300,7 @@ static void *sealer_main(void *arg)
 			}
 		pthread_cond_broadcast(&j->n->seal_cond);
 		pthread_mutex_unlock(&j->n->data_lock);
-		secmem_free(j->buf, n->seg_size);
+		secmem_free_used(j->buf, n->seg_size, j->len); /* as dseg_release */
 		free(j);
 	}
 }

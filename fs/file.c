@@ -32,7 +32,7 @@ static void handle_free(struct handle *h)
 		return;
 	seal_key_free(h->key);
 	secmem_free(h->fbuf, h->flen + 1);
-	secmem_free(h->rc_buf, h->node->seg_size);
+	secmem_free_used(h->rc_buf, h->node->seg_size, h->rc_hi);
 	free(h);
 }
 

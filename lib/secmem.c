@@ -173,6 +173,11 @@ void *secmem_alloc(size_t size)
 
 void secmem_free(void *p, size_t size)
 {
+	secmem_free_used(p, size, size);
+}
+
+void secmem_free_used(void *p, size_t size, size_t used)
+{
 	size_t bytes = 0;
 	int c;
 
@@ -181,7 +186,7 @@ void secmem_free(void *p, size_t size)
 	c = class_of(size ? size : 1, &bytes);
 	if (c < 0)
 		abort(); /* secmem_alloc() never returned such a size */
-	sodium_memzero(p, size);
+	sodium_memzero(p, used < size ? used : size);
 	pthread_mutex_lock(&pool.lock);
 	if (pool.pooled + bytes <= POOL_MAX) {
 		struct freed *f = p;

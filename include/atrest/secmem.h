@@ -27,6 +27,11 @@ void *secmem_alloc(size_t size);
  * p, which secmem_alloc(size) returned; NULL is fine. */
 void secmem_free(void *p, size_t size);
 
+/* secmem_free() when only the first `used` bytes (<= size) were ever written
+ * and the rest is still the zeros secmem_alloc() gave: wipes just those, so a
+ * small file's 1 MiB segment buffer costs no 1 MiB wipe. */
+void secmem_free_used(void *p, size_t size, size_t used);
+
 /* Bytes of secmem memory mapped and locked now (in use or pooled). */
 size_t secmem_locked_bytes(void);
 

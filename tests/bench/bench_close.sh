@@ -22,17 +22,12 @@ start_tefd
 start_hcsed
 mount_atrestfs "$B/mnt" "$B/cache"
 chmod 1777 "$B/mnt"
-GM=$B/gocrypt.plain
+. "$ATREST_SRC/tests/bench/bench_lib.sh"
 if command -v gocryptfs >/dev/null; then
-	mkdir -p "$B/gocrypt.cipher" "$GM"
-	gocryptfs -q -init -extpass "echo benchpass" "$B/gocrypt.cipher" >/dev/null
-	gocryptfs -q -extpass "echo benchpass" "$B/gocrypt.cipher" "$GM"
-	at_exit "fusermount3 -uz $GM"
+	gocryptfs_fresh
 fi
 
 declare -A R
-# stats "v1 v2 v3" -> min/median/max
-stats() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%s/%s/%s", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
 for run in $(seq 1 "$RUNS"); do
 	for fs in atrestfs gocryptfs; do
 		m=$B/mnt

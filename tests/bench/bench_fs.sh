@@ -39,22 +39,14 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 declare -A R # R[metric/fs] = "v1 v2 v3"
 add() { R[$1/$2]="${R[$1/$2]:-} $3"; }
 
-GM=$B/gocrypt.plain
-gocryptfs_mount() {
-	mkdir -p "$GM"
-	gocryptfs -q -extpass "echo benchpass" "$B/gocrypt.cipher" "$GM" 2>>"$T/gocryptfs.out"
-	at_exit "fusermount3 -uz $GM"
-}
-gocryptfs_umount() { fusermount3 -u "$GM"; }
+. "$ATREST_SRC/tests/bench/bench_lib.sh"
 
 # the machine may be shared: its load is printed with the figures
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for run in $(seq 1 "$RUNS"); do
 	echo "run $run of $RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 	# ---- gocryptfs ----
-	rm -rf "$B/gocrypt.cipher" && mkdir -p "$B/gocrypt.cipher"
-	gocryptfs -q -init -extpass "echo benchpass" "$B/gocrypt.cipher" >/dev/null
-	gocryptfs_mount
+	gocryptfs_fresh
 	t0=$(now); dd if=/dev/shm/atrest-bench-src of="$GM/big" bs=1M status=none; t1=$(now)
 	add write gocryptfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
 	t0=$(now); dd if="$GM/big" of=/dev/null bs=1M status=none; t1=$(now)
@@ -96,10 +88,6 @@ dd if=/dev/zero of="$B/atrest.mnt/huge" bs=1M count=2048 status=none
 rss=$(awk '/VmHWM/ { print int($2 / 1024) }' "/proc/$ATRESTFS_PID/status")
 umount_atrestfs "$B/atrest.mnt"
 
-# stats "v1 v2 v3" -> "min/median/max"
-stats() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END {
-	printf "%s/%s/%s", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
-median() { stats "$1" | cut -d/ -f2; }
 printf '\n%-38s %-24s %-24s %s\n' "metric (min/median/max of $RUNS)" atrestfs gocryptfs ratio
 row() { # row KEY LABEL
 	local a=${R[$1/atrestfs]:-} g=${R[$1/gocryptfs]:-} ratio=-

@@ -77,6 +77,22 @@ static void test_wiped_on_free(void **state)
 	secmem_free(q, 300000);
 }
 
+/* only the bytes a caller wrote are wiped, and the buffer comes back all zeros */
+static void test_free_used_wipes_what_was_written(void **state)
+{
+	uint8_t *p = secmem_alloc(1 << 20), *q;
+
+	(void)state;
+	assert_non_null(p);
+	memset(p, 0x5a, 4096);
+	secmem_free_used(p, 1 << 20, 4096);
+	assert_true(all_zero(p, 1 << 20));
+	q = secmem_alloc(1 << 20);
+	assert_ptr_equal(q, p);
+	assert_true(all_zero(q, 1 << 20));
+	secmem_free(q, 1 << 20);
+}
+
 static void test_pool_is_bounded(void **state)
 {
 	enum { N = 40 };
@@ -117,6 +133,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_locked_undumpable_zeroed),
 	    cmocka_unit_test(test_wiped_on_free),
+	    cmocka_unit_test(test_free_used_wipes_what_was_written),
 	    cmocka_unit_test(test_pool_is_bounded),
 	    cmocka_unit_test(test_lock_range),
 	};
