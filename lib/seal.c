@@ -846,7 +846,7 @@ static bool manifest_is_valid(const struct seal_manifest *m)
 
 	if (m->segment_size < SEAL_SEGMENT_SIZE_MIN || m->segment_size > SEAL_SEGMENT_SIZE_MAX)
 		return false;
-	if (!is_number_ok(m->version) || !is_number_ok(m->length))
+	if (!is_number_ok(m->version) || !is_number_ok(m->length) || !is_number_ok(m->seals))
 		return false;
 	n = m->length / m->segment_size + (m->length % m->segment_size ? 1 : 0);
 	if (m->n_segments != n || n > SEAL_MANIFEST_SEGMENTS_MAX || (n && !m->segments))
@@ -885,6 +885,8 @@ static json_t *manifest_to_json(const struct seal_manifest *m)
 		      time_to_json(m->mtime_ns), "ctime", time_to_json(m->ctime_ns), "segments",
 		      segs);
 	if (j && (!json_object_get(j, "mtime") || !json_object_get(j, "ctime")))
+		j = (json_decref(j), NULL);
+	if (j && m->seals && json_object_set_new(j, "seals", json_integer((json_int_t)m->seals)) < 0)
 		j = (json_decref(j), NULL);
 	return j;
 }
@@ -974,6 +976,11 @@ static int manifest_from_json(const char *text, size_t len, struct seal_manifest
 	    u32_member(j, "mode", &m->mode) < 0 || u32_member(j, "uid", &m->uid) < 0 ||
 	    u32_member(j, "gid", &m->gid) < 0 || time_member(j, "mtime", &m->mtime_ns) < 0 ||
 	    time_member(j, "ctime", &m->ctime_ns) < 0)
+		goto malformed;
+	/* optional: absent in manifests written before it existed (0: unknown);
+	 * present, it counts this manifest at least */
+	if (json_object_get(j, "seals") &&
+	    (member_u64(j, "seals", &m->seals) < 0 || m->seals == 0))
 		goto malformed;
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(segs, i);

@@ -167,6 +167,12 @@ struct seal_manifest {
 	uint32_t gid;
 	int64_t mtime_ns; /* ns since the epoch (any int64; JSON [sec, nsec]) */
 	int64_t ctime_ns;
+	/* Seals made under the key that sealed this manifest, this manifest
+	 * included (an upper bound, 1..SEAL_MAX_NUMBER), so a reader that
+	 * rebuilds its state from the manifest alone keeps counting toward
+	 * SEAL_MAX_SEALS (docs/FORMAT.md section 9). 0: unknown, the member is
+	 * absent (written before it existed); sealing omits it then. */
+	uint64_t seals;
 	size_t n_segments;
 	struct seal_segment_ref *segments; /* n_segments entries */
 };

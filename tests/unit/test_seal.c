@@ -972,6 +972,7 @@ static void test_manifest_malformed_body(void **state)
 	c = jwe_by_hand(f->key, hdr, ok, strlen(ok), xc);
 	assert_int_equal(seal_manifest_open(&f->p, c, strlen(c), 1, &m), 0);
 	assert_int_equal(m->length, 10);
+	assert_int_equal(m->seals, 0); /* absent: unknown */
 	m = seal_manifest_free(m);
 	free(c);
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
@@ -980,6 +981,56 @@ static void test_manifest_malformed_body(void **state)
 		assert_int_equal(seal_manifest_open(&f->p, c, strlen(c), 0, &m), SEAL_E_MALFORMED);
 		assert_null(m);
 		free(c);
+	}
+	free(hdr);
+}
+
+/* The seal count a manifest carries: round trip, absent, invalid forms. */
+static void test_manifest_seals(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t counts[] = { 1, 2, UINT64_C(1) << 30, SEAL_MAX_SEALS, SEAL_MAX_NUMBER };
+	static const char *bad[] = { "0", "-1", "1.5", "\"7\"", "null", "9007199254740992" };
+	const char *gcm = "{\"alg\":\"dir\",\"enc\":\"A256GCM\",\"kid\":\"" KID
+			  "\",\"atrest\":{\"v\":1,\"t\":\"man\",\"fid\":\"" FID "\",\"ver\":1}}";
+	bool xc = !crypto_aead_aes256gcm_is_available();
+	char *hdr = xc ? with_xc20p(gcm) : strdup(gcm);
+	struct seal_manifest *back = NULL;
+	char *mc = NULL, *body = NULL, *c;
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		struct seal_manifest m = { .version = 1, .segment_size = SEG, .seals = counts[i] };
+
+		assert_int_equal(seal_manifest_seal(&f->p, &m, &mc, &n), 0);
+		assert_int_equal(seal_manifest_open(&f->p, mc, n, 1, &back), 0);
+		assert_true(back->seals == counts[i]);
+		back = seal_manifest_free(back);
+		free(mc);
+	}
+	/* 0 is "unknown": sealed without the member, read back as 0 */
+	struct seal_manifest z = { .version = 1, .segment_size = SEG };
+	assert_int_equal(seal_manifest_seal(&f->p, &z, &mc, &n), 0);
+	assert_int_equal(seal_manifest_open(&f->p, mc, n, 1, &back), 0);
+	assert_int_equal(back->seals, 0);
+	back = seal_manifest_free(back);
+	free(mc);
+	/* beyond the I-JSON range: refused when sealing */
+	z.seals = SEAL_MAX_NUMBER + 1;
+	assert_int_equal(seal_manifest_seal(&f->p, &z, &mc, &n), -EINVAL);
+	/* present but not a count of at least this manifest: malformed */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_true(asprintf(&body,
+				     "{\"v\":1,\"version\":1,\"length\":0,\"segmentSize\":4096,"
+				     "\"mode\":0,\"uid\":0,\"gid\":0,\"mtime\":[0,0],\"ctime\":[0,0],"
+				     "\"segments\":[],\"seals\":%s}",
+				     bad[i]) > 0);
+		c = jwe_by_hand(f->key, hdr, body, strlen(body), xc);
+		print_message("seals %s\n", bad[i]);
+		assert_int_equal(seal_manifest_open(&f->p, c, strlen(c), 0, &back), SEAL_E_MALFORMED);
+		assert_null(back);
+		free(c);
+		free(body);
 	}
 	free(hdr);
 }
@@ -1266,6 +1317,7 @@ int main(void)
 	    T(test_malformed_headers),
 	    T(test_protection_mismatch),
 	    T(test_manifest_malformed_body),
+	    T(test_manifest_seals),
 	    T(test_open_esdata_foreign),
 	    T(test_peek_kid),
 	    T(test_key_new),
