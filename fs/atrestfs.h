@@ -125,6 +125,13 @@ struct node {
 	pthread_cond_t seal_cond;
 	uint64_t touch_clock;
 	uint64_t seals; /* made under the file's key, every open and mount counted (an upper bound) */
+	/* rotate.c: a fingerprint of the key the file was rotated to in this mount
+	 * (keys of handles opened before it are stale), and when to try again
+	 * after a rotation failed (CLOCK_MONOTONIC seconds) */
+	uint8_t key_fp[16];
+	bool key_fp_set;
+	int64_t rotate_retry;
+	void *retired; /* earlier cred_id/rkid strings: freed with the node (unlocked readers) */
 
 	/* contentInstances of other AEs (foreign.c): never stored, read-only */
 	bool foreign;
@@ -186,6 +193,7 @@ struct handle {
 	bool wrote; /* under node->data_lock: wrote, truncated or created; its close commits */
 	char *fbuf; /* a foreign object's plaintext, opened for this caller: secmem, flen + 1 bytes */
 	size_t flen;
+	struct caller caller; /* who opened it: a rotated file's new key is asked for on its behalf */
 };
 
 /* ---- ns.c: the namespace (every call under fs->lock) ---- */
@@ -240,6 +248,33 @@ int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid);
  * expiry are about to change at tefd): the next open asks tefd again. */
 void keys_forget(struct fs *fs, const char *rkid);
 
+/* A new key for n's owner with the registration's targets and expiry policy
+ * (rotate.c): tefd's answer with the key, caller frees it. -EIO and others. */
+int keys_register_rotation(struct fs *fs, struct node *n, struct tef_registration **ret);
+
+/* ---- rotate.c: a key is rotated long before 2^32 seals (DESIGN.md 4) ---- */
+/* True when n's key made SEAL_ROTATE_SEALS seals and no failed try is recent (data_lock held). */
+bool rotate_is_due(const struct node *n);
+/*
+ * Commits n's working state as a new version under a new key (data_lock
+ * held, sealers idle): registers it for the owner, re-seals every segment
+ * (the old ones verified with key) and the sealed attributes, commits, and
+ * queues the old key's de-registration until hcsed acknowledges the new
+ * version. -EAGAIN when it could not (logged; nothing changed): the caller
+ * commits under the old key. Other errors as data_commit.
+ */
+int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key);
+/* False when n was rotated in this mount to a key other than key (data_lock held). */
+bool rotate_key_is_current(const struct node *n, const struct seal_key *key);
+/* h's key after the file's key was rotated: asked again on behalf of h's caller
+ * (DESIGN.md 8). data_lock held, dropped meanwhile. 0 or -EIO (logged). */
+int rotate_rekey_handle(struct fs *fs, struct handle *h);
+/* The relativeKeyID of the Credential-Id that sealed a compact object (unverified),
+ * into buf; leaves buf alone when there is none. */
+void rotate_kid_rkid(const char *compact, size_t len, char *buf, size_t size);
+/* Frees the strings retired by rotations of n. */
+void rotate_node_free(struct node *n);
+
 /* The caller's own key for n, with the file's segment table loaded (file.c). */
 int fs_open_key(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret);
 
@@ -254,6 +289,13 @@ void data_params(const struct node *n, const struct seal_key *key, struct seal_p
 /* Counts one seal about to be made under n's key (data_lock held): -EDQUOT once
  * the key made SEAL_MAX_SEALS, across opens and restarts (the count is in the index). */
 int data_seal_count(struct fs *fs, struct node *n);
+/* Plaintext of segment idx: dirty, sealed (verified with key) or a hole, as data_read sees it;
+ * *hi as segment_plain() (data.c). */
+int data_segment_plain(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t idx,
+		       uint8_t *buf, uint32_t *ret_len, uint32_t *hi);
+/* Fills m's metadata (version, length, mode, owner, times) from n (takes fs->lock). */
+void data_manifest_meta(struct fs *fs, const struct node *n, uint64_t version, uint64_t size,
+			struct seal_manifest *m);
 /* Seals reserved in the index at a time: one row write per this many seals. */
 #define DATA_SEALS_RESERVE 65536
 /* Logs that size bytes of plaintext could not be locked (secmem.h) and returns -ENOMEM. */

@@ -32,7 +32,8 @@ void data_params(const struct node *n, const struct seal_key *key, struct seal_p
  * A key seals at most SEAL_MAX_SEALS objects (seal.h: random 96-bit IVs,
  * NIST SP 800-38D 8.3), whoever holds it: the count is the file's, kept in
  * the node and persisted ahead of use, so a crash can only overstate it.
- * Rotation to a new key is not implemented: at the limit sealing stops.
+ * From SEAL_ROTATE_SEALS the next commit rotates the key (rotate.c); only
+ * if that keeps failing (tefd down) does sealing stop at the limit.
  */
 int data_seal_count(struct fs *fs, struct node *n)
 {
@@ -48,7 +49,7 @@ int data_seal_count(struct fs *fs, struct node *n)
 	if (n->seals == SEAL_ROTATE_SEALS) {
 		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
 
-		log_warning("%s: its key made %" PRIu64 " seals and should be rotated", desc,
+		log_warning("%s: its key made %" PRIu64 " seals: rotated at the next commit", desc,
 			    n->seals);
 	}
 	pthread_mutex_lock(&fs->lock);
@@ -172,6 +173,13 @@ int data_prepare(struct fs *fs, struct node *n, const struct seal_key *key, uint
 	n->seg_size = m->segment_size;
 	n->version = m->version;
 	n->segs_known = true;
+	/* a rebuilt cache counts on from what the key sealed (docs/FORMAT.md 9);
+	 * a manifest that does not say (older data): rotated at the next commit */
+	uint64_t seals = m->seals ? m->seals : SEAL_ROTATE_SEALS;
+	if (n->seals < seals)
+		n->seals = seals;
+	if (n->seals_saved < n->seals)
+		n->seals_saved = n->seals;
 	cache_node_save(fs->cache, n);
 	pthread_mutex_unlock(&fs->lock);
 	r = cache_manifest_put(fs->cache, n->ino, m->version, m->length, compact, len, segs, n_segs);
@@ -348,6 +356,8 @@ static int dirty_flush_async(struct fs *fs, struct node *n, const struct seal_ke
 	d = dirty_find(n, idx);
 	if (!d)
 		return 0;
+	if (!rotate_key_is_current(n, key))
+		return -EKEYREVOKED; /* rotated meanwhile: the handle asks for the new key */
 	gen = n->version + 1;
 	uint64_t pending = cache_pending_bytes(fs->cache) + (uint64_t)n->seg_size * (1 + n->n_sealing);
 	for (size_t i = 0; i < n->n_wsegs; i++)
@@ -384,6 +394,8 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 	bool fetched = false;
 	int r;
 
+	if (!rotate_key_is_current(n, key))
+		return -EKEYREVOKED;
 	r = cache_seg_read(fs->cache, n->ino, idx, gen, &compact, &len);
 	if (r == -ENOENT && prefetch_wait(fs->pf, n->ino, idx, gen))
 		r = cache_seg_read(fs->cache, n->ino, idx, gen, &compact, &len);
@@ -443,6 +455,8 @@ static int dirty_flush(struct fs *fs, struct node *n, const struct seal_key *key
 	size_t len;
 	int r;
 
+	if (!rotate_key_is_current(n, key))
+		return -EKEYREVOKED;
 	/* pending segments are never evicted: bound them (issue 5), counting
 	 * this file's sealed but not yet committed ones too */
 	uint64_t pending = cache_pending_bytes(fs->cache) + n->seg_size;
@@ -753,6 +767,14 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 			return cache_sync(fs->cache);
 		return 0;
 	}
+	if (!rotate_key_is_current(n, key))
+		return -EKEYREVOKED;
+	/* DESIGN.md 4: the key is rotated long before 2^32 seals */
+	if (rotate_is_due(n)) {
+		r = rotate_commit(fs, n, key);
+		if (r != -EAGAIN)
+			return r;
+	}
 	pthread_mutex_lock(&fs->lock);
 	size = n->size;
 	pthread_mutex_unlock(&fs->lock);
@@ -796,22 +818,14 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	r = seal_manifest_new(n_segs, &m);
 	if (r < 0)
 		return r;
-	pthread_mutex_lock(&fs->lock);
-	m->version = newver;
-	m->length = size;
-	m->segment_size = n->seg_size;
-	m->mode = n->mode;
-	m->uid = n->uid;
-	m->gid = n->gid;
-	m->mtime_ns = (int64_t)n->mtime.tv_sec * 1000000000 + n->mtime.tv_nsec;
-	m->ctime_ns = (int64_t)n->ctime.tv_sec * 1000000000 + n->ctime.tv_nsec;
-	pthread_mutex_unlock(&fs->lock);
+	data_manifest_meta(fs, n, newver, size, m);
 	for (size_t i = 0; i < n_segs; i++) {
 		m->segments[i].generation = n->wsegs[i].gen;
 		m->segments[i].length = n->wsegs[i].len;
 	}
 	r = data_seal_count(fs, n);
 	if (r == 0) {
+		m->seals = n->seals; /* this manifest included */
 		data_params(n, key, &p);
 		r = seal_manifest_seal(&p, m, &compact, &len);
 	}
@@ -879,4 +893,25 @@ int data_commit(struct fs *fs, struct node *n, const struct seal_key *key, bool 
 	n->content_dirty = false;
 	uploader_kick(fs->up);
 	return durable_r;
+}
+
+int data_segment_plain(struct fs *fs, struct node *n, const struct seal_key *key, uint64_t idx,
+		       uint8_t *buf, uint32_t *ret_len, uint32_t *hi)
+{
+	return segment_plain(fs, n, key, idx, buf, ret_len, hi);
+}
+
+void data_manifest_meta(struct fs *fs, const struct node *n, uint64_t version, uint64_t size,
+			struct seal_manifest *m)
+{
+	pthread_mutex_lock(&fs->lock);
+	m->version = version;
+	m->length = size;
+	m->segment_size = n->seg_size;
+	m->mode = n->mode;
+	m->uid = n->uid;
+	m->gid = n->gid;
+	m->mtime_ns = (int64_t)n->mtime.tv_sec * 1000000000 + n->mtime.tv_nsec;
+	m->ctime_ns = (int64_t)n->ctime.tv_sec * 1000000000 + n->ctime.tv_nsec;
+	pthread_mutex_unlock(&fs->lock);
 }

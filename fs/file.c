@@ -143,6 +143,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mo
 		return;
 	}
 	h->wrote = true; /* version 1 is committed at its close */
+	h->caller = c;
 	pthread_mutex_lock(&fs->lock);
 	n->n_open++;
 	fs_fill_entry(n, &e);
@@ -301,6 +302,8 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -ENOMEM;
 	if (h)
 		h->wrote = (fi->flags & O_TRUNC) != 0; /* truncated: its close commits */
+	if (h)
+		h->caller = c;
 	if (r < 0) {
 		seal_key_free(key);
 		pthread_mutex_lock(&fs->lock);
@@ -351,6 +354,8 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 	}
 	pthread_mutex_lock(&h->node->data_lock);
 	r = data_read(the_fs, h, buf, size, off, &got);
+	if (r == -EKEYREVOKED && (r = rotate_rekey_handle(the_fs, h)) == 0) /* rotate.c */
+		r = data_read(the_fs, h, buf, size, off, &got);
 	pthread_mutex_unlock(&h->node->data_lock);
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -382,6 +387,8 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
 	 * only a handle that wrote waits for them before freeing it (release) */
 	h->wrote = true;
 	r = data_write(the_fs, h, buf, size, off);
+	if (r == -EKEYREVOKED && (r = rotate_rekey_handle(the_fs, h)) == 0) /* rotate.c */
+		r = data_write(the_fs, h, buf, size, off);
 	pthread_mutex_unlock(&h->node->data_lock);
 	/* copied (or refused): libfuse's buffer must not keep it after us */
 	sodium_memzero((void *)buf, size);
@@ -410,6 +417,8 @@ static int commit_handle(struct handle *h, bool durable)
 
 	pthread_mutex_lock(&h->node->data_lock);
 	if (h->wrote)
+		r = data_commit(the_fs, h->node, h->key, durable);
+	if (r == -EKEYREVOKED && (r = rotate_rekey_handle(the_fs, h)) == 0) /* rotate.c */
 		r = data_commit(the_fs, h->node, h->key, durable);
 	else if (durable)
 		r = cache_sync(the_fs->cache);
@@ -499,6 +508,8 @@ void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off
 	if (end > n->size) {
 		h->wrote = true;
 		r = data_truncate(the_fs, n, h->key, end);
+		if (r == -EKEYREVOKED && (r = rotate_rekey_handle(the_fs, h)) == 0)
+			r = data_truncate(the_fs, n, h->key, end);
 	}
 	pthread_mutex_unlock(&n->data_lock);
 	fuse_reply_err(req, -r);

@@ -588,18 +588,23 @@ int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct 
 int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 		  struct seal_key **ret_key, uint64_t *ret_min_version)
 {
+	_cleanup_free_ char *rkid = NULL;
 	struct tef_registration *reg = NULL;
 	struct tef_identity id;
 	struct seal_key *key = NULL;
 	int r;
 
-	if (!n->rkid)
-		return -EIO;
+	/* a rotation (rotate.c) replaces it under fs->lock */
+	pthread_mutex_lock(&fs->lock);
+	rkid = n->rkid ? strdup(n->rkid) : NULL;
+	pthread_mutex_unlock(&fs->lock);
+	if (!rkid)
+		return n->rkid ? -ENOMEM : -EIO;
 	/* DESIGN.md 8: only what tefd released to this very identity, lately */
-	if (cache_get(fs, c, n->rkid, ret_key, ret_min_version) == 0)
+	if (cache_get(fs, c, rkid, ret_key, ret_min_version) == 0)
 		return 0;
 	identity_of(c, &id);
-	r = tef_retrieve(fs->tef, &id, n->rkid, &reg, NULL);
+	r = tef_retrieve(fs->tef, &id, rkid, &reg, NULL);
 	if (r < 0) {
 		if (r == -EACCES || r == -EKEYEXPIRED) {
 			_cleanup_free_ char *desc = fs_describe(fs, n->ino);
@@ -617,7 +622,7 @@ int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 	if (r == 0) {
 		*ret_min_version = reg->version;
 		*ret_key = key;
-		cache_put(fs, c, n->rkid, reg->key, reg->key_len, reg->version, reg->expiration);
+		cache_put(fs, c, rkid, reg->key, reg->key_len, reg->version, reg->expiration);
 	}
 	tef_registration_free(reg);
 	return r;
@@ -716,4 +721,63 @@ int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
 	if (r < 0 && !hcse_is_unreachable(r))
 		log_warning_errno(r, "cannot de-register the key %.8s... of a removed file", rkid);
 	return r;
+}
+
+int keys_register_rotation(struct fs *fs, struct node *n, struct tef_registration **ret)
+{
+	_cleanup_free_ char *targets = NULL, *label = NULL;
+	struct tef_registration *reg = NULL;
+	const char *list[TEF_MAX_TARGETS];
+	struct tef_identity id;
+	size_t k = 0;
+	char *save = NULL;
+	int64_t expires;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	/* on behalf of the owner, as at creation and as every update (attr.c) */
+	id = (struct tef_identity){ .uid = n->uid, .gid = n->gid };
+	targets = strdup(n->targets ? n->targets : "");
+	expires = n->expires;
+	pthread_mutex_unlock(&fs->lock);
+	if (!targets || asprintf(&label, "atrestfs:%s", fs->opt.ae) < 0)
+		return -ENOMEM;
+	/* the targets the old key has now (share= plus the owner's edits) */
+	for (char *t = strtok_r(targets, ",", &save); t && k < ELEMENTSOF(list);
+	     t = strtok_r(NULL, ",", &save))
+		list[k++] = t;
+	if (k == 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		log_error("cannot rotate the key of %s: its targets are unknown", desc);
+		return -EIO;
+	}
+	const char *labels[] = { label };
+	struct tef_registration_req req = {
+		.suid = n->protection == SEAL_INTEGRITY ? TEF_SUID_INTEGRITY : TEF_SUID_ENCRYPTION,
+		.labels = labels,
+		.n_labels = 1,
+		.targets = list,
+		.n_targets = k,
+		/* the expiry policy: the owner's choice, else the mount's key_ttl or
+		 * tefd's default, renewed in the background (uploader.c) */
+		.expiration = expires                ? expires
+			      : fs->opt.key_ttl ? (int64_t)time(NULL) + (int64_t)fs->opt.key_ttl
+						: 0,
+	};
+
+	r = tef_register(fs->tef, &id, &req, &reg, NULL);
+	if (r < 0)
+		return open_errno(fs, r, "key registration for a rotation", n);
+	if (!reg->key || !reg->credential_id || !reg->relative_key_id) {
+		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
+
+		if (reg->relative_key_id)
+			keys_deregister(fs, id.uid, id.gid, reg->relative_key_id);
+		tef_registration_free(reg);
+		log_error("tefd registered a new key for %s but returned no key", desc);
+		return -EIO;
+	}
+	*ret = reg;
+	return 0;
 }

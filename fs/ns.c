@@ -106,6 +106,7 @@ void ns_node_free(struct node *n)
 	free(n->rkid);
 	free(n->targets);
 	free(n->xattrs);
+	rotate_node_free(n);
 	free(n);
 }
 

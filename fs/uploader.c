@@ -282,6 +282,9 @@ static int sync_node(struct fs *fs, uint64_t ino)
 		 * a rollback by the HCSE. Recorded before the manifest goes up and
 		 * retried with it: a manifest the HCSE holds but tefd never heard of
 		 * could be rolled back unseen (found with tefd down during uploads). */
+		/* recorded with the key that sealed it: a rotation may have come
+		 * since rkid was read (rotate.c) */
+		rotate_kid_rkid(manifest, mlen_c, rkid, sizeof(rkid));
 		if (rkid[0]) {
 			r = keys_record_version(fs, uid, gid, rkid, mver);
 			if (r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ETIMEDOUT ||

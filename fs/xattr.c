@@ -243,16 +243,19 @@ static int ux_set(struct fs *fs, const struct caller *c, struct node *n, const c
 	r = fs_open_key(fs, c, n, &key);
 	if (r < 0)
 		return r;
+	/* sealed and stored under data_lock: a key rotation (rotate.c) re-seals
+	 * the attributes then, and the key must still be the file's */
+	pthread_mutex_lock(&n->data_lock);
 	data_params(n, key, &p);
 	p.file_id = fid;
-	pthread_mutex_lock(&n->data_lock);
-	r = data_seal_count(fs, n);
-	pthread_mutex_unlock(&n->data_lock);
+	r = rotate_key_is_current(n, key) ? data_seal_count(fs, n) : -EIO;
 	if (r == 0)
 		r = seal_segment(&p, 0, 1, value, size, &compact, &clen);
 	seal_key_free(key);
-	if (r < 0)
+	if (r < 0) {
+		pthread_mutex_unlock(&n->data_lock);
 		return log_error_errno(r, "cannot seal attribute '%s'", name);
+	}
 	pthread_mutex_lock(&fs->lock);
 	char *list = ux_replace(n->xattrs, enc, compact);
 	if (list) {
@@ -264,6 +267,7 @@ static int ux_set(struct fs *fs, const struct caller *c, struct node *n, const c
 	} else
 		r = -ENOMEM;
 	pthread_mutex_unlock(&fs->lock);
+	pthread_mutex_unlock(&n->data_lock);
 	return r;
 }
 

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# DESIGN.md 4: a file's key is rotated long before 2^32 seals. With its seal count
+# set 2 below seal.h's SEAL_ROTATE_SEALS (2^30) in the index, one append brings it
+# there and the next commit rotates: a new Credential-Id registered at tefd with the
+# same targets, every stored object sealed under it, the old key de-registered once
+# hcsed acknowledged the new version; the file reads back byte-exact as the owner
+# and as a granted uid, through a fresh mount too; a descriptor open across the
+# rotation keeps reading correct bytes; kill -9 right after the rotating close
+# loses nothing.
+. "$ATREST_SRC/tests/integration/lib.sh"
+need_root
+need_fuse
+
+A=2711 B=2712
+ROT=$((1 << 30))
+PY=/usr/bin/python3
+start_tefd
+start_hcsed
+M=$T/mnt
+OPTS=segment_size=4096
+mount_atrestfs "$M" "$T/cache" "$OPTS"
+chmod 1777 "$M"
+mkdir -m 0777 "$T/rd"
+
+tefctl() { "$ATREST_BUILD/tefd/tefctl" --socket "$TEF_SOCK" "$@"; }
+cred_of() { getfattr --only-values -n user.onem2m.credential-id "$1"; }
+registered() { tefctl --json show "$1" >/dev/null 2>&1; }
+wait_deregistered() {
+	local i
+	for ((i = 0; i < 150; i++)); do
+		registered "$1" || return 0
+		sleep 0.1
+	done
+	fail "$2: the old key $1 is still registered at tefd after 15 s"
+}
+targets_of() {
+	tefctl --json show "$1" | $PY -c '
+import json, sys
+r = json.load(sys.stdin)
+r = r[0] if isinstance(r, list) else r
+print(",".join(r["targetIDs"] if "targetIDs" in r else r["tids"]))'
+}
+seals_of() { /usr/bin/sqlite3 "$T/cache/index.db" "SELECT seals FROM nodes WHERE name = '$1'"; }
+set_seals() {
+	/usr/bin/sqlite3 "$T/cache/index.db" "UPDATE nodes SET seals = $2 WHERE name = '$1'"
+	[ "$(seals_of "$1")" = "$2" ] || fail "the index has no seal count for $1"
+}
+# kids_of FILE: the kid of every sealed object hcsed holds for FILE (segments,
+# manifest, sealed attributes), one a line
+kids_of() {
+	local res
+	res=$(getfattr --only-values -n user.onem2m.resource "$1")
+	hcse_get "${res#/cse-in/}" "fu=1&ty=4" >"$T/uril.json"
+	$PY - "$T/uril.json" "$HCSE_URL" <<'PYEOF'
+import base64, json, sys, urllib.request
+for u in json.load(open(sys.argv[1]))["m2m:uril"]:
+    req = urllib.request.Request(sys.argv[2] + "/" + u.split("/", 1)[1], headers={
+        "X-M2M-Origin": "CAdmin", "X-M2M-RI": "t", "X-M2M-RVI": "3"})
+    cin = json.load(urllib.request.urlopen(req))["m2m:cin"]
+    # xa<N>: "name=compact" lines; the others: one compact string
+    for c in ([l.split("=", 1)[1] for l in cin["con"].splitlines()]
+              if cin["rn"].startswith("xa") else [cin["con"]]):
+        h = c.split(".")[0]
+        print(u.rsplit("/", 1)[1], json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["kid"])
+PYEOF
+}
+
+# a file of 257 segments (the last one short), granted to uid B, with a sealed attribute
+head -c $((256 * 4096 + 1000)) /dev/urandom >"$T/expect"
+chmod 0644 "$T/expect"
+as_user $A $A cp "$T/expect" "$M/f"
+as_user $A $A setfattr -n user.onem2m.targets -v "uid:$A,uid:$B" "$M/f"
+as_user $A $A setfattr -n user.note -v secret-note "$M/f"
+wait_synced "$M/f"
+C1=$(cred_of "$M/f")
+umount_atrestfs "$M"
+set_seals f $((ROT - 2))
+mount_atrestfs "$M" "$T/cache" "$OPTS"
+
+# a reader as uid B opens before the rotation and reads only the first segment
+cat >"$T/reader.py" <<'PYEOF'
+import os, sys, time
+path, d = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead: later reads reach atrestfs
+data = bytearray(os.pread(fd, 4096, 0))
+open(d + "/ready", "w").close()
+while not os.path.exists(d + "/go"):
+    time.sleep(0.05)
+try:
+    while True:
+        b = os.pread(fd, 65536, len(data))
+        if not b:
+            break
+        data += b
+    open(d + "/out", "wb").write(data)
+except OSError as e:
+    open(d + "/err", "w").write(str(e.errno))
+PYEOF
+as_user $B $B $PY "$T/reader.py" "$M/f" "$T/rd" &
+READER=$!
+at_exit "kill $READER"
+wait_for_path "$T/rd/ready" 10 || fail "the reader did not open f as uid $B"
+
+# two seals left before 2^30: this version takes them, under the old key
+printf 'tail-one\n' | as_user $A $A tee -a "$M/f" >/dev/null
+printf 'tail-one\n' >>"$T/expect"
+[ "$(cred_of "$M/f")" = "$C1" ] || fail "rotated before the key made 2^30 seals"
+ok "the version that brings the count to 2^30 is sealed under the old key"
+
+# the next commit rotates
+printf 'tail-two\n' | as_user $A $A tee -a "$M/f" >/dev/null
+printf 'tail-two\n' >>"$T/expect"
+C2=$(cred_of "$M/f")
+[ -n "$C2" ] && [ "$C2" != "$C1" ] || fail "no rotation at 2^30 seals: credential-id still '$C2'"
+grep -q "key rotated after $ROT seals: credential-id $C1 replaced by $C2" "$T/atrestfs.log" ||
+	fail "the rotation is not logged with both credential-ids"
+registered "$C2" || fail "the new key $C2 is not registered at tefd"
+registered "$C1" || fail "the old key was de-registered before hcsed had the new version"
+[ "$(targets_of "$C2")" = "uid:$A,uid:$B" ] || fail "the new key's targets: $(targets_of "$C2")"
+ok "rotated: $C1 -> $C2, registered with the same targets, logged"
+
+# the descriptor opened before the rotation reads on
+touch "$T/rd/go"
+for ((i = 0; i < 200; i++)); do
+	[ -e "$T/rd/out" ] || [ -e "$T/rd/err" ] && break
+	sleep 0.1
+done
+[ ! -e "$T/rd/err" ] || fail "the reader open across the rotation failed: errno $(cat "$T/rd/err")"
+[ -e "$T/rd/out" ] || fail "the reader open across the rotation did not finish"
+cmp -s "$T/rd/out" "$T/expect" || fail "the reader open across the rotation read wrong bytes"
+grep -q "a descriptor open by uid $B goes on with the rotated key" "$T/atrestfs.log" ||
+	fail "the reader's reads after the rotation did not use the new key"
+ok "a descriptor of uid $B open across the rotation reads every byte right, with the new key"
+
+as_user $A $A cmp -s "$M/f" "$T/expect" || fail "the owner does not read the rotated file back"
+as_user $B $B cmp -s "$M/f" "$T/expect" || fail "uid $B does not read the rotated file back"
+[ "$(as_user $A $A getfattr --only-values -n user.note "$M/f")" = secret-note ] ||
+	fail "the sealed attribute does not read back after the rotation"
+if cat "$M/f" >/dev/null 2>&1; then fail "root reads the rotated file without a grant"; fi
+ok "the owner and the granted uid read the rotated file byte-exact; root is still denied"
+
+wait_synced "$M/f"
+wait_deregistered "$C1" "after the upload"
+kids=$(kids_of "$M/f")
+[ "$(echo "$kids" | wc -l)" -ge 259 ] || fail "hcsed holds too few objects for f: $(echo "$kids" | wc -l)"
+bad=$(echo "$kids" | awk -v k="$C2" '$2 != k' | head -3)
+[ -z "$bad" ] || fail "objects in hcsed not sealed under the new key: $bad"
+ok "hcsed holds $(echo "$kids" | wc -l) objects of f, every one with kid $C2; the old key is gone"
+umount_atrestfs "$M"
+s=$(seals_of f)
+[ "$s" -lt $((1 << 20)) ] || fail "the seal count did not restart with the new key: $s"
+ok "the seal count restarted with the new key ($s reserved)"
+
+# a fresh mount with an empty cache: the count comes from the manifest
+M2=$T/mnt2
+mount_atrestfs "$M2" "$T/cache2" "$OPTS"
+as_user $A $A cmp -s "$M2/f" "$T/expect" || fail "the owner does not read f through a fresh cache"
+as_user $B $B cmp -s "$M2/f" "$T/expect" || fail "uid $B does not read f through a fresh cache"
+[ "$(cred_of "$M2/f")" = "$C2" ] || fail "a fresh cache sees credential-id $(cred_of "$M2/f")"
+[ "$(as_user $A $A getfattr --only-values -n user.note "$M2/f")" = secret-note ] ||
+	fail "the sealed attribute does not read back through a fresh cache"
+umount_atrestfs "$M2"
+s2=$(/usr/bin/sqlite3 "$T/cache2/index.db" "SELECT seals FROM nodes WHERE name = 'f'")
+[ "$s2" -gt 0 ] || fail "a cache rebuilt from hcsed restarts the seal count at 0"
+ok "a fresh mount reads f byte-exact as both uids and takes the count from the manifest ($s2)"
+
+# kill -9 right after the rotating close, hcsed down so nothing is uploaded yet
+mount_atrestfs "$M" "$T/cache" "$OPTS"
+head -c 20000 /dev/urandom >"$T/expect-g"
+chmod 0644 "$T/expect-g"
+as_user $A $A cp "$T/expect-g" "$M/g"
+wait_synced "$M/g"
+G1=$(cred_of "$M/g")
+umount_atrestfs "$M"
+set_seals g $ROT
+mount_atrestfs "$M" "$T/cache" "$OPTS"
+stop_pid "$HCSED_PID"
+printf 'killed\n' | as_user $A $A tee -a "$M/g" >/dev/null
+printf 'killed\n' >>"$T/expect-g"
+G2=$(cred_of "$M/g")
+kill -9 "$ATRESTFS_PID"
+wait "$ATRESTFS_PID" 2>/dev/null || true
+fusermount3 -uz "$M"
+[ "$G2" != "$G1" ] || fail "g was not rotated"
+registered "$G1" || fail "the old key of g is gone while hcsed never had the new version"
+start_hcsed
+mount_atrestfs "$M" "$T/cache" "$OPTS"
+as_user $A $A cmp -s "$M/g" "$T/expect-g" || fail "g does not read back after kill -9 right after its rotation"
+[ "$(cred_of "$M/g")" = "$G2" ] || fail "after kill -9 g has credential-id $(cred_of "$M/g"), not $G2"
+wait_synced "$M/g"
+wait_deregistered "$G1" "after kill -9 and the upload"
+umount_atrestfs "$M"
+mount_atrestfs "$M2" "$T/cache3" "$OPTS"
+as_user $A $A cmp -s "$M2/g" "$T/expect-g" || fail "g does not read back through a fresh cache after kill -9"
+umount_atrestfs "$M2"
+ok "kill -9 right after the rotating close: g reads back, uploads, and only then loses its old key"
+check_sanitizer_logs "$T"/*.log
