@@ -66,6 +66,18 @@ static void open_all(const char *c, size_t len)
 				abort();
 			(void)seal_open_segment_in(&p, m, 0, c, len, seg, m->segment_size, &n);
 			free(seg);
+			/* what parsed seals again and reads back the same, the optional
+			 * seal count included (0, absent, stays absent) */
+			struct seal_manifest *again = NULL;
+			char *s2 = NULL;
+			size_t n2;
+			if (seal_manifest_seal(&p, m, &s2, &n2) != 0 ||
+			    seal_manifest_open(&p, s2, n2, 0, &again) != 0 ||
+			    again->seals != m->seals || again->length != m->length ||
+			    again->version != m->version)
+				abort();
+			free(s2);
+			seal_manifest_free(again);
 			m = seal_manifest_free(m);
 		}
 	}

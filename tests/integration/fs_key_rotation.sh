@@ -5,9 +5,9 @@
 # there and the next commit rotates: a new Credential-Id registered at tefd with the
 # same targets, every stored object sealed under it, the old key de-registered once
 # hcsed acknowledged the new version; the file reads back byte-exact as the owner
-# and as a granted uid, through a fresh mount too; a descriptor open across the
-# rotation keeps reading correct bytes; kill -9 right after the rotating close
-# loses nothing.
+# and as a granted uid, through a fresh mount too; descriptors open across the
+# rotation (a reader of uid B, a writer of the owner) keep reading and writing
+# correct bytes; kill -9 right after the rotating close loses nothing.
 . "$ATREST_SRC/tests/integration/lib.sh"
 need_root
 need_fuse
@@ -102,6 +102,26 @@ as_user $B $B $PY "$T/reader.py" "$M/f" "$T/rd" &
 READER=$!
 at_exit "kill $READER"
 wait_for_path "$T/rd/ready" 10 || fail "the reader did not open f as uid $B"
+# and a writer as the owner, which appends once the rotation is done
+mkdir -m 0777 "$T/wr"
+cat >"$T/writer.py" <<'PYEOF'
+import os, sys, time
+path, d = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+open(d + "/ready", "w").close()
+while not os.path.exists(d + "/go"):
+    time.sleep(0.05)
+try:
+    os.write(fd, b"from-the-writer\n")
+    os.close(fd)
+    open(d + "/done", "w").close()
+except OSError as e:
+    open(d + "/err", "w").write(str(e.errno))
+PYEOF
+as_user $A $A $PY "$T/writer.py" "$M/f" "$T/wr" &
+WRITER=$!
+at_exit "kill $WRITER"
+wait_for_path "$T/wr/ready" 10 || fail "the writer did not open f as uid $A"
 
 # two seals left before 2^30: this version takes them, under the old key
 printf 'tail-one\n' | as_user $A $A tee -a "$M/f" >/dev/null
@@ -120,6 +140,20 @@ registered "$C2" || fail "the new key $C2 is not registered at tefd"
 registered "$C1" || fail "the old key was de-registered before hcsed had the new version"
 [ "$(targets_of "$C2")" = "uid:$A,uid:$B" ] || fail "the new key's targets: $(targets_of "$C2")"
 ok "rotated: $C1 -> $C2, registered with the same targets, logged"
+
+# the writer opened before the rotation appends and closes
+touch "$T/wr/go"
+for ((i = 0; i < 200; i++)); do
+	[ -e "$T/wr/done" ] || [ -e "$T/wr/err" ] && break
+	sleep 0.1
+done
+[ ! -e "$T/wr/err" ] || fail "the writer open across the rotation failed: errno $(cat "$T/wr/err")"
+[ -e "$T/wr/done" ] || fail "the writer open across the rotation did not finish"
+printf 'from-the-writer\n' >>"$T/expect"
+grep -q "a descriptor open by uid $A goes on with the rotated key" "$T/atrestfs.log" ||
+	fail "the writer's append after the rotation did not use the new key"
+[ "$(cred_of "$M/f")" = "$C2" ] || fail "the writer's version was not sealed under $C2"
+ok "a descriptor of the owner open across the rotation appends under the new key"
 
 # the descriptor opened before the rotation reads on
 touch "$T/rd/go"
