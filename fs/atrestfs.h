@@ -266,6 +266,12 @@ bool rotate_is_due(const struct node *n);
 int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key);
 /* False when n was rotated in this mount to a key other than key (data_lock held). */
 bool rotate_key_is_current(const struct node *n, const struct seal_key *key);
+/* Makes key the one rotate_key_is_current() accepts from now on (data_lock held). */
+void rotate_key_adopt(struct node *n, const struct seal_key *key);
+/* Raises n's seal count (and its saved bound) to what a verified manifest of
+ * the current key says; 0 (absent: older data) counts as SEAL_ROTATE_SEALS,
+ * so the next commit rotates (docs/FORMAT.md 9). data_lock and fs->lock held. */
+void rotate_adopt_seals(struct node *n, uint64_t manifest_seals);
 /* h's key after the file's key was rotated: asked again on behalf of h's caller
  * (DESIGN.md 8). data_lock held, dropped meanwhile. 0 or -EIO (logged). */
 int rotate_rekey_handle(struct fs *fs, struct handle *h);

@@ -173,13 +173,7 @@ int data_prepare(struct fs *fs, struct node *n, const struct seal_key *key, uint
 	n->seg_size = m->segment_size;
 	n->version = m->version;
 	n->segs_known = true;
-	/* a rebuilt cache counts on from what the key sealed (docs/FORMAT.md 9);
-	 * a manifest that does not say (older data): rotated at the next commit */
-	uint64_t seals = m->seals ? m->seals : SEAL_ROTATE_SEALS;
-	if (n->seals < seals)
-		n->seals = seals;
-	if (n->seals_saved < n->seals)
-		n->seals_saved = n->seals;
+	rotate_adopt_seals(n, m->seals); /* a rebuilt cache counts on from the manifest */
 	cache_node_save(fs->cache, n);
 	pthread_mutex_unlock(&fs->lock);
 	r = cache_manifest_put(fs->cache, n->ino, m->version, m->length, compact, len, segs, n_segs);

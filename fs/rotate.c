@@ -78,6 +78,22 @@ bool rotate_key_is_current(const struct node *n, const struct seal_key *key)
 	return sodium_memcmp(fp, n->key_fp, sizeof(fp)) == 0;
 }
 
+void rotate_key_adopt(struct node *n, const struct seal_key *key)
+{
+	key_fingerprint(key, n->key_fp);
+	n->key_fp_set = true;
+}
+
+void rotate_adopt_seals(struct node *n, uint64_t manifest_seals)
+{
+	uint64_t seals = manifest_seals ? manifest_seals : SEAL_ROTATE_SEALS;
+
+	if (n->seals < seals)
+		n->seals = seals;
+	if (n->seals_saved < n->seals)
+		n->seals_saved = n->seals;
+}
+
 bool rotate_is_due(const struct node *n)
 {
 	return n->seals >= SEAL_ROTATE_SEALS && n->rkid && !n->foreign &&
@@ -379,8 +395,7 @@ int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key)
 	n->retired = ret_ids;
 	if (old.xattrs != n->xattrs)
 		free(old.xattrs);
-	key_fingerprint(nkey, n->key_fp);
-	n->key_fp_set = true;
+	rotate_key_adopt(n, nkey);
 	n->rotate_retry = 0;
 	log_info("%s: key rotated after %" PRIu64 " seals: credential-id %s replaced by %s "
 		 "(version %" PRIu64 "); the old key is de-registered once hcsed has it",
