@@ -596,10 +596,10 @@ int keys_retrieve(struct fs *fs, const struct caller *c, const struct node *n,
 
 	/* a rotation (rotate.c) replaces it under fs->lock */
 	pthread_mutex_lock(&fs->lock);
-	rkid = n->rkid ? strdup(n->rkid) : NULL;
+	r = n->rkid ? ((rkid = strdup(n->rkid)) ? 0 : -ENOMEM) : -EIO;
 	pthread_mutex_unlock(&fs->lock);
-	if (!rkid)
-		return n->rkid ? -ENOMEM : -EIO;
+	if (r < 0)
+		return r;
 	/* DESIGN.md 8: only what tefd released to this very identity, lately */
 	if (cache_get(fs, c, rkid, ret_key, ret_min_version) == 0)
 		return 0;

@@ -230,4 +230,56 @@ mount_atrestfs "$M2" "$T/cache3" "$OPTS"
 as_user $A $A cmp -s "$M2/g" "$T/expect-g" || fail "g does not read back through a fresh cache after kill -9"
 umount_atrestfs "$M2"
 ok "kill -9 right after the rotating close: g reads back, uploads, and only then loses its old key"
+
+# the HCSE serves a fresh reader its copy of h from before the rotation (labels
+# naming the old key, its manifest and segments): the old key is gone, so no
+# byte of the old version comes back
+subtree() {
+	$PY - "$HCSE_DB" "$@" <<'PYEOF'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+act, path, saved = sys.argv[2:5]
+q = "SELECT seq FROM res WHERE path = ? OR path LIKE ? || '/%'"
+if act == "save":
+    cur = db.execute("SELECT * FROM res WHERE seq IN (%s)" % q, (path, path))
+    cols = [d[0] for d in cur.description]
+    rows = [[v.decode("latin-1") if isinstance(v, bytes) else v for v in r] for r in cur]
+    lbl = db.execute("SELECT label, seq FROM lbl WHERE seq IN (%s)" % q, (path, path)).fetchall()
+    json.dump({"cols": cols, "rows": rows, "lbl": lbl}, open(saved, "w"))
+else:
+    d = json.load(open(saved))
+    db.execute("DELETE FROM lbl WHERE seq IN (%s)" % q, (path, path))
+    db.execute("DELETE FROM res WHERE seq IN (%s)" % q, (path, path))
+    for r in d["rows"]:
+        db.execute("INSERT INTO res(%s) VALUES(%s)" % (",".join(d["cols"]), ",".join("?" * len(r))), r)
+    db.executemany("INSERT INTO lbl(label, seq) VALUES(?, ?)", d["lbl"])
+    db.commit()
+PYEOF
+}
+mount_atrestfs "$M" "$T/cache" "$OPTS"
+printf 'before the rotation\n' | as_user $A $A tee "$M/h" >/dev/null
+wait_synced "$M/h"
+H1=$(cred_of "$M/h")
+R=$(getfattr --only-values -n user.onem2m.resource "$M/h")
+R=${R#/}
+subtree save "$R" "$T/h-before.json"
+umount_atrestfs "$M"
+set_seals h $ROT
+mount_atrestfs "$M" "$T/cache" "$OPTS"
+printf 'after\n' | as_user $A $A tee -a "$M/h" >/dev/null
+[ "$(cred_of "$M/h")" != "$H1" ] || fail "h was not rotated"
+wait_synced "$M/h"
+wait_deregistered "$H1" "h"
+umount_atrestfs "$M"
+stop_pid "$HCSED_PID"
+subtree restore "$R" "$T/h-before.json"
+start_hcsed
+mount_atrestfs "$M2" "$T/cache4" "$OPTS"
+[ "$(cred_of "$M2/h")" = "$H1" ] || fail "the HCSE's pre-rotation copy of h is not what a fresh mount sees"
+if out=$(as_user $A $A cat "$M2/h" 2>&1); then
+	fail "a fresh reader was served h from before its rotation: '$out'"
+fi
+[[ $out == *"Permission denied"* || $out == *"Input/output error"* ]] || fail "expected EACCES or EIO, got: $out"
+umount_atrestfs "$M2"
+ok "the HCSE's copy from before the rotation is refused to a fresh reader (${out##*: })"
 check_sanitizer_logs "$T"/*.log
