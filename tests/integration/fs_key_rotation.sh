@@ -137,6 +137,7 @@ C2=$(cred_of "$M/f")
 grep -q "key rotated after $ROT seals: credential-id $C1 replaced by $C2" "$T/atrestfs.log" ||
 	fail "the rotation is not logged with both credential-ids"
 registered "$C2" || fail "the new key $C2 is not registered at tefd"
+tefctl list --owner "uid:$A" | grep -q "${C2%@*}" || fail "tefd does not list the new key $C2 for uid $A"
 registered "$C1" || fail "the old key was de-registered before hcsed had the new version"
 [ "$(targets_of "$C2")" = "uid:$A,uid:$B" ] || fail "the new key's targets: $(targets_of "$C2")"
 ok "rotated: $C1 -> $C2, registered with the same targets, logged"
@@ -177,6 +178,8 @@ ok "the owner and the granted uid read the rotated file byte-exact; root is stil
 
 wait_synced "$M/f"
 wait_deregistered "$C1" "after the upload"
+! tefctl list --owner "uid:$A" | grep -q "${C1%@*}" || fail "tefd still lists the old key $C1"
+tefctl list --owner "uid:$A" | grep -q "${C2%@*}" || fail "tefd no longer lists the new key $C2"
 kids=$(kids_of "$M/f")
 [ "$(echo "$kids" | wc -l)" -ge 259 ] || fail "hcsed holds too few objects for f: $(echo "$kids" | wc -l)"
 bad=$(echo "$kids" | awk -v k="$C2" '$2 != k' | head -3)
