@@ -155,7 +155,12 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		r = set_size(fs, req, n, (uint64_t)attr->st_size, fi);
-	if (r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+	/* the key's owner at tefd and the file's change together: a key rotation
+	 * (rotate.c, under data_lock) registers for one owner or the other */
+	bool owner = r == 0 && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID));
+	if (owner)
+		pthread_mutex_lock(&n->data_lock);
+	if (owner)
 		r = transfer_key(fs, n, to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
 				 to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1);
 
@@ -196,6 +201,8 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set
 			r = fs_node_save(fs, n, true);
 		node_fill_stat(n, &st);
 	}
+	if (owner)
+		pthread_mutex_unlock(&n->data_lock);
 	n->n_open--;
 	fs_maybe_reap(fs, n);
 	pthread_mutex_unlock(&fs->lock);
