@@ -53,6 +53,8 @@ static int set_size(struct fs *fs, fuse_req_t req, struct node *n, uint64_t size
 	if (h)
 		h->wrote = true; /* ftruncate(): that handle's close commits */
 	r = data_truncate(fs, n, h ? h->key : key, size);
+	if (r == -EKEYREVOKED && h && (r = rotate_rekey_handle(fs, h)) == 0) /* rotate.c */
+		r = data_truncate(fs, n, h->key, size);
 	/* truncate(2) has no close to wait for: commit now */
 	if (r == 0 && !h)
 		r = data_commit(fs, n, key, false);
