@@ -216,8 +216,8 @@ static int superseded(struct fs *fs, const struct node *n, char ***ret, size_t *
 	    asprintf(&gc[k++], "%s/" ATREST_MANIFEST_RN_FMT, base, n->version) < 0)
 		r = -ENOMEM;
 	/* uploader.c run_gc: de-registered once hcsed holds the new version */
-	if (r == 0 && asprintf(&gc[k++], "!tef/%u/%u/%s", (unsigned)n->uid, (unsigned)n->gid,
-			       n->rkid) < 0)
+	if (r == 0 &&
+	    asprintf(&gc[k++], "!tef/%u/%u/%s", (unsigned)n->uid, (unsigned)n->gid, n->rkid) < 0)
 		r = -ENOMEM;
 	if (r < 0) {
 		gc[--k] = NULL; /* asprintf left it undefined */
@@ -248,10 +248,14 @@ struct identity {
 /* Puts the new identity in place (fs->lock held); *old gets what was there. */
 static void identity_swap(struct node *n, struct identity *id, struct identity *old)
 {
-	*old = (struct identity){ .cred_id = n->cred_id, .rkid = n->rkid, .xattrs = n->xattrs,
-				  .version = n->version, .seals = n->seals,
-				  .seals_saved = n->seals_saved, .xattrs_ver = n->xattrs_ver,
-				  .key_expires = n->key_expires };
+	*old = (struct identity){.cred_id = n->cred_id,
+				 .rkid = n->rkid,
+				 .xattrs = n->xattrs,
+				 .version = n->version,
+				 .seals = n->seals,
+				 .seals_saved = n->seals_saved,
+				 .xattrs_ver = n->xattrs_ver,
+				 .key_expires = n->key_expires};
 	n->cred_id = id->cred_id;
 	n->rkid = id->rkid;
 	n->xattrs = id->xattrs;
@@ -270,7 +274,7 @@ int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key)
 	struct seal_key *nkey = NULL;
 	struct seal_params np;
 	struct seg *segs = NULL, *wcopy = NULL;
-	struct identity id = { 0 }, old;
+	struct identity id = {0}, old;
 	struct retired *ret_ids = NULL;
 	uint8_t *buf = NULL;
 	uint32_t hi = 0;
@@ -295,8 +299,11 @@ int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key)
 	r = seal_key_new(reg->key, reg->key_len, &nkey);
 	if (r < 0)
 		goto fail;
-	np = (struct seal_params){ .key = nkey, .kid = reg->credential_id, .file_id = n->file_id,
-				   .protection = n->protection, .enc = SEAL_ENC_AUTO };
+	np = (struct seal_params){.key = nkey,
+				  .kid = reg->credential_id,
+				  .file_id = n->file_id,
+				  .protection = n->protection,
+				  .enc = SEAL_ENC_AUTO};
 
 	segs = calloc(n_segs ? n_segs : 1, sizeof(*segs));
 	wcopy = malloc((n_segs ? n_segs : 1) * sizeof(*segs));
@@ -310,7 +317,8 @@ int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key)
 		goto fail;
 	}
 	for (size_t idx = 0; idx < n_segs; idx++) {
-		uint32_t want = idx + 1 < n_segs ? n->seg_size : (uint32_t)(size - idx * n->seg_size);
+		uint32_t want =
+		    idx + 1 < n_segs ? n->seg_size : (uint32_t)(size - idx * n->seg_size);
 		_cleanup_free_ char *c = NULL;
 		uint32_t got;
 		size_t clen;
@@ -326,7 +334,7 @@ int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key)
 			r = cache_seg_write(fs->cache, n->ino, idx, newver, c, clen);
 		if (r < 0)
 			goto fail;
-		segs[idx] = (struct seg){ .gen = newver, .len = want };
+		segs[idx] = (struct seg){.gen = newver, .len = want};
 		seals++;
 	}
 	if (old_x) {
@@ -391,7 +399,7 @@ int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key)
 		goto fail;
 
 	/* committed: the new key is the file's; the old one's strings stay readable */
-	*ret_ids = (struct retired){ .next = n->retired, .cred_id = old.cred_id, .rkid = old.rkid };
+	*ret_ids = (struct retired){.next = n->retired, .cred_id = old.cred_id, .rkid = old.rkid};
 	n->retired = ret_ids;
 	if (old.xattrs != n->xattrs)
 		free(old.xattrs);
@@ -405,12 +413,14 @@ int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key)
 	 * (DESIGN.md 6), and only then may the local files it supersedes go */
 	int durable_r = cache_wait_durable(fs->cache, batch);
 	if (durable_r < 0)
-		log_error_errno(durable_r, "version %" PRIu64 " of %s is not durable", newver, desc);
+		log_error_errno(durable_r, "version %" PRIu64 " of %s is not durable", newver,
+				desc);
 	for (size_t i = 0; durable_r == 0 && i < n->n_csegs; i++)
 		if (n->csegs[i].gen)
 			cache_seg_unlink(fs->cache, n->ino, i, n->csegs[i].gen);
 	for (size_t i = 0; durable_r == 0 && i < n->n_wsegs; i++)
-		if (n->wsegs[i].gen == old.version + 1) /* sealed under the old key, never committed */
+		if (n->wsegs[i].gen ==
+		    old.version + 1) /* sealed under the old key, never committed */
 			cache_seg_unlink(fs->cache, n->ino, i, n->wsegs[i].gen);
 	data_drop(n); /* the dirty buffers are in the new version */
 	if (n_segs)
@@ -465,8 +475,10 @@ int rotate_rekey_handle(struct fs *fs, struct handle *h)
 		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
 
 		seal_key_free(key);
-		log_error_errno(r, "%s: its key was rotated and the new one could not be had for "
-			       "uid %u: this open file fails with EIO", desc, (unsigned)h->caller.uid);
+		log_error_errno(r,
+				"%s: its key was rotated and the new one could not be had for "
+				"uid %u: this open file fails with EIO",
+				desc, (unsigned)h->caller.uid);
 		return -EIO;
 	}
 	/* a sealer may still use the old key (data.c: release waits for them too) */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* atrestfs's key rotation rules (fs/rotate.c): when it is due, whose key is current, the seal count a manifest brings. */
+/* atrestfs's key rotation rules (fs/rotate.c): when it is due, whose key is current, the seal count
+ * a manifest brings. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +19,7 @@ struct fs *the_fs; /* main.c's; the functions under test do not use it */
 
 static void test_adopt_seals(void **state)
 {
-	struct node n = { 0 };
+	struct node n = {0};
 
 	(void)state;
 	/* a fresh node takes the manifest's count, and saves at least that */
@@ -45,7 +46,7 @@ static void test_adopt_seals(void **state)
 static void test_is_due(void **state)
 {
 	char rkid[] = "00112233445566778899aabbccddeeff";
-	struct node n = { .rkid = rkid };
+	struct node n = {.rkid = rkid};
 	struct timespec ts;
 
 	(void)state;
@@ -72,7 +73,7 @@ static void test_is_due(void **state)
 static void test_key_is_current(void **state)
 {
 	struct seal_key *old = NULL, *new = NULL, *copy = NULL;
-	struct node n = { 0 };
+	struct node n = {0};
 
 	(void)state;
 	assert_int_equal(seal_key_generate(32, &old), 0);
@@ -96,7 +97,7 @@ static void test_key_is_current(void **state)
 static void test_kid_rkid(void **state)
 {
 	struct seal_key *key = NULL;
-	struct seal_params p = { .file_id = "f", .protection = SEAL_CONFIDENTIALITY };
+	struct seal_params p = {.file_id = "f", .protection = SEAL_CONFIDENTIALITY};
 	char *c = NULL, buf[64];
 	size_t len;
 
@@ -126,10 +127,10 @@ static void test_kid_rkid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_adopt_seals),
-		cmocka_unit_test(test_is_due),
-		cmocka_unit_test(test_key_is_current),
-		cmocka_unit_test(test_kid_rkid),
+	    cmocka_unit_test(test_adopt_seals),
+	    cmocka_unit_test(test_is_due),
+	    cmocka_unit_test(test_key_is_current),
+	    cmocka_unit_test(test_kid_rkid),
 	};
 
 	if (sodium_init() < 0)
