@@ -725,33 +725,30 @@ int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
 
 int keys_register_rotation(struct fs *fs, struct node *n, struct tef_registration **ret)
 {
-	_cleanup_free_ char *targets = NULL, *label = NULL;
-	struct tef_registration *reg = NULL;
+	_cleanup_free_ char *rkid = NULL, *label = NULL;
+	struct tef_registration *reg = NULL, *cur = NULL;
 	const char *list[TEF_MAX_TARGETS];
 	struct tef_identity id;
 	size_t k = 0;
-	char *save = NULL;
 	int64_t expires;
 	int r;
 
 	pthread_mutex_lock(&fs->lock);
 	/* on behalf of the owner, as at creation and as every update (attr.c) */
 	id = (struct tef_identity){ .uid = n->uid, .gid = n->gid };
-	targets = strdup(n->targets ? n->targets : "");
+	rkid = n->rkid ? strdup(n->rkid) : NULL;
 	expires = n->expires;
 	pthread_mutex_unlock(&fs->lock);
-	if (!targets || asprintf(&label, "atrestfs:%s", fs->opt.ae) < 0)
+	if (!rkid || asprintf(&label, "atrestfs:%s", fs->opt.ae) < 0)
 		return -ENOMEM;
-	/* the targets the old key has now (share= plus the owner's edits) */
-	for (char *t = strtok_r(targets, ",", &save); t && k < ELEMENTSOF(list);
-	     t = strtok_r(NULL, ",", &save))
-		list[k++] = t;
-	if (k == 0) {
-		_cleanup_free_ char *desc = fs_describe(fs, n->ino);
-
-		log_error("cannot rotate the key of %s: its targets are unknown", desc);
-		return -EIO;
-	}
+	/* the targets the old key has now, as tefd holds them: share= plus the
+	 * owner's edits, and tefctl grants; a cache rebuilt from the HCSE does
+	 * not know them (the owner may always retrieve; the key is wiped unused) */
+	r = tef_retrieve(fs->tef, &id, rkid, &cur, NULL);
+	if (r < 0)
+		return open_errno(fs, r, "key retrieval for a rotation", n);
+	for (size_t i = 0; i < cur->n_targets && k < ELEMENTSOF(list); i++)
+		list[k++] = cur->targets[i];
 	const char *labels[] = { label };
 	struct tef_registration_req req = {
 		.suid = n->protection == SEAL_INTEGRITY ? TEF_SUID_INTEGRITY : TEF_SUID_ENCRYPTION,
@@ -767,6 +764,7 @@ int keys_register_rotation(struct fs *fs, struct node *n, struct tef_registratio
 	};
 
 	r = tef_register(fs->tef, &id, &req, &reg, NULL);
+	tef_registration_free(cur);
 	if (r < 0)
 		return open_errno(fs, r, "key registration for a rotation", n);
 	if (!reg->key || !reg->credential_id || !reg->relative_key_id) {

@@ -405,6 +405,7 @@ int rotate_commit(struct fs *fs, struct node *n, const struct seal_key *key)
 		free(old.xattrs);
 	rotate_key_adopt(n, nkey);
 	n->rotate_retry = 0;
+	node_adopt_registration(fs, n, reg); /* the targets as tefd says, for the xattr */
 	log_info("%s: key rotated after %" PRIu64 " seals: credential-id %s replaced by %s "
 		 "(version %" PRIu64 "); the old key is de-registered once hcsed has it",
 		 desc, old_seals, old.cred_id, n->cred_id, newver);
