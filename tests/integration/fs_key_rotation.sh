@@ -342,4 +342,22 @@ if [ "$legacy" = ok ]; then
 else
 	echo "# this CPU seals with XC20P: the manifest without a seal count is not re-made here"
 fi
+# integrity only (JWS HS256): rotated the same way
+mount_atrestfs "$M" "$T/cache" "$OPTS,protect=integrity"
+make_file i 10000
+[ "$(getfattr --only-values -n user.onem2m.protection "$M/i")" = integrity ] || fail "i is not integrity-only"
+I1=$(cred_of "$M/i")
+umount_atrestfs "$M"
+set_seals i $ROT
+mount_atrestfs "$M" "$T/cache" "$OPTS,protect=integrity"
+printf 'signed\n' | as_user $A $A tee -a "$M/i" >/dev/null
+printf 'signed\n' >>"$T/expect-i"
+[ "$(cred_of "$M/i")" != "$I1" ] || fail "the integrity-only file i was not rotated"
+wait_synced "$M/i"
+wait_deregistered "$I1" "i"
+umount_atrestfs "$M"
+mount_atrestfs "$M2" "$T/cache6" "$OPTS"
+as_user $A $A cmp -s "$M2/i" "$T/expect-i" || fail "i does not read back through a fresh cache after its rotation"
+umount_atrestfs "$M2"
+ok "an integrity-only file (JWS) is rotated and reads back through a fresh cache"
 check_sanitizer_logs "$T"/*.log
