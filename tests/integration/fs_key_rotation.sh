@@ -238,6 +238,29 @@ as_user $A $A cmp -s "$M2/g" "$T/expect-g" || fail "g does not read back through
 umount_atrestfs "$M2"
 ok "kill -9 right after the rotating close: g reads back, uploads, and only then loses its old key"
 
+# tefd records g's versions under its new key: a rollback by the HCSE to the first
+# version sealed under it is still caught by a fresh reader
+tamper_tools
+mount_atrestfs "$M" "$T/cache" "$OPTS"
+R=$(getfattr --only-values -n user.onem2m.resource "$M/g")
+R=${R#/}
+tamper save "$R/m%" "$T/g.m"
+printf 'later\n' | as_user $A $A tee -a "$M/g" >/dev/null
+wait_synced "$M/g"
+umount_atrestfs "$M"
+stop_pid "$HCSED_PID"
+tamper rollback "$R" "$T/g.m"
+start_hcsed
+mount_atrestfs "$M2" "$T/cache7" "$OPTS"
+if out=$(as_user $A $A cat "$M2/g" 2>&1); then
+	fail "a fresh reader was served g rolled back to its first version under the new key"
+fi
+[[ $out == *"Input/output error"* ]] || fail "expected EIO for g rolled back, got: $out"
+grep "integrity check failed for manifest" "$T/atrestfs.log" | grep -q "Stale file handle" ||
+	fail "g's rollback was not reported as one (SEAL_E_ROLLBACK)"
+umount_atrestfs "$M2"
+ok "a rollback to the first version under the new key is detected through a fresh cache"
+
 # the HCSE serves a fresh reader its copy of h from before the rotation (labels
 # naming the old key, its manifest and segments): the old key is gone, so no
 # byte of the old version comes back
