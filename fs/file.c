@@ -416,11 +416,11 @@ static int commit_handle(struct handle *h, bool durable)
 	int r = 0;
 
 	pthread_mutex_lock(&h->node->data_lock);
-	if (h->wrote)
+	if (h->wrote) {
 		r = data_commit(the_fs, h->node, h->key, durable);
-	if (r == -EKEYREVOKED && (r = rotate_rekey_handle(the_fs, h)) == 0) /* rotate.c */
-		r = data_commit(the_fs, h->node, h->key, durable);
-	else if (durable)
+		if (r == -EKEYREVOKED && (r = rotate_rekey_handle(the_fs, h)) == 0) /* rotate.c */
+			r = data_commit(the_fs, h->node, h->key, durable);
+	} else if (durable)
 		r = cache_sync(the_fs->cache);
 	pthread_mutex_unlock(&h->node->data_lock);
 	return r;

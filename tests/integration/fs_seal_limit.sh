@@ -24,17 +24,23 @@ umount_atrestfs "$M"
 [ "$(/usr/bin/sqlite3 "$T/cache/index.db" "SELECT seals FROM nodes WHERE name = 'f'")" = $((MAX - 2)) ] ||
 	fail "the index has no seal count for f"
 
-# append: opens, writes, closes; prints the errno name close() or write() failed with
+# append FILE TEXT [fsync]: opens, writes, (fsyncs,) closes; prints the errno name
+# close() or write() failed with, "fsync:NAME" when fsync() did
 append() {
-	$PY - "$1" "$2" <<'PYEOF'
+	$PY - "$1" "$2" "${3:-}" <<'PYEOF'
 import errno, os, sys
+stage = ""
 try:
     fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
     os.write(fd, sys.argv[2].encode())
+    if sys.argv[3] == "fsync":
+        stage = "fsync:"
+        os.fsync(fd)
+        stage = ""
     os.close(fd)
     print("ok")
 except OSError as e:
-    print(errno.errorcode.get(e.errno, e.errno))
+    print(stage + errno.errorcode.get(e.errno, str(e.errno)))
 PYEOF
 }
 
@@ -49,6 +55,9 @@ grep -q "cannot rotate the key of '/f'" "$T/atrestfs.log" || fail "the failed ro
 got=$(append "$M/f" 'v3
 ')
 [ "$got" = EDQUOT ] || fail "a version past the key's seal limit: close gave '$got', not EDQUOT"
+got=$(append "$M/f" 'v3
+' fsync)
+[ "$got" = fsync:EDQUOT ] || fail "a version past the key's seal limit: fsync did not fail with EDQUOT ('$got')"
 ok "tefd down, no rotation: the key's last seals are used, the next version is refused with EDQUOT"
 grep -q "its key made $MAX seals, the limit" "$T/atrestfs.log" || fail "the refusal is not logged"
 
