@@ -41,6 +41,7 @@ struct fs_options {
 	uint64_t key_ttl;    /* seconds, 0: tefd's default */
 	uint64_t key_cache;  /* seconds a released key serves the same caller again, 0: never */
 	uint64_t cache_size; /* bytes the cache may hold */
+	uint64_t ae_lease;   /* seconds of the lease on the AE (lease.c), 0: none */
 	char *hcse_cert, *hcse_key, *hcse_ca;
 	unsigned hcse_timeout_ms;
 	bool allow_other;
@@ -168,6 +169,10 @@ struct fs {
 	struct keys *keys; /* keys.c: registration pool, per-caller key cache */
 	char *ae_path; /* the AE's path relative to the CSE: "atrestfs" */
 	char *cse_rn;  /* "cse-in", for user.onem2m.resource */
+	/* lease.c: the AE's lease ends then (Unix s; 0: not held); lost to another
+	 * instance. Touched at mount, by the uploader, then at unmount: in turn. */
+	uint64_t lease_until;
+	bool lease_lost;
 	uint64_t next_ino;
 	_Atomic uint64_t last_io_ns; /* CLOCK_MONOTONIC of the last read or write */
 	/* namespace hash tables */
@@ -316,6 +321,14 @@ int plain_alloc_error(size_t size);
 /* Threads that seal full segments while the writer goes on (sequential writes). */
 int data_sealers_start(unsigned threads);
 void data_sealers_stop(void);
+
+/* ---- lease.c: one mount at a time per AE ---- */
+/* Takes or renews the lease on the AE (at most every quarter of it unless
+ * at_mount): -EBUSY while another instance holds it (logged once), an
+ * HCSE error as is. 0 without a lease (ae_lease=0). */
+int lease_renew(struct fs *fs, bool at_mount);
+/* Gives the lease back at a clean unmount, so another mount need not wait. */
+void lease_release(struct fs *fs);
 
 /* ---- remote.c: the tree under the AE on hcsed ---- */
 int remote_setup(struct fs *fs, bool rebuild);

@@ -28,6 +28,7 @@ struct fs *the_fs;
 /* The strings fuse_opt fills; parsed and checked after. */
 struct raw_options {
 	char *tef, *cache, *ae, *segment_size, *protect, *share, *key_ttl, *key_cache, *cache_size;
+	char *ae_lease;
 	char *hcse_cert, *hcse_key, *hcse_ca, *hcse_timeout;
 	char *url;
 	int n_nonopt;
@@ -50,6 +51,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("share=%s", share),
 	OPT("key_ttl=%s", key_ttl),
 	OPT("key_cache=%s", key_cache),
+	OPT("ae_lease=%s", ae_lease),
 	OPT("cache_size=%s", cache_size),
 	OPT("hcse_cert=%s", hcse_cert),
 	OPT("hcse_key=%s", hcse_key),
@@ -133,7 +135,7 @@ static void raw_options_free(struct raw_options *o)
 	char **strs[] = { &o->tef,	   &o->cache,	   &o->segment_size, &o->protect,
 			  &o->share,	   &o->key_ttl,	   &o->cache_size,   &o->hcse_cert,
 			  &o->hcse_key,    &o->hcse_ca,	   &o->hcse_timeout, &o->url,
-			  &o->bad,	   &o->key_cache };
+			  &o->bad,	   &o->key_cache,  &o->ae_lease };
 
 	for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
 		free(*strs[i]);
@@ -147,7 +149,7 @@ static void usage(FILE *f)
 		"usage: atrestfs HCSE-URL MOUNTPOINT -o tef=SOCKET,cache=DIR [,ae=NAME]\n"
 		"                [,segment_size=SIZE] [,protect=confidentiality|integrity]\n"
 		"                [,share=owner|group|all] [,key_ttl=SECONDS] [,key_cache=SECONDS]\n"
-		"                [,cache_size=SIZE]\n"
+		"                [,cache_size=SIZE] [,ae_lease=SECONDS]\n"
 		"                [,hcse_cert=FILE,hcse_key=FILE] [,hcse_ca=FILE]\n"
 		"                [,hcse_timeout=SECONDS] [,allow_other] [,default_permissions]\n"
 		"                [-f] [-d]\n"
@@ -160,6 +162,22 @@ static int bad_value(const char *name, const char *value)
 {
 	fprintf(stderr, "atrestfs: invalid value '%s' for option '%s'\n", value, name);
 	return -EINVAL;
+}
+
+/* Decimal seconds within [min, max]: -EINVAL for anything else. */
+static int parse_seconds(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	char *end;
+	unsigned long long t;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	t = strtoull(s, &end, 10);
+	if (errno || end == s || *end || t < min || t > max)
+		return -EINVAL;
+	*ret = t;
+	return 0;
 }
 
 /* "1048576", "1M", "64k", "2G": -EINVAL for anything else. */
@@ -263,24 +281,18 @@ static int check_options(struct raw_options *raw, struct fs_options *o)
 		else
 			return bad_value("share", raw->share);
 	}
-	if (raw->key_ttl) {
-		char *end;
-		errno = 0;
-		unsigned long long t = strtoull(raw->key_ttl, &end, 10);
-		if (errno || end == raw->key_ttl || *end || raw->key_ttl[0] == '-' || t == 0)
-			return bad_value("key_ttl", raw->key_ttl);
-		o->key_ttl = t;
-	}
+	if (raw->key_ttl && parse_seconds(raw->key_ttl, 1, UINT64_MAX, &o->key_ttl) < 0)
+		return bad_value("key_ttl", raw->key_ttl);
 	/* DESIGN.md 8: a released key serves the same caller's opens this long */
 	o->key_cache = KEY_CACHE_DEFAULT;
-	if (raw->key_cache) {
-		char *end;
-		errno = 0;
-		unsigned long long t = strtoull(raw->key_cache, &end, 10);
-		if (errno || end == raw->key_cache || *end || raw->key_cache[0] == '-' || t > 3600)
-			return bad_value("key_cache", raw->key_cache);
-		o->key_cache = t;
-	}
+	if (raw->key_cache && parse_seconds(raw->key_cache, 0, 3600, &o->key_cache) < 0)
+		return bad_value("key_cache", raw->key_cache);
+	/* lease.c: a mount that vanished frees its AE for another this long after */
+	o->ae_lease = 120;
+	if (raw->ae_lease && parse_seconds(raw->ae_lease, 0, 86400, &o->ae_lease) < 0)
+		return bad_value("ae_lease", raw->ae_lease);
+	if (o->ae_lease && o->ae_lease < 4)
+		return bad_value("ae_lease", raw->ae_lease);
 	o->cache_size = 4ull * 1024 * 1024 * 1024;
 	if (raw->cache_size) {
 		if (parse_size(raw->cache_size, &v) < 0 || v < 16 * o->segment_size)
@@ -571,6 +583,7 @@ out_unmount:
 	/* unmount flushes what it can; the rest stays queued in the index */
 	fs.up = uploader_stop(fs.up, 3000);
 	health_report_unmount(&fs);
+	lease_release(&fs);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out:

@@ -256,6 +256,10 @@ int remote_setup(struct fs *fs, bool fresh)
 	if (cache_meta_get(fs->cache, "aei", &aei) == 0 && *aei)
 		hcse_client_set_origin(fs->hcse, aei);
 	r = remote_ensure_ae(fs);
+	if (r == 0)
+		r = lease_renew(fs, true);
+	if (r == -EBUSY) /* logged: another mount has this AE */
+		return r;
 	if (r < 0) {
 		if (fresh)
 			return log_error_errno(r, "cannot register AE '%s' with the HCSE, and the "

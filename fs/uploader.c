@@ -453,6 +453,10 @@ static int pass(struct uploader *u)
 		u->backoff_ms = 0;
 		atomic_store(&u->offline, false);
 	}
+	/* nothing goes up without the AE's lease (lease.c) */
+	r = lease_renew(fs, false);
+	if (r < 0)
+		return r;
 	r = cache_dirty_nodes(fs->cache, &inos, &n);
 	if (r < 0)
 		return r;
@@ -518,7 +522,9 @@ static void *uploader_main(void *arg)
 				u->backoff_ms = BACKOFF_MAX_MS;
 			if (u->backoff_ms == BACKOFF_MIN_MS || u->backoff_ms == BACKOFF_MAX_MS)
 				/* a peer's outage is logged once, by its outage (health.c) */
-				log_full_errno(hcse_is_unreachable(r) ? LOG_DEBUG : LOG_WARNING, r,
+				log_full_errno(hcse_is_unreachable(r) || r == -EBUSY ? LOG_DEBUG
+											: LOG_WARNING,
+					       r,
 					       "uploads failing; retrying in %u ms", u->backoff_ms);
 			/* a kick does not shorten a backoff: sleep it out unless stopping */
 			struct timespec end, now;
@@ -535,9 +541,15 @@ static void *uploader_main(void *arg)
 					   (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec)));
 			continue;
 		}
-		/* short key lifetimes need renewal passes more often than that */
-		uint64_t ttl = u->fs->opt.key_ttl;
-		wait_ms(u, ttl && ttl * 250 < IDLE_MS ? (unsigned)ttl * 250 : IDLE_MS);
+		/* short key or lease lifetimes need renewal passes more often than that */
+		unsigned idle = IDLE_MS;
+		for (unsigned k = 0; k < 2; k++) {
+			uint64_t ttl = k ? u->fs->opt.ae_lease : u->fs->opt.key_ttl;
+
+			if (ttl && ttl * 250 < idle)
+				idle = (unsigned)ttl * 250;
+		}
+		wait_ms(u, idle);
 	}
 	return NULL;
 }

@@ -27,6 +27,7 @@ expect_error "invalid value 'abc' for option 'segment_size'" "$HCSE_URL" "$M" -o
 expect_error "invalid value 'secret' for option 'protect'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,protect=secret"
 expect_error "invalid value 'world' for option 'share'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,share=world"
 expect_error "invalid value '-5' for option 'key_ttl'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,key_ttl=-5"
+expect_error "invalid value '2' for option 'ae_lease'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,ae_lease=2"
 expect_error "missing option 'tef=SOCKET'" "$HCSE_URL" "$M" -o "cache=$T/c0"
 expect_error "missing option 'cache=DIR'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK"
 expect_error "invalid value 'ftp://x/cse-in' for option 'HCSE-URL'" ftp://x/cse-in "$M" -o "tef=$TEF_SOCK,cache=$T/c0"

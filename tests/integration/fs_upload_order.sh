@@ -14,7 +14,8 @@ A=2701
 start_tefd
 start_hcsed -v # logs every request, in order
 M=$T/mnt
-mount_atrestfs "$M" "$T/cache" "segment_size=64k,ae=ord"
+# ae_lease=0: the test mounts a fresh cache on the AE while this one is stopped
+mount_atrestfs "$M" "$T/cache" "segment_size=64k,ae=ord,ae_lease=0"
 chmod 1777 "$M"
 
 # q SQL: hcsed's DB, read while it runs (WAL)
@@ -111,7 +112,7 @@ stop_mid_upload kill -STOP "$ATRESTFS_PID"
 
 # a fresh cache elsewhere reads the complete older version meanwhile
 pid1=$ATRESTFS_PID
-mount_atrestfs "$T/mnt2" "$T/cache2" "segment_size=64k,ae=ord"
+mount_atrestfs "$T/mnt2" "$T/cache2" "segment_size=64k,ae=ord,ae_lease=0"
 as_user $A $A cmp "$T/v2.plain" "$T/mnt2/f" || fail "a fresh cache read something else than version 2"
 ok "a fresh cache meanwhile reads version 2 complete"
 umount_atrestfs "$T/mnt2"
