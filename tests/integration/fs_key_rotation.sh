@@ -156,6 +156,8 @@ for ((i = 0; i < 200; i++)); do
 	sleep 0.1
 done
 [ ! -e "$T/wr/err" ] || fail "the writer open across the rotation failed: errno $(cat "$T/wr/err")"
+wait "$WRITER" 2>/dev/null || true
+drop_kill "$WRITER"
 [ -e "$T/wr/done" ] || fail "the writer open across the rotation did not finish"
 printf 'from-the-writer\n' >>"$T/expect"
 grep -q "a descriptor open by uid $A goes on with the rotated key" "$T/atrestfs.log" ||
@@ -170,6 +172,8 @@ for ((i = 0; i < 200; i++)); do
 	sleep 0.1
 done
 [ ! -e "$T/rd/err" ] || fail "the reader open across the rotation failed: errno $(cat "$T/rd/err")"
+wait "$READER" 2>/dev/null || true
+drop_kill "$READER"
 [ -e "$T/rd/out" ] || fail "the reader open across the rotation did not finish"
 cmp -s "$T/rd/out" "$T/expect" || fail "the reader open across the rotation read wrong bytes"
 grep -q "a descriptor open by uid $B goes on with the rotated key" "$T/atrestfs.log" ||
@@ -217,7 +221,7 @@ G1=$(cred_of "$M/g")
 umount_atrestfs "$M"
 set_seals g $ROT
 mount_atrestfs "$M" "$T/cache" "$OPTS"
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 printf 'killed\n' | as_user $A $A tee -a "$M/g" >/dev/null
 printf 'killed\n' >>"$T/expect-g"
 G2=$(cred_of "$M/g")
@@ -248,7 +252,7 @@ tamper save "$R/m%" "$T/g.m"
 printf 'later\n' | as_user $A $A tee -a "$M/g" >/dev/null
 wait_synced "$M/g"
 umount_atrestfs "$M"
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 tamper rollback "$R" "$T/g.m"
 start_hcsed
 mount_atrestfs "$M2" "$T/cache7" "$OPTS"
@@ -301,7 +305,7 @@ printf 'after\n' | as_user $A $A tee -a "$M/h" >/dev/null
 wait_synced "$M/h"
 wait_deregistered "$H1" "h"
 umount_atrestfs "$M"
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 subtree restore "$R" "$T/h-before.json"
 start_hcsed
 mount_atrestfs "$M2" "$T/cache4" "$OPTS"
@@ -324,7 +328,7 @@ R=${R#/}
 umount_atrestfs "$M"
 KEY=$(curl -sf --unix-socket "$TEF_SOCK" -H "X-Atrest-On-Behalf-Of: uid=$A;gid=$A" \
 	"http://tefd/keys/${L1%@*}" | $PY -c 'import json, sys; print(json.load(sys.stdin)["keyValue"])')
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 legacy=$($PY - "$HCSE_DB" "$R" "$KEY" <<'PYEOF'
 import base64, json, os, sqlite3, sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -48,7 +48,7 @@ mount_atrestfs "$M" "$T/cache"
 # the key is released once with tefd up (key_cache keeps it for this caller),
 # then tefd goes: no rotation can register a new key
 cat "$M/f" >/dev/null
-stop_pid "$TEFD_PID"
+stop_daemon "$TEFD_PID"
 [ "$(append "$M/f" 'v2
 ')" = ok ] || fail "the last 2 seals the key has left were refused"
 grep -q "cannot rotate the key of '/f'" "$T/atrestfs.log" || fail "the failed rotation is not logged"
@@ -69,7 +69,7 @@ mount_atrestfs "$M" "$T/cache"
 v2" ] || fail "the file does not read back as its last sealed version: $(od -c "$M/f" | head -3)"
 [ "$(getfattr --only-values -n user.onem2m.credential-id "$M/f")" = "$C1" ] ||
 	fail "the key changed while tefd was down"
-stop_pid "$TEFD_PID"
+stop_daemon "$TEFD_PID"
 got=$(append "$M/f" 'v3
 ')
 [ "$got" = EDQUOT ] || fail "after a remount the key seals again: close gave '$got'"

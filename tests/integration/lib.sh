@@ -126,6 +126,21 @@ stop_pid() {
 	wait "$1" 2>/dev/null || true
 }
 
+# drop_kill PID: forgets the at_exit "kill PID" of a process that is gone: its pid
+# may belong to another process by the time the test ends (pid_max can be 32768).
+drop_kill() {
+	local i
+	for ((i = 0; i < ${#CLEANUP[@]}; i++)); do
+		[ "${CLEANUP[$i]}" != "kill $1" ] || CLEANUP[$i]=true
+	done
+}
+
+# stop_daemon PID: stop_pid, then drop_kill (for a daemon started again later).
+stop_daemon() {
+	stop_pid "$1"
+	drop_kill "$1"
+}
+
 # hcse_get PATH [QUERY]: GET $HCSE_URL/PATH as the admin originator.
 hcse_get() {
 	curl -s -H 'X-M2M-Origin: CAdmin' -H 'X-M2M-RI: t' -H 'X-M2M-RVI: 3' \
