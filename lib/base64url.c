@@ -36,11 +36,13 @@ static bool use_avx2;
  * puts each 3-byte block in a 32-bit word as bytes 1,0,2,1; two masked
  * 16-bit multiplies move its four 6-bit values into the four bytes; a
  * 16-entry table then adds the offset of each value's alphabet range.
- * In place (see base64url_encode): a step loads its 24 bytes (28 read)
- * before it stores, and it runs only while 32 or more bytes are left, so
- * its 32 characters end at most 8*(k+1) <= (len-8)/3 bytes past the input
- * step k started from, and the head start of a tail-aligned input is
- * at least (len-2)/3: the next step's input is never written over first.
+ * In place (see base64url_encode), with the input h bytes after the
+ * output, h = encoded_len(len) - len >= floor(len/3): step k loads input
+ * bytes [24k, 24k+28) before it stores characters [32k, 32k+32), and the
+ * input not read yet starts at h + 24(k+1) in the output's terms. The step
+ * runs only while 32 bytes are left (24k <= len-32), so its store ends at
+ * 32(k+1) = 24(k+1) + 8(k+1) <= 24(k+1) + (len-8)/3 <= 24(k+1) + h: it
+ * never overwrites input not yet read.
  * Returns the bytes consumed (a multiple of 24); *d moves by 4/3 of that.
  */
 __attribute__((target("avx2"))) static size_t encode_avx2(char **d, const uint8_t *s,
