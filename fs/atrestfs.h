@@ -216,8 +216,15 @@ void node_rn(const struct node *n, char buf[32]);
 /* Labels describing a node (DESIGN.md 5); free with labels_free. */
 int node_labels(const struct node *n, uint64_t size, uint64_t version, char ***ret, size_t *ret_n);
 void labels_free(char **l, size_t n);
-/* Fills a node from the labels of its container; -EBADMSG if not ours. */
+/* The largest inode number a container's labels may name: new nodes take
+ * numbers above the largest known, which must never wrap (to 0, FUSE's none). */
+#define NS_INO_MAX (UINT64_C(1) << 48)
+/* Fills a node from the labels of its container; -EBADMSG if not ours, or if
+ * they name what the kernel or the namespace cannot take (the HCSE is not
+ * trusted: a bad name, inode number, size or segment size). */
 int node_from_labels(struct node *n, const char *const *labels, size_t n_labels);
+/* Frees a calloc'd node that node_from_labels() filled and nobody adopted. */
+void node_from_labels_free(struct node *n);
 
 /* ---- keys.c: tefd on behalf of callers ---- */
 void caller_from_req(fuse_req_t req, struct caller *ret);

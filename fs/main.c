@@ -432,6 +432,10 @@ int main(int argc, char *argv[])
 	fs.opt.debug = cmd.debug;
 	/* the kernel checks mode bits: access rules of the files themselves are tefd's */
 	fuse_opt_add_arg(&args, "-odefault_permissions");
+	/* modes come from the HCSE's labels, which it could forge (docs/SECURITY.md):
+	 * no set-user-ID executables or device nodes, unless the operator's own
+	 * `suid` or `dev` (which come later, and win) asks for them */
+	fuse_opt_insert_arg(&args, 1, "-onosuid,nodev");
 	if (asprintf(&fsname, "-ofsname=%s,subtype=atrestfs", fs.opt.hcse_url) < 0)
 		return 1;
 	/* fuse_opt treats ',' as a separator: a URL with one stays out of fsname */

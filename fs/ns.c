@@ -2,6 +2,7 @@
 /* The namespace: inodes by number and by (parent, name), the directory tree, names and labels. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,6 +499,15 @@ int node_labels(const struct node *n, uint64_t size, uint64_t version, char ***r
 	return 0;
 }
 
+/* A directory entry's name as POSIX allows it: what readdir may return. */
+static bool name_is_entry(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len <= NAME_MAX && !memchr(name, '/', len) && strcmp(name, ".") != 0 &&
+	       strcmp(name, "..") != 0;
+}
+
 static struct timespec ns_ts(int64_t ns)
 {
 	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
@@ -584,7 +594,21 @@ int node_from_labels(struct node *n, const char *const *labels, size_t n_labels)
 		free(n->symlink);
 		n->symlink = name_decode(target);
 	}
+	/* the labels come from the HCSE, which is not trusted with anything
+	 * (docs/SECURITY.md): what the kernel or the namespace cannot take is
+	 * refused here, not served */
 	if (!type || !n->ino || (n->ino != 1 && (!n->name || !n->parent)))
+		return -EBADMSG;
+	if (n->ino == 1) { /* the root has no name, whatever a label says */
+		free(n->name);
+		n->name = NULL;
+	}
+	if (n->ino > NS_INO_MAX || n->parent > NS_INO_MAX || n->parent == n->ino ||
+	    (n->ino == 1 && (type != S_IFDIR || n->parent)) ||
+	    (n->name && !name_is_entry(n->name)) || n->size > (uint64_t)INT64_MAX ||
+	    (n->symlink && (!*n->symlink || strlen(n->symlink) >= PATH_MAX)) ||
+	    (n->seg_size && (n->seg_size < SEAL_SEGMENT_SIZE_MIN ||
+			     n->seg_size > SEAL_SEGMENT_SIZE_MAX)))
 		return -EBADMSG;
 	if (type == S_IFLNK && !n->symlink)
 		return -EBADMSG;
@@ -592,6 +616,15 @@ int node_from_labels(struct node *n, const char *const *labels, size_t n_labels)
 		return -EBADMSG;
 	n->mode = (n->mode & 07777) | type;
 	return 0;
+}
+
+void node_from_labels_free(struct node *n)
+{
+	free(n->name);
+	free(n->symlink);
+	free(n->cred_id);
+	free(n->rkid);
+	free(n);
 }
 
 char *ns_path(struct fs *fs, const struct node *n)

@@ -108,11 +108,7 @@ static int node_from_container(struct fs *fs, const char *rn, struct node **ret)
 	r = node_from_labels(n, labels, k);
 	free(labels);
 	if (r < 0) {
-		free(n->name);
-		free(n->symlink);
-		free(n->cred_id);
-		free(n->rkid);
-		free(n);
+		node_from_labels_free(n);
 		return r;
 	}
 	*ret = n;
@@ -181,8 +177,28 @@ static int rebuild(struct fs *fs)
 				nanosleep(&d, NULL);
 		}
 		if (r == -EBADMSG || r == -ENOENT) { /* not ours, or removed since the listing */
-			log_warning_errno(r, "ignoring container '%s/%s'", fs->ae_path, names[i]);
+			log_warning_errno(r, "ignoring container '%s/%s': %s", fs->ae_path, names[i],
+					  r == -ENOENT ? "removed since the listing"
+						       : "its labels describe no file, directory or "
+							 "symlink this filesystem can serve");
 			continue;
+		}
+		if (r >= 0) {
+			/* a container is i<INODE> of its own labels, and one per
+			 * number: another would replace a node */
+			char rn[32];
+
+			node_rn(tmp, rn);
+			pthread_mutex_lock(&fs->lock);
+			bool taken = ns_get(fs, tmp->ino) != NULL;
+			pthread_mutex_unlock(&fs->lock);
+			if (taken || strcmp(rn, names[i]) != 0) {
+				log_warning("ignoring container '%s/%s': its labels name inode %" PRIu64
+					    "%s", fs->ae_path, names[i], tmp->ino,
+					    taken ? ", which another node has" : "");
+				node_from_labels_free(tmp);
+				continue;
+			}
 		}
 		if (r < 0) {
 			hcse_names_free(names, n_names);

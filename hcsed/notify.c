@@ -2,10 +2,12 @@
 /* Subscription notifications over HTTP (TS-0004 7.5.1, TS-0009 binding), sent off the request path.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -19,10 +21,14 @@
 #define TARGETS_MAX 64
 
 /* A notification URL's reachability (lib/outage.c): a receiver that stops
- * answering is logged once, and once more when it answers again. */
+ * answering is logged once, and once more when it answers again. So is one
+ * that answers but refuses (an error status or RSC): the first refusal is
+ * logged, the next ones counted until it accepts one. */
 struct target {
 	char *url;
 	struct outage *o;
+	bool refusing;
+	uint64_t refused, refusing_since_ns;
 	struct target *next;
 };
 
@@ -64,7 +70,7 @@ static size_t header_rsc(char *buf, size_t size, size_t n, void *userdata)
 /* POSTs one m2m:sgn as a Notify (TS-0009 6.2.1: POST without ty). -EHOSTUNREACH when
  * nothing answered, with *ret_detail (if given) the transport's reason. */
 static int post(const char *csi, const char *url, const char *body, const char *originator,
-		const char **ret_detail)
+		const char **ret_detail, long *ret_status, long *ret_rsc)
 {
 	_cleanup_curl_ CURL *c = curl_easy_init();
 	_cleanup_curl_slist_ struct curl_slist *h = NULL;
@@ -99,9 +105,45 @@ static int post(const char *csi, const char *url, const char *body, const char *
 		return -EHOSTUNREACH;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (ret_status)
+		*ret_status = status;
+	if (ret_rsc)
+		*ret_rsc = rsc;
 	if (status < 200 || status >= 300 || (rsc && (rsc < 2000 || rsc >= 3000)))
 		return -EPROTO;
 	return 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A receiver answered: a refusal is logged when it begins and counted after,
+ * an acceptance after refusals says how long and how many. */
+static void target_answered(struct target *t, bool accepted, long status, long rsc)
+{
+	if (!accepted && !t->refusing) {
+		t->refusing = true;
+		t->refused = 1;
+		t->refusing_since_ns = mono_ns();
+		log_warning("notification target '%s' refuses notifications: HTTP %ld, RSC %ld; "
+			    "further refusals are counted until it accepts one",
+			    t->url, status, rsc);
+	} else if (!accepted)
+		t->refused++;
+	else if (t->refusing) {
+		uint64_t ns = mono_ns() - t->refusing_since_ns;
+
+		t->refusing = false;
+		log_info("notification target '%s' accepts notifications again after %" PRIu64
+			 ".%" PRIu64 " s: %" PRIu64 " notification%s refused meanwhile",
+			 t->url, ns / 1000000000u, ns / 100000000u % 10, t->refused,
+			 t->refused == 1 ? "" : "s");
+	}
 }
 
 static void target_free(struct target *t)
@@ -111,9 +153,9 @@ static void target_free(struct target *t)
 	free(t);
 }
 
-/* The outage of url, made on first use; the least recently used one goes
+/* The state of url, made on first use; the least recently used one goes
  * beyond TARGETS_MAX. NULL when out of memory (then failures log plainly). */
-static struct outage *target_outage(struct notifier *n, const char *url)
+static struct target *target_get(struct notifier *n, const char *url)
 {
 	struct target **pp, *t;
 
@@ -122,7 +164,7 @@ static struct outage *target_outage(struct notifier *n, const char *url)
 			*pp = t->next;
 			t->next = n->targets;
 			n->targets = t;
-			return t->o;
+			return t;
 		}
 	if (n->n_targets >= TARGETS_MAX) {
 		for (pp = &n->targets; (*pp)->next; pp = &(*pp)->next)
@@ -143,7 +185,7 @@ static struct outage *target_outage(struct notifier *n, const char *url)
 	t->next = n->targets;
 	n->targets = t;
 	n->n_targets++;
-	return t->o;
+	return t;
 }
 
 static void *run(void *userdata)
@@ -163,19 +205,19 @@ static void *run(void *userdata)
 		n->len--;
 		pthread_mutex_unlock(&n->lock);
 		const char *detail = NULL;
-		int r = post(n->csi, it->url, it->body, NULL, &detail);
-		struct outage *o = target_outage(n, it->url);
+		long status = 0, rsc = 0;
+		int r = post(n->csi, it->url, it->body, NULL, &detail, &status, &rsc);
+		struct target *t = target_get(n, it->url);
 
-		/* one line per outage of a receiver, not one per notification */
-		if (r == -EHOSTUNREACH && o) {
-			outage_unreachable(o, 0, detail, "POST (notification)", 0);
-			outage_note_failed(o); /* this notification is lost */
-		} else {
-			if (o)
-				outage_reachable(o);
-			if (r < 0)
-				log_warning_errno(r, "notification to \"%s\" failed", it->url);
-		}
+		/* one line per outage or refusal of a receiver, not one per notification */
+		if (r == -EHOSTUNREACH && t) {
+			outage_unreachable(t->o, 0, detail, "POST (notification)", 0);
+			outage_note_failed(t->o); /* this notification is lost */
+		} else if (t && (r == 0 || r == -EPROTO)) {
+			outage_reachable(t->o);
+			target_answered(t, r == 0, status, rsc);
+		} else if (r < 0)
+			log_warning_errno(r, "notification to \"%s\" failed", it->url);
 		free(it->url);
 		free(it->body);
 		free(it);
@@ -271,5 +313,5 @@ int notifier_send_sync(struct notifier *n, const char *url, const json_t *body,
 
 	if (!text)
 		return -ENOMEM;
-	return post(n ? n->csi : "/", url, text, originator, NULL);
+	return post(n ? n->csi : "/", url, text, originator, NULL, NULL, NULL);
 }

@@ -238,7 +238,7 @@ class WLog:
         return [n for n, t in self.granted.items() if t < now]
 
 
-def classify(canary, w, name, t0, t1, data):
+def classify(canary, w, name, t0, t1, data, cuts=()):
     """exact | partial | stale | corrupt, from the writer's record of the file.
 
     exact: a version no older than the last one acknowledged before the read began.
@@ -246,6 +246,10 @@ def classify(canary, w, name, t0, t1, data):
     racing an in-place writer: every 4 KiB block is that block of one of those versions
     (a truncated tail, a half-done append, old blocks then new ones). Bytes that are no
     version's bytes at their offset are corrupt, whatever was in flight.
+    cuts: where one read() call ended and the next began. Each call sees the file as it
+    is then, so a block may be split there: a call that stopped at the old end of the
+    file, then a rewrite, then a call that read on from that offset, return the old
+    version's head and the new one's tail, as on any POSIX filesystem.
     """
     ops = w.ops[name]
     base = None
@@ -263,27 +267,70 @@ def classify(canary, w, name, t0, t1, data):
     if any(base is None or op[0] > base[0] for op in cands):
         versions = [stream(canary, w.wid, name, gen, min(n, max(lens)))
                     for gen, lens in gens.items()]
-        if all(any(v[off:off + BLOCK] == data[off:off + BLOCK] for v in versions)
-               for off in range(0, n, BLOCK)):
+        edges = sorted(set(range(0, n, BLOCK)) | {c for c in cuts if 0 < c < n}) + [n]
+        if all(any(v[a:b] == data[a:b] for v in versions) for a, b in zip(edges, edges[1:])):
             return "partial"
+        # A truncating open (a rewrite) racing the read: the kernel may have asked for a
+        # range past the new end before it learned of the truncation; the short answer is
+        # zero-filled in its page cache and, if another reply moved the inode's attribute
+        # version meanwhile, served up to the old size (FUSE's page cache, not atrestfs's
+        # data: docs/FS.md "Concurrent readers and writers"). Zeros, never other bytes.
+        if truncating(ops, t0, t1) and all(
+                any(v[a:b] == data[a:b] for v in versions) or data[a:b].count(0) == b - a
+                for a, b in zip(edges, edges[1:])):
+            return "truncrace"
     for op in ops:
         if op[2] >= n and stream(canary, w.wid, name, op[1], n) == data:
             return "stale"
     return "corrupt"
 
 
+def truncating(ops, t0, t1):
+    """Whether an open with O_TRUNC (a create or a rewrite: it starts a generation) was
+    in flight while [t0, t1]."""
+    prev = None
+    for op in ops:
+        if op[1] != prev and op[3] <= t1 and (op[4] is None or op[4] >= t0):
+            return True
+        prev = op[1]
+    return False
+
+
+def diagnose(canary, w, name, t0, t1, data):
+    """What a bad read looked like: the writer's operations around it, and where the
+    bytes first differ from each generation's stream (with the bytes found there)."""
+    ops = [op for op in w.ops[name] if op[3] <= t1 + 1 and (op[4] is None or op[4] >= t0 - 1)]
+    gens = sorted({op[1] for op in w.ops[name]})
+    diff = {}
+    for gen in gens[-4:]:
+        want = stream(canary, w.wid, name, gen, len(data))
+        off = next((i for i in range(min(len(want), len(data))) if want[i] != data[i]),
+                   min(len(want), len(data)))
+        rest = data[off:]
+        diff["g%d" % gen] = {"first_diff": off, "got": data[off:off + 24].hex(),
+                             "want": want[off:off + 24].hex(),
+                             "rest_zero": rest.count(0) == len(rest),
+                             "rest_distinct": len(set(rest))}
+    return {"ops": [[op[0], op[1], op[2], round(op[3] - t0, 6),
+                     None if op[4] is None else round(op[4] - t0, 6), op[5]] for op in ops],
+            "t1": round(t1 - t0, 6), "diff": diff}
+
+
 def read_file(path):
+    """The file's bytes and the offsets where one read() call ended and the next began."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        parts = []
+        parts, cuts, off = [], [], 0
         while True:
             b = os.read(fd, 1 << 17)
             if not b:
                 break
             parts.append(b)
+            off += len(b)
+            cuts.append(off)
     finally:
         os.close(fd)
-    return b"".join(parts)
+    return b"".join(parts), cuts[:-1]
 
 
 def reader(a):
@@ -293,7 +340,7 @@ def reader(a):
         wid, logp, d, need = spec.split(":")
         logs.append(WLog(wid, logp, d, need == "granted"))
     rnd = random.Random(rid)
-    st = {"verified": {}, "partial": {}, "errors": {}, "bad": [], "bytes": 0}
+    st = {"verified": {}, "partial": {}, "truncrace": {}, "errors": {}, "bad": [], "bytes": 0}
     while not os.path.exists(stopp) and not orphaned():
         w = rnd.choice(logs)
         w.refresh()
@@ -304,7 +351,7 @@ def reader(a):
         name = rnd.choice(names)
         t0 = time.monotonic()
         try:
-            data = read_file(os.path.join(w.d, name))
+            data, cuts = read_file(os.path.join(w.d, name))
         except OSError as e:
             bump(st["errors"], "%s:%s" % (phase(phasep), errname(e)))
             time.sleep(0.02)
@@ -312,15 +359,19 @@ def reader(a):
         t1 = time.monotonic()
         ph = phase(phasep)
         w.refresh()
-        c = classify(canary, w, name, t0, t1, data)
+        c = classify(canary, w, name, t0, t1, data, cuts)
         if c == "exact":
             bump(st["verified"], ph)
             st["bytes"] += len(data)
         elif c == "partial":
             bump(st["partial"], ph)
+        elif c == "truncrace":
+            bump(st["truncrace"], ph)
         else:
             st["bad"].append({"kind": c, "writer": w.wid, "file": name, "len": len(data),
-                              "phase": ph, "t0": t0, "t1": t1, "head": data[:80].hex()})
+                              "phase": ph, "t0": t0, "t1": t1, "head": data[:80].hex(),
+                              "cuts": cuts[:8],
+                              "where": diagnose(canary, w, name, t0, t1, data)})
         time.sleep(0.005)
     with open(outp, "w") as f:
         json.dump({"reader": rid, "stats": st}, f)
@@ -342,7 +393,7 @@ def verify(a):
             res["skipped_unacked"] += 1
             continue
         try:
-            data = read_file(os.path.join(d, name))
+            data, _ = read_file(os.path.join(d, name))
         except OSError as e:
             res["bad"].append("%s: %s" % (name, errname(e)))
             continue
@@ -425,6 +476,9 @@ def report(a):
     print("%-15s %9d %7d %9d %8d" % ("total", *tot))
     print("reads verified: %d (%d bytes), partial while a write was in flight: %d"
           % (tot[2], sum(r["stats"]["bytes"] for r in rds), tot[3]))
+    tr = sum(sum(r["stats"].get("truncrace", {}).values()) for r in rds)
+    if tr:
+        print("zero-filled past a truncating open that raced the read (docs/FS.md): %d" % tr)
     bad = [b for r in rds for b in r["stats"]["bad"]]
     for b in bad[:20]:
         print("BAD READ: %s" % json.dumps(b), file=sys.stderr)

@@ -320,6 +320,15 @@ class Got(list):
         return self
 
 
+def one_log_line(d, off, needle, what):
+    """Exactly one line of hcsed's log since off has needle, and none is a per-notification one."""
+    with open(d.log, errors="replace") as f:
+        lines = f.read()[off:].splitlines()
+    hits = [ln for ln in lines if needle in ln]
+    must(len(hits) == 1 and not [ln for ln in lines if "notification to" in ln],
+         "%s (%d lines)" % (what, len(lines)))
+
+
 def notifications(d):
     srv = receiver()
     got = Got(srv)
@@ -414,11 +423,8 @@ def notifications(d):
         for i in range(5):  # s1 and s2 both notify url: 10 notifications lost
             request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"con": "lost%d" % i}}))
         time.sleep(1.5)
-        with open(d.log, errors="replace") as f:
-            lines = f.read()[off:].splitlines()
-        down = [ln for ln in lines if "notification target at '%s' is unreachable" % url in ln]
-        must(len(down) == 1 and not [ln for ln in lines if "notification to" in ln],
-             "a receiver that stops answering: one log line for 10 lost notifications (%d lines)" % len(lines))
+        one_log_line(d, off, "notification target at '%s' is unreachable" % url,
+                     "a receiver that stops answering: one log line for 10 lost notifications")
         srv = receiver(port)
         got = Got(srv)
         request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"con": "back"}}))
@@ -433,6 +439,29 @@ def notifications(d):
             if back else []
         must(len(back) == 1 and counted and min(counted) >= 10 and got.pull(),
              "the receiver answers again: one recovery line counting the lost ones: %s" % back)
+        # it answers, but refuses: one line when that begins, one when it accepts again
+        time.sleep(0.5)
+        off = os.path.getsize(d.log)
+        srv.refuse = True
+        for i in range(5):  # s1 and s2: 10 notifications refused
+            request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"con": "no%d" % i}}))
+        deadline = time.time() + 5
+        while time.time() < deadline and len(got.pull()) < 11:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        one_log_line(d, off, "notification target '%s' refuses notifications: HTTP 403, RSC 4103" % url,
+                     "a receiver that refuses: one log line for 10 refused notifications")
+        srv.refuse = False
+        request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4), json.dumps({"m2m:cin": {"con": "yes"}}))
+        again = []
+        deadline = time.time() + 5
+        while time.time() < deadline and not again:
+            time.sleep(0.1)
+            with open(d.log, errors="replace") as f:
+                again = [ln for ln in f.read()[off:].splitlines()
+                         if "notification target '%s' accepts notifications again" % url in ln]
+        must(len(again) == 1 and re.search(r": 10 notifications refused meanwhile", again[0]),
+             "the receiver accepts again: one line counting the 10 refused: %s" % again)
     finally:
         srv.shutdown()
 

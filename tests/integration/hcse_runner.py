@@ -122,14 +122,16 @@ def request(port, method, path, headers, body=None, timeout=60):
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
-    """Notification target: queues (headers, body) and answers 2000."""
+    """Notification target: queues (headers, body) and answers 2000, or 4103
+    (403) while the server's `refuse` is set."""
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(n)
         self.server.got.put((200, {k.lower(): v for k, v in self.headers.items()}, data))
-        self.send_response(200)
-        self.send_header("X-M2M-RSC", "2000")
+        refuse = getattr(self.server, "refuse", False)
+        self.send_response(403 if refuse else 200)
+        self.send_header("X-M2M-RSC", "4103" if refuse else "2000")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
