@@ -936,6 +936,11 @@ int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, c
 		}
 		off += (size_t)w;
 	}
+	/* the disk starts on it now, while the next segment is sealed, so the
+	 * commit's fdatasync (cache_segs_sync) has little left to wait for.
+	 * WRITE only: a wait here would take a failed writeback's error, which
+	 * that fdatasync must report (fs_writeback_fail) */
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	/* rename makes a half-written segment impossible after a crash */
 	if (rename(tmp, path) < 0) {
 		int e = -errno;
