@@ -26,10 +26,11 @@
  *   would have been registered with; the key is registered before the first
  *   byte is sealed, as ever. A pooled registration is used within
  *   POOL_MAX_AGE of its making or de-registered; so are those left at
- *   unmount. Once a run of creates has grown the batches and fewer than a
- *   quarter of the next batch are left for the owner, a thread refills the
- *   pool while the creates go on; a create waits for tefd only when the pool
- *   is empty (the first batches of a run, or a refill too slow).
+ *   unmount. Once a run of creates has grown the batches to half the
+ *   largest and fewer than half the next batch are left for the owner, a
+ *   thread refills the pool while the creates go on; a create waits for
+ *   tefd only when the pool is empty (the first two batches of a run, or a
+ *   refill slower than the creates).
  * - A cache of the keys released at open() (or at creation, to the owner),
  *   each usable only by the same caller identity (uid, gid and supplementary
  *   groups) for the same key id, for at most key_cache seconds, never past
@@ -582,7 +583,7 @@ static int register_for(struct fs *fs, const struct caller *c, gid_t gid,
 			pthread_cond_wait(&k->refilled, &k->lock);
 			*ret = pool_take(k, c->uid, gid, req->suid, &stale, &left);
 		}
-		if (*ret && left < k->batch / 4)
+		if (*ret && k->batch >= TEF_MAX_BATCH / 2 && left < k->batch / 2)
 			refill_start(fs, c, gid, req->suid);
 		batch = !k->no_batch;
 		pthread_mutex_unlock(&k->lock);

@@ -77,9 +77,9 @@ n1=$(grep -c "op=retrieve" "$T/tef.db-audit.log" || true)
 ok "key_cache=0 asks tefd at every open"
 
 # ---- a run of creates: the pool is refilled before it runs out ----
-# $A's batches grow 8, 16, 32 (each made when the pool is empty: at the 1st,
-# 9th and 25th file); at the 41st fewer than a quarter of the next (64) are
-# left, and a thread registers those 64 while creates go on: 120 in all
+# $A's batches grow 8, 16 (made when the pool is empty: at the 1st and 9th
+# file); from then on, with fewer than half the next batch left, a thread
+# registers it (32, then 64) while creates go on: 120 in all by the 45th
 mkdir "$M/run" && chmod 1777 "$M/run"
 for i in $(seq 4 45); do as_user $A $A sh -c "echo run$i > '$M/run/f$i'"; done
 mine() { tefctl list | grep -c " uid:$A " || true; }
