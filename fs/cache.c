@@ -70,6 +70,9 @@ struct cache {
 #define INLINE_MAX (64 * 1024)
 
 static const char schema[] =
+	/* one connection in one process: no file locks, no shared wal-index
+	 * (the -shm file) at each transaction; held until cache_close() */
+	"PRAGMA locking_mode=EXCLUSIVE;"
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=NORMAL;"
 	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
