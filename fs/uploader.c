@@ -23,7 +23,6 @@
 #define BACKOFF_MAX_MS 30000
 #define IDLE_MS 5000
 #define YIELD_MAX_MS 2000
-#define YIELD_EARN 4 /* ms of yielding earned per ms of uploading */
 /* key renewal when key_ttl is not set: tefd's default is long; renew a week ahead */
 #define RENEW_DEFAULT_TTL (30 * 86400)
 #define RENEW_DEFAULT_AHEAD (7 * 86400)
@@ -39,7 +38,6 @@ struct uploader {
 	bool ae_ok;
 	unsigned backoff_ms;
 	int yield_left_ms; /* this pass's budget for yield_to_io() */
-	uint64_t worked_since_ns; /* the end of the last yield_to_io(), 0: none this pass */
 	int64_t last_renewal;
 	unsigned grace_ms;
 };
@@ -118,44 +116,24 @@ void fs_note_io(struct fs *fs)
 	atomic_store(&fs->last_io_ns, (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Uploads are background work: while applications read or write, wait a
- * little so they get the CPU and the disk first (hcsed's writes would delay
- * their close()'s sync). The budget is YIELD_MAX_MS per pass, and the
- * uploading done since the last call earns YIELD_EARN times its length
- * more (up to YIELD_MAX_MS): a constant load slows uploads to a fifth of
- * the time, but never starves them.
+ * little so they get the CPU first: at most YIELD_MAX_MS per pass, so a
+ * constant load delays uploads but never starves them.
  */
 static void yield_to_io(struct fs *fs)
 {
 	struct uploader *u = fs->up;
 
-	if (!u)
-		return;
-	if (u->worked_since_ns) {
-		uint64_t earned = (mono_ns() - u->worked_since_ns) / 1000000 * YIELD_EARN;
+	for (; u && u->yield_left_ms > 0 && !stopping(fs); u->yield_left_ms -= 20) {
+		struct timespec ts, d = { 0, 20000000 };
 
-		u->yield_left_ms = earned >= YIELD_MAX_MS ? YIELD_MAX_MS
-							  : u->yield_left_ms + (int)earned;
-		if (u->yield_left_ms > YIELD_MAX_MS)
-			u->yield_left_ms = YIELD_MAX_MS;
-	}
-	for (; u->yield_left_ms > 0 && !stopping(fs); u->yield_left_ms -= 20) {
-		struct timespec d = { 0, 20000000 };
-
-		if (mono_ns() - atomic_load(&fs->last_io_ns) > 100000000)
-			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+		if (now - atomic_load(&fs->last_io_ns) > 100000000)
+			return;
 		nanosleep(&d, NULL);
 	}
-	u->worked_since_ns = mono_ns();
 }
 
 /* Creates a contentInstance, replacing a stale one of the same name (left by a crash). */
@@ -460,7 +438,6 @@ static int pass(struct uploader *u)
 	int r;
 
 	u->yield_left_ms = YIELD_MAX_MS;
-	u->worked_since_ns = 0;
 	/* after a failure this is also the probe: "resumed" is said as soon as the HCSE
 	 * answers, not at the end of a pass that may take minutes (or never end: kill -9) */
 	if (!u->ae_ok || u->backoff_ms) {
