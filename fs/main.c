@@ -541,6 +541,7 @@ int main(int argc, char *argv[])
 	if (!fs.opt.foreground)
 		log_open("atrestfs", LOG_TARGET_SYSLOG);
 	/* threads only after daemonising: fork() keeps just the caller */
+	cache_batch_writes(fs.cache);
 	r = uploader_start(&fs, &fs.up);
 	if (r < 0) {
 		log_error_errno(r, "cannot start the uploader");
