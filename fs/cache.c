@@ -1533,6 +1533,23 @@ static int sync_path(const char *path, bool data_only)
 	return 0;
 }
 
+/* A segment file or directory could not be synced: as for the index
+ * (batch_failed_locked), the kernel may have dropped those pages and told
+ * only this caller, so a later sync of a file opened afresh could succeed
+ * over lost bytes. Nothing is called durable again until a restart. */
+static int segs_sync_failed(struct cache *c, const char *path, int r)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->sync_error) {
+		c->sync_error = -EIO;
+		log_error_errno(r, "cache: cannot sync '%s'; every later commit fails until "
+				"atrestfs restarts", path);
+	}
+	pthread_cond_broadcast(&c->durable_cond);
+	pthread_mutex_unlock(&c->lock);
+	return -EIO;
+}
+
 int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_t n_segs,
 		    uint64_t gen)
 {
@@ -1542,6 +1559,11 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 	uint64_t want;
 	int r = 0;
 
+	pthread_mutex_lock(&c->lock);
+	r = c->sync_error;
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0)
+		return r;
 	arrive(c);
 	for (size_t i = 0; i < n_segs && r == 0;) {
 		int fds[CHUNK];
@@ -1567,7 +1589,7 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 		}
 		for (size_t j = 0; j < k; j++) {
 			if (r == 0 && fdatasync(fds[j]) < 0)
-				r = -errno;
+				r = segs_sync_failed(c, "a segment file", -errno);
 			close(fds[j]);
 		}
 		n_new += k;
@@ -1578,7 +1600,7 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 	seg_dir(c, ino, path);
 	r = sync_path(path, false);
 	if (r < 0)
-		return r;
+		return segs_sync_failed(c, path, r);
 	want = __atomic_load_n(&c->root_gen, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&c->root_lock);
 	if (c->root_synced < want) {
@@ -1591,7 +1613,7 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 			c->root_synced = now;
 	}
 	pthread_mutex_unlock(&c->root_lock);
-	return r;
+	return r < 0 ? segs_sync_failed(c, path, r) : 0;
 }
 
 int cache_wait_durable(struct cache *c, uint64_t batch)

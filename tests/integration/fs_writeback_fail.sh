@@ -56,7 +56,8 @@ PYEOF
 ok "a failed writeback of the early-started segments fails the close"
 # from the segments' own fdatasync: the index's WAL sync fails on this disk
 # too, and would fail the close even if the segments' error had been lost
-grep -q "cannot sync the segments of inode" "$T/atrestfs.log" ||
+grep -q "cannot sync the segments of inode" "$T/atrestfs.log" &&
+	grep -q "cache: cannot sync .a segment file.; every later commit fails until atrestfs restarts" "$T/atrestfs.log" ||
 	fail "the segments' fdatasync did not see their failed writeback"
 
 # the disk back: what the first close acknowledged is intact, from the disk
