@@ -355,6 +355,7 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.opendir = fs_op_opendir,
 	.readdir = fs_op_readdir,
 	.releasedir = fs_op_releasedir,
+	.fsyncdir = fs_op_fsyncdir,
 	.statfs = fs_op_statfs,
 	.setxattr = fs_op_setxattr,
 	.getxattr = fs_op_getxattr,

@@ -71,10 +71,14 @@ for run in $(seq 1 "$RUNS"); do
 	add write atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
 	t0=$(now); dd if="$AM/big" of=/dev/null bs=1M status=none; t1=$(now)
 	add warm atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
+	# each phase on a settled machine, as gocryptfs's small files follow its
+	# unmount and drop_caches: the big file's upload to hcsed (sync=FULL on
+	# the same disk) done first, not competing with the creates
+	wait_synced "$AM/big"
+	sync
 	mkdir "$AM/small"
 	add create atrestfs "$(fps "$(/usr/bin/python3 "$small" create "$AM/small" "$N_SMALL")")"
 	add synced atrestfs "$(/usr/bin/python3 "$small" synced "$AM/small" "$N_SMALL")"
-	wait_synced "$AM/big"
 	add readsmall atrestfs "$(fps "$(/usr/bin/python3 "$small" read "$AM/small" "$N_SMALL")")"
 	umount_atrestfs "$AM"
 	drop_caches

@@ -86,6 +86,21 @@ copy_traced() {
 	as_user $A $A cmp "$T/$1" "$M/$1" || fail "$1 reads back wrong"
 }
 
+# ---- a rename made durable by fsync() of its directory ---------------------------
+# the rename's rows wait in a batch nobody syncs; fsync(dir) is what syncs it
+as_user $A $A sh -c "echo v1 > '$M/tmpname'"
+strace_on "$T/rename.strace"
+as_user $A $A /usr/bin/python3 -c '
+import os, sys
+os.rename(sys.argv[1] + "/tmpname", sys.argv[1] + "/final")
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+os.fsync(fd)
+os.close(fd)' "$M" || fail "rename and fsync of the directory"
+strace_off
+wals=$(count "$T/rename.strace" fdatasync ".*/index\.db-wal")
+[ "$wals" -ge 1 ] || fail "rename + fsync(dir): no WAL fdatasync: the rename is not durable"
+ok "rename + fsync of the directory: the WAL is synced before fsync returns"
+
 # ---- either side of the 64 KiB threshold ----------------------------------------
 # 40 KiB seals to about 54 KiB (in the index), 100 KiB to about 134 KiB (a file)
 for kib in 40 100; do
