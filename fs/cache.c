@@ -37,6 +37,7 @@ struct cache {
 	pthread_cond_t durable_cond; /* a batch became durable, or failed */
 	uint64_t open_batch;         /* the open transaction's id, 0: none */
 	uint64_t last_batch;         /* the last id handed out */
+	uint64_t committed_batch;    /* batches up to this one are committed (in the WAL) */
 	uint64_t durable_batch;      /* batches up to this one survive a power loss */
 	int sync_error;              /* sticky: a commit or a sync failed */
 	int64_t changes_committed;   /* sqlite3_total_changes64() at the last batch */
@@ -46,9 +47,32 @@ struct cache {
 	/* new seg/<ino> directories whose names in seg/ are not synced yet */
 	pthread_mutex_t root_lock;
 	uint64_t root_gen, root_synced;
+
+	/* writes open a batch (cache_batch_writes): a create, its write and its
+	 * close are then one SQLite transaction and one WAL sync */
+	bool batching;
+	/* statements prepared once (stmt_get), found by their SQL literal */
+	struct cached_stmt {
+		const char *sql;
+		sqlite3_stmt *st;
+	} *stmts;
+	size_t n_stmts;
 };
 
+/*
+ * Sealed segments up to this size live in the index (table blobs) instead of
+ * a file of their own: written in the same WAL as the commit naming them, they
+ * need no file, no rename, no fdatasync and no directory fsync, so a small
+ * file's close costs the one WAL sync of its batch (DESIGN.md 6). Larger ones
+ * stay files: copying them through the WAL and the checkpoint would write
+ * them twice. 64 KiB sealed is about 48 KiB of plaintext.
+ */
+#define INLINE_MAX (64 * 1024)
+
 static const char schema[] =
+	/* one connection in one process: no file locks, no shared wal-index
+	 * (the -shm file) at each transaction; held until cache_close() */
+	"PRAGMA locking_mode=EXCLUSIVE;"
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=NORMAL;"
 	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);"
@@ -66,7 +90,30 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS manifests(ino INTEGER PRIMARY KEY, version INTEGER NOT NULL,"
 	" length INTEGER NOT NULL, compact TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS gc(id INTEGER PRIMARY KEY AUTOINCREMENT, ino INTEGER NOT NULL,"
-	" after_version INTEGER NOT NULL, path TEXT NOT NULL);";
+	" after_version INTEGER NOT NULL, path TEXT NOT NULL);"
+	/* small sealed segments (INLINE_MAX); an older cache gains the table
+	 * and keeps its segment files: both are read */
+	"CREATE TABLE IF NOT EXISTS blobs(ino INTEGER NOT NULL, idx INTEGER NOT NULL,"
+	" gen INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(ino, idx, gen));";
+
+/*
+ * The bytes of pending segments, kept by triggers in a table of this
+ * connection only (memory): cache_pending_bytes() is asked at every segment
+ * sealed, and summing every pending row cost more the more files awaited
+ * upload (a fifth of a small file's CPU with 2,000 waiting).
+ */
+static const char pending_schema[] =
+	"PRAGMA temp_store=MEMORY;"
+	"CREATE TEMP TABLE pending(bytes INTEGER NOT NULL);"
+	"INSERT INTO pending SELECT COALESCE(SUM(cached), 0) FROM segs WHERE uploaded=0;"
+	"CREATE TEMP TRIGGER pending_ins AFTER INSERT ON segs WHEN NEW.uploaded=0 BEGIN"
+	" UPDATE pending SET bytes = bytes + NEW.cached; END;"
+	"CREATE TEMP TRIGGER pending_del AFTER DELETE ON segs WHEN OLD.uploaded=0 BEGIN"
+	" UPDATE pending SET bytes = bytes - OLD.cached; END;"
+	"CREATE TEMP TRIGGER pending_upd AFTER UPDATE OF uploaded, cached ON segs"
+	" WHEN NEW.uploaded=0 OR OLD.uploaded=0 BEGIN"
+	" UPDATE pending SET bytes = bytes + (CASE WHEN NEW.uploaded=0 THEN NEW.cached ELSE 0 END)"
+	" - (CASE WHEN OLD.uploaded=0 THEN OLD.cached ELSE 0 END); END;";
 
 /* SQLite result codes, translated once. */
 static int errno_from_sqlite(int rc)
@@ -121,6 +168,47 @@ static int prepare(struct cache *c, const char *sql, sqlite3_stmt **ret)
 	}
 	return 0;
 }
+
+/*
+ * A statement prepared once for the connection (SQLITE_PREPARE_PERSISTENT)
+ * and kept until cache_close(): preparing the same SQL at every call was a
+ * tenth of a small file's CPU. sql must be a literal: it is found by its
+ * address. Lock held; the statement is released (_cleanup_stmt_) before the
+ * lock is dropped, as another thread may use it next.
+ */
+static int stmt_get(struct cache *c, const char *sql, sqlite3_stmt **ret)
+{
+	struct cached_stmt *p;
+	int rc;
+
+	for (size_t i = 0; i < c->n_stmts; i++)
+		if (c->stmts[i].sql == sql) {
+			*ret = c->stmts[i].st;
+			return 0;
+		}
+	p = realloc(c->stmts, (c->n_stmts + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	c->stmts = p;
+	rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, ret, NULL);
+	if (rc != SQLITE_OK) {
+		log_error("cache index: cannot prepare statement: %s", sqlite3_errmsg(c->db));
+		return errno_from_sqlite(rc);
+	}
+	c->stmts[c->n_stmts++] = (struct cached_stmt){ .sql = sql, .st = *ret };
+	return 0;
+}
+
+/* Ends a use of a stmt_get() statement: reset (a SELECT left running holds a
+ * read transaction, which stops checkpoints) and unbound (no dangling text). */
+static void stmt_donep(sqlite3_stmt **st)
+{
+	if (*st) {
+		sqlite3_reset(*st);
+		sqlite3_clear_bindings(*st);
+	}
+}
+#define _cleanup_stmt_ _cleanup_(stmt_donep)
 
 /* Steps a statement that returns no rows. */
 static int step_done(struct cache *c, sqlite3_stmt *st)
@@ -210,6 +298,13 @@ static void cache_sweep(struct cache *c)
 	closedir(d);
 }
 
+/* Removes segments in the index that no committed row references (as cache_sweep). */
+static void blobs_sweep(struct cache *c)
+{
+	exec(c, "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM segs s WHERE"
+		" s.ino = blobs.ino AND s.idx = blobs.idx AND s.gen = blobs.gen)");
+}
+
 /* Makes the committed transactions in the WAL survive a power loss. */
 static int wal_sync(struct cache *c)
 {
@@ -275,11 +370,43 @@ static void linger(struct cache *c)
 			break;
 }
 
+/* Commits the open batch, if any, without syncing it (lock held). */
+static int batch_close_locked(struct cache *c)
+{
+	uint64_t id = c->open_batch;
+	int r;
+
+	if (!id)
+		return 0;
+	r = exec(c, "COMMIT");
+	if (r < 0)
+		exec(c, "ROLLBACK");
+	c->open_batch = 0;
+	c->changes_committed = sqlite3_total_changes64(c->db);
+	if (r == 0)
+		c->committed_batch = id;
+	return r;
+}
+
+/* A batch could not be made durable (lock held): after a failed fsync the
+ * kernel may have dropped the pages, so nothing later can be called durable
+ * (fsyncgate). */
+static void batch_failed_locked(struct cache *c, uint64_t id, int r)
+{
+	if (!c->sync_error) {
+		c->sync_error = -EIO;
+		log_error_errno(r, "cache index: cannot make batch %" PRIu64 " durable; every"
+				" later commit fails until atrestfs restarts", id);
+	}
+	pthread_cond_broadcast(&c->durable_cond);
+}
+
 /*
- * Commits the open batch and syncs the WAL once for every version in it
- * (lock held, dropped during the sync: SQLite appends the next batch to
- * the WAL meanwhile). Run by the first close waiting for the batch (no
- * thread hand-off on the way of a lone close), else by the committer.
+ * Commits the open batch and syncs the WAL once for every version in it,
+ * and in batches committed before it but not synced (lock held, dropped
+ * during the sync: SQLite appends the next batch to the WAL meanwhile). Run
+ * by the first close waiting for the batch (no thread hand-off on the way of
+ * a lone close), else by the committer when it stops.
  */
 static void batch_commit_locked(struct cache *c)
 {
@@ -289,31 +416,25 @@ static void batch_commit_locked(struct cache *c)
 	/* ours from now: lingering drops the lock, and nobody else may commit */
 	c->syncing = true;
 	linger(c);
-	id = c->open_batch;
-	r = exec(c, "COMMIT");
-	if (r < 0)
-		exec(c, "ROLLBACK");
-	c->open_batch = 0;
-	c->changes_committed = sqlite3_total_changes64(c->db);
+	id = c->open_batch ? c->open_batch : c->committed_batch;
+	r = batch_close_locked(c);
 	pthread_mutex_unlock(&c->lock);
 	if (r == 0)
 		r = wal_sync(c);
 	pthread_mutex_lock(&c->lock);
 	c->syncing = false;
-	if (r == 0)
-		c->durable_batch = id;
-	else if (!c->sync_error) {
-		/* after a failed fsync the kernel may have dropped the pages:
-		 * nothing later can be called durable (fsyncgate) */
-		c->sync_error = -EIO;
-		log_error_errno(r, "cache index: cannot make batch %" PRIu64 " durable; every"
-				" later commit fails until atrestfs restarts", id);
-	}
-	pthread_cond_broadcast(&c->durable_cond);
+	if (r == 0) {
+		if (id > c->durable_batch)
+			c->durable_batch = id;
+		pthread_cond_broadcast(&c->durable_cond);
+	} else
+		batch_failed_locked(c, id, r);
 }
 
-/* Commits a batch nobody waits for (and the last one at close) within
- * COMMITTER_NS, so the write transaction is never left open. */
+/* Commits a batch nobody waits for within COMMITTER_NS, so the write
+ * transaction is never left open; unsynced, like any write outside a
+ * close: the next close or fsync() syncs it with its own. When stopping it
+ * commits and syncs what is left. */
 #define COMMITTER_NS 50000000
 static void *committer_main(void *arg)
 {
@@ -326,12 +447,22 @@ static void *committer_main(void *arg)
 
 		if (!c->stopping)
 			pthread_cond_timedwait(&c->batch_cond, &c->lock, &until);
-		if (c->open_batch && !c->syncing && (c->open_batch == seen || c->stopping))
-			batch_commit_locked(c);
-		else if (c->stopping && !c->open_batch && !c->syncing)
-			break;
-		else if (c->stopping)
-			pthread_cond_wait(&c->durable_cond, &c->lock);
+		if (c->syncing) {
+			if (c->stopping)
+				pthread_cond_wait(&c->durable_cond, &c->lock);
+		} else if (c->stopping) {
+			if (c->open_batch ||
+			    (c->committed_batch > c->durable_batch && !c->sync_error))
+				batch_commit_locked(c);
+			else
+				break;
+		} else if (c->open_batch && c->open_batch == seen) {
+			uint64_t id = c->open_batch;
+			int r = batch_close_locked(c);
+
+			if (r < 0)
+				batch_failed_locked(c, id, r);
+		}
 		seen = c->open_batch;
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -413,6 +544,12 @@ int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret
 			fresh = sqlite3_step(q) != SQLITE_ROW;
 	}
 	cache_sweep(c);
+	blobs_sweep(c);
+	r = exec(c, pending_schema);
+	if (r < 0) {
+		cache_close(c);
+		return r;
+	}
 	c->changes_committed = sqlite3_total_changes64(c->db);
 	*ret = c;
 	*ret_fresh = fresh;
@@ -430,13 +567,16 @@ struct cache *cache_close(struct cache *c)
 		pthread_cond_signal(&c->batch_cond);
 		pthread_mutex_unlock(&c->lock);
 		pthread_join(c->committer, NULL);
-	} else if (c->open_batch) {
+	} else if (c->open_batch || c->committed_batch > c->durable_batch) {
 		pthread_mutex_lock(&c->lock);
 		batch_commit_locked(c);
 		pthread_mutex_unlock(&c->lock);
 	}
 	if (c->wal_fd >= 0)
 		close(c->wal_fd);
+	for (size_t i = 0; i < c->n_stmts; i++)
+		sqlite3_finalize(c->stmts[i].st);
+	free(c->stmts);
 	if (c->db)
 		sqlite3_close_v2(c->db);
 	pthread_cond_destroy(&c->batch_cond);
@@ -504,10 +644,10 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 
 static int node_save_locked(struct cache *c, const struct node *n)
 {
-	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
 
-	r = prepare(c,
+	r = stmt_get(c,
 		    "INSERT OR REPLACE INTO nodes(ino, parent, name, mode, uid, gid, size, atime,"
 		    " mtime, ctime, symlink, file_id, cred_id, rkid, protection, seg_size, version,"
 		    " remote_version, expires, meta_dirty, remote_created, segs_known, remote_size,"
@@ -548,11 +688,14 @@ static int node_save_locked(struct cache *c, const struct node *n)
 	return step_done(c, st);
 }
 
+static void writes_join_locked(struct cache *c);
+
 int cache_node_save(struct cache *c, const struct node *n)
 {
 	int r;
 
 	pthread_mutex_lock(&c->lock);
+	writes_join_locked(c);
 	r = node_save_locked(c, n);
 	pthread_mutex_unlock(&c->lock);
 	return r;
@@ -581,10 +724,12 @@ int cache_node_delete(struct cache *c, uint64_t ino)
 		"DELETE FROM nodes WHERE ino=?",
 		"DELETE FROM segs WHERE ino=?",
 		"DELETE FROM manifests WHERE ino=?",
+		"DELETE FROM blobs WHERE ino=?",
 	};
 	int r = 0;
 
 	pthread_mutex_lock(&c->lock);
+	writes_join_locked(c);
 	r = tx_begin(c);
 	if (r == 0) {
 		for (size_t i = 0; i < ELEMENTSOF(sql) && r == 0; i++) {
@@ -716,10 +861,10 @@ int cache_segs_load(struct cache *c, uint64_t ino, struct seg **ret, size_t *ret
 static int segs_replace_locked(struct cache *c, uint64_t ino, const struct seg *segs, size_t n,
 			       bool uploaded_default)
 {
-	_cleanup_sqlite_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
+	_cleanup_stmt_ sqlite3_stmt *del = NULL, *ins = NULL;
 	int r;
 
-	r = prepare(c, "DELETE FROM segs WHERE ino=?1 AND (idx >= ?2 OR idx NOT IN"
+	r = stmt_get(c, "DELETE FROM segs WHERE ino=?1 AND (idx >= ?2 OR idx NOT IN"
 		       " (SELECT value FROM json_each(?3)))",
 		    &del);
 	if (r < 0)
@@ -749,7 +894,7 @@ static int segs_replace_locked(struct cache *c, uint64_t ino, const struct seg *
 			return r;
 	}
 	/* a changed generation resets the upload state; an unchanged one keeps it */
-	r = prepare(c,
+	r = stmt_get(c,
 		    "INSERT INTO segs(ino, idx, gen, len, uploaded, cached, last_use)"
 		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(ino, idx) DO UPDATE SET"
 		    " uploaded = CASE WHEN gen = excluded.gen THEN uploaded ELSE excluded.uploaded END,"
@@ -777,10 +922,10 @@ static int segs_replace_locked(struct cache *c, uint64_t ino, const struct seg *
 static int manifest_put_locked(struct cache *c, uint64_t ino, uint64_t version, uint64_t length,
 			       const char *m, size_t len)
 {
-	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
 
-	r = prepare(c, "INSERT OR REPLACE INTO manifests(ino, version, length, compact)"
+	r = stmt_get(c, "INSERT OR REPLACE INTO manifests(ino, version, length, compact)"
 		       " VALUES(?, ?, ?, ?)", &st);
 	if (r < 0)
 		return r;
@@ -793,10 +938,10 @@ static int manifest_put_locked(struct cache *c, uint64_t ino, uint64_t version, 
 
 static int gc_add_locked(struct cache *c, uint64_t ino, uint64_t after, const char *path)
 {
-	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	int r;
 
-	r = prepare(c, "INSERT INTO gc(ino, after_version, path) VALUES(?, ?, ?)", &st);
+	r = stmt_get(c, "INSERT INTO gc(ino, after_version, path) VALUES(?, ?, ?)", &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int64(st, 1, (int64_t)ino);
@@ -826,6 +971,25 @@ static int batch_join_locked(struct cache *c, uint64_t *ret_batch)
 	}
 	*ret_batch = c->open_batch;
 	return 0;
+}
+
+/* Once cache_batch_writes() was called, a write opens the batch if none is
+ * open: the writes of a create, its segment and its close then share one
+ * SQLite transaction and its one WAL sync. Without a batch (or after a
+ * failed one) the write is a transaction of its own, unsynced as before. */
+static void writes_join_locked(struct cache *c)
+{
+	uint64_t batch;
+
+	if (c->batching && !c->open_batch)
+		(void)batch_join_locked(c, &batch);
+}
+
+void cache_batch_writes(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->batching = true;
+	pthread_mutex_unlock(&c->lock);
 }
 
 int cache_commit(struct cache *c, const struct node *n, const struct seg *segs, size_t n_segs,
@@ -904,6 +1068,106 @@ int cache_manifest_get(struct cache *c, uint64_t ino, uint64_t *ret_version,
 	return r;
 }
 
+/* Binds the key of segment idx.gen of ino to the first three parameters. */
+static void bind_seg(sqlite3_stmt *st, uint64_t ino, uint64_t idx, uint64_t gen)
+{
+	sqlite3_bind_int64(st, 1, (int64_t)ino);
+	sqlite3_bind_int64(st, 2, (int64_t)idx);
+	sqlite3_bind_int64(st, 3, (int64_t)gen);
+}
+
+/* Stores a small sealed segment in the index (INLINE_MAX). */
+static int blob_put(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
+		    size_t len)
+{
+	char path[PATH_MAX];
+	int r;
+
+	/* a longer write of the same segment left a file, which reads prefer */
+	seg_path(c, ino, idx, gen, path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	pthread_mutex_lock(&c->lock);
+	{
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+		writes_join_locked(c);
+		r = stmt_get(c, "INSERT OR REPLACE INTO blobs(ino, idx, gen, data) VALUES(?, ?, ?, ?)",
+			     &st);
+		if (r == 0) {
+			bind_seg(st, ino, idx, gen);
+			sqlite3_bind_blob(st, 4, data, (int)len, SQLITE_STATIC);
+			r = step_done(c, st);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* A segment stored in the index: *ret NUL-terminated, as cache_seg_read()'s; -ENOENT when none. */
+static int blob_get(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, char **ret,
+		    size_t *ret_len)
+{
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+	{
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+		r = stmt_get(c, "SELECT data FROM blobs WHERE ino=? AND idx=? AND gen=?", &st);
+		if (r == 0) {
+			bind_seg(st, ino, idx, gen);
+			if (sqlite3_step(st) == SQLITE_ROW) {
+				size_t len = (size_t)sqlite3_column_bytes(st, 0);
+				const void *p = sqlite3_column_blob(st, 0);
+				char *buf = malloc(len + 1);
+
+				if (buf) {
+					memcpy(buf, p, len);
+					buf[len] = '\0';
+					*ret = buf;
+					*ret_len = len;
+				} else
+					r = -ENOMEM;
+			} else
+				r = -ENOENT;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static bool blob_exists(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&c->lock);
+	{
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+		if (stmt_get(c, "SELECT 1 FROM blobs WHERE ino=? AND idx=? AND gen=?", &st) == 0) {
+			bind_seg(st, ino, idx, gen);
+			found = sqlite3_step(st) == SQLITE_ROW;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+/* cache_seg_unlink() with the lock held: the file or the row, whichever it is. */
+static void seg_unlink_locked(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
+{
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
+	char path[PATH_MAX];
+
+	seg_path(c, ino, idx, gen, path);
+	unlink(path);
+	if (stmt_get(c, "DELETE FROM blobs WHERE ino=? AND idx=? AND gen=?", &st) == 0) {
+		bind_seg(st, ino, idx, gen);
+		step_done(c, st);
+	}
+}
+
 int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
 		    size_t len)
 {
@@ -911,6 +1175,8 @@ int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, c
 	_cleanup_close_ int fd = -1;
 	size_t off = 0;
 
+	if (len <= INLINE_MAX)
+		return blob_put(c, ino, idx, gen, data, len);
 	seg_dir(c, ino, dir);
 	if (mkdir(dir, 0700) == 0)
 		__atomic_add_fetch(&c->root_gen, 1, __ATOMIC_SEQ_CST); /* its name: cache_segs_sync */
@@ -936,6 +1202,11 @@ int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, c
 		}
 		off += (size_t)w;
 	}
+	/* the disk starts on it now, while the next segment is sealed, so the
+	 * commit's fdatasync (cache_segs_sync) has little left to wait for.
+	 * WRITE only: a wait here would take a failed writeback's error, which
+	 * that fdatasync must report (fs_writeback_fail) */
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	/* rename makes a half-written segment impossible after a crash */
 	if (rename(tmp, path) < 0) {
 		int e = -errno;
@@ -956,6 +1227,8 @@ int cache_seg_read(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, ch
 
 	seg_path(c, ino, idx, gen, path);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return blob_get(c, ino, idx, gen, ret, ret_len);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)
@@ -985,29 +1258,30 @@ bool cache_seg_exists(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
 	char path[PATH_MAX];
 
 	seg_path(c, ino, idx, gen, path);
-	return access(path, F_OK) == 0;
+	return access(path, F_OK) == 0 || blob_exists(c, ino, idx, gen);
 }
 
 void cache_seg_unlink(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen)
 {
-	char path[PATH_MAX];
-
-	seg_path(c, ino, idx, gen, path);
-	unlink(path);
+	pthread_mutex_lock(&c->lock);
+	seg_unlink_locked(c, ino, idx, gen);
+	pthread_mutex_unlock(&c->lock);
 }
 
 static void seg_update(struct cache *c, const char *sql, uint64_t ino, uint64_t idx, uint64_t gen,
 		       int64_t value)
 {
-	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
-
 	pthread_mutex_lock(&c->lock);
-	if (prepare(c, sql, &st) == 0) {
-		sqlite3_bind_int64(st, 1, value);
-		sqlite3_bind_int64(st, 2, (int64_t)ino);
-		sqlite3_bind_int64(st, 3, (int64_t)idx);
-		sqlite3_bind_int64(st, 4, (int64_t)gen);
-		step_done(c, st);
+	{
+		_cleanup_stmt_ sqlite3_stmt *st = NULL;
+
+		if (stmt_get(c, sql, &st) == 0) {
+			sqlite3_bind_int64(st, 1, value);
+			sqlite3_bind_int64(st, 2, (int64_t)ino);
+			sqlite3_bind_int64(st, 3, (int64_t)idx);
+			sqlite3_bind_int64(st, 4, (int64_t)gen);
+			step_done(c, st);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -1182,10 +1456,10 @@ int cache_gc_done(struct cache *c, int64_t id)
 
 static uint64_t sum_locked(struct cache *c, const char *sql)
 {
-	_cleanup_sqlite_stmt_ sqlite3_stmt *st = NULL;
+	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 	uint64_t v = 0;
 
-	if (prepare(c, sql, &st) == 0 && sqlite3_step(st) == SQLITE_ROW)
+	if (stmt_get(c, sql, &st) == 0 && sqlite3_step(st) == SQLITE_ROW)
 		v = (uint64_t)sqlite3_column_int64(st, 0);
 	return v;
 }
@@ -1208,7 +1482,7 @@ uint64_t cache_gc_max_ino(struct cache *c)
 
 uint64_t cache_pending_bytes(struct cache *c)
 {
-	return sum(c, "SELECT COALESCE(SUM(cached), 0) FROM segs WHERE uploaded=0");
+	return sum(c, "SELECT bytes FROM pending");
 }
 
 void cache_evict(struct cache *c)
@@ -1232,7 +1506,7 @@ void cache_evict(struct cache *c)
 			uint64_t gen = (uint64_t)sqlite3_column_int64(st, 2);
 			uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 3);
 
-			cache_seg_unlink(c, ino, idx, gen);
+			seg_unlink_locked(c, ino, idx, gen);
 			sqlite3_reset(up);
 			sqlite3_bind_int64(up, 1, (int64_t)ino);
 			sqlite3_bind_int64(up, 2, (int64_t)idx);
@@ -1259,6 +1533,23 @@ static int sync_path(const char *path, bool data_only)
 	return 0;
 }
 
+/* A segment file or directory could not be synced: as for the index
+ * (batch_failed_locked), the kernel may have dropped those pages and told
+ * only this caller, so a later sync of a file opened afresh could succeed
+ * over lost bytes. Nothing is called durable again until a restart. */
+static int segs_sync_failed(struct cache *c, const char *path, int r)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->sync_error) {
+		c->sync_error = -EIO;
+		log_error_errno(r, "cache: cannot sync '%s'; every later commit fails until "
+				"atrestfs restarts", path);
+	}
+	pthread_cond_broadcast(&c->durable_cond);
+	pthread_mutex_unlock(&c->lock);
+	return -EIO;
+}
+
 int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_t n_segs,
 		    uint64_t gen)
 {
@@ -1268,6 +1559,11 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 	uint64_t want;
 	int r = 0;
 
+	pthread_mutex_lock(&c->lock);
+	r = c->sync_error;
+	pthread_mutex_unlock(&c->lock);
+	if (r < 0)
+		return r;
 	arrive(c);
 	for (size_t i = 0; i < n_segs && r == 0;) {
 		int fds[CHUNK];
@@ -1281,6 +1577,9 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 				continue;
 			seg_path(c, ino, i, gen, path);
 			fds[k] = open(path, O_RDONLY | O_CLOEXEC);
+			/* one in the index is in the WAL the commit's sync covers */
+			if (fds[k] < 0 && errno == ENOENT && blob_exists(c, ino, i, gen))
+				continue;
 			if (fds[k] < 0) {
 				r = -errno;
 				break;
@@ -1290,7 +1589,7 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 		}
 		for (size_t j = 0; j < k; j++) {
 			if (r == 0 && fdatasync(fds[j]) < 0)
-				r = -errno;
+				r = segs_sync_failed(c, "a segment file", -errno);
 			close(fds[j]);
 		}
 		n_new += k;
@@ -1301,7 +1600,7 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 	seg_dir(c, ino, path);
 	r = sync_path(path, false);
 	if (r < 0)
-		return r;
+		return segs_sync_failed(c, path, r);
 	want = __atomic_load_n(&c->root_gen, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&c->root_lock);
 	if (c->root_synced < want) {
@@ -1314,7 +1613,7 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 			c->root_synced = now;
 	}
 	pthread_mutex_unlock(&c->root_lock);
-	return r;
+	return r < 0 ? segs_sync_failed(c, path, r) : 0;
 }
 
 int cache_wait_durable(struct cache *c, uint64_t batch)
@@ -1323,8 +1622,9 @@ int cache_wait_durable(struct cache *c, uint64_t batch)
 
 	pthread_mutex_lock(&c->lock);
 	while (c->durable_batch < batch && !c->sync_error) {
-		/* group commit: the first to wait for the open batch commits it */
-		if (c->open_batch == batch && !c->syncing)
+		/* group commit: the first to wait for the open batch commits it
+		 * (or syncs it, when the committer committed it meanwhile) */
+		if (!c->syncing && (c->open_batch == batch || c->committed_batch >= batch))
 			batch_commit_locked(c);
 		else
 			pthread_cond_wait(&c->durable_cond, &c->lock);

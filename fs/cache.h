@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The local cache: sealed segment files under cache=DIR and the SQLite index of nodes, versions and uploads. */
+/* The local cache: sealed segments (small ones inside it, larger ones as files under cache=DIR) and the SQLite index of nodes, versions and uploads. */
 #pragma once
 
 #include <stdbool.h>
@@ -17,6 +17,13 @@ struct seg;
  */
 int cache_open(const char *dir, uint64_t max_bytes, struct cache **ret, int *ret_fresh);
 struct cache *cache_close(struct cache *c);
+/*
+ * From now on an index write with no batch open opens one (group commit,
+ * see cache_commit), so a create, its segments and its close share one
+ * transaction and one WAL sync. Call it once threads may run (after
+ * daemonising: the batch starts the committer thread).
+ */
+void cache_batch_writes(struct cache *c);
 
 /* Small settings ("aei", "next_ino"). *ret is malloc'd; -ENOENT when absent. */
 int cache_meta_get(struct cache *c, const char *key, char **ret);
@@ -65,7 +72,8 @@ int cache_manifest_put(struct cache *c, uint64_t ino, uint64_t version, uint64_t
 int cache_manifest_get(struct cache *c, uint64_t ino, uint64_t *ret_version,
 		       uint64_t *ret_length, char **ret, size_t *ret_len);
 
-/* Segment files: write (atomically), read whole, remove. */
+/* Segments: write (atomically; in the index up to 64 KiB sealed, else a
+ * file), read whole, remove. */
 int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
 		    size_t len);
 int cache_seg_read(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, char **ret,

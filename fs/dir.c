@@ -458,3 +458,17 @@ void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	free(s);
 	fuse_reply_err(req, 0);
 }
+
+/*
+ * fsync() of a directory: its entries (names, renames, removals) are rows of
+ * the cache index, durable with the index's WAL, which a commit nobody waits
+ * for does not sync (cache.c). Without this the kernel took FUSE's ENOSYS as
+ * success, and write-fsync-rename-fsync(dir) was not durable.
+ */
+void fs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, -cache_sync(the_fs->cache));
+}

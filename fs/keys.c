@@ -26,7 +26,11 @@
  *   would have been registered with; the key is registered before the first
  *   byte is sealed, as ever. A pooled registration is used within
  *   POOL_MAX_AGE of its making or de-registered; so are those left at
- *   unmount.
+ *   unmount. Once a run of creates has grown the batches to half the
+ *   largest and fewer than half the next batch are left for the owner, a
+ *   thread refills the pool while the creates go on; a create waits for
+ *   tefd only when the pool is empty (the first two batches of a run, or a
+ *   refill slower than the creates).
  * - A cache of the keys released at open() (or at creation, to the owner),
  *   each usable only by the same caller identity (uid, gid and supplementary
  *   groups) for the same key id, for at most key_cache seconds, never past
@@ -71,6 +75,8 @@ struct keys {
 	unsigned batch;	  /* the next batch's size */
 	int64_t last_refill;
 	bool no_batch;	  /* tefd does not know atrestCount: one key per file */
+	bool refilling;	  /* a background refill runs (refill_main) */
+	pthread_cond_t refilled;
 	struct cached *cache[CACHE_BUCKETS];
 	size_t n_cached;
 	uint8_t *slab;	  /* CACHE_MAX * KEY_MAX bytes, sodium_malloc'd */
@@ -359,13 +365,15 @@ static void pooled_free_list(struct fs *fs, struct pooled *p)
 	}
 }
 
-/* A pooled registration for this owner, gid and suid, or NULL; stale ones go to *stale. */
+/* A pooled registration for this owner, gid and suid, or NULL; stale ones go
+ * to *stale; *ret_left: how many such remain. */
 static struct tef_registration *pool_take(struct keys *k, uid_t uid, gid_t gid, int suid,
-					  struct pooled **stale)
+					  struct pooled **stale, size_t *ret_left)
 {
 	struct tef_registration *reg = NULL;
 	int64_t now = mono_s();
 
+	*ret_left = 0;
 	for (struct pooled **l = &k->pool; *l;) {
 		struct pooled *p = *l;
 
@@ -383,6 +391,8 @@ static struct tef_registration *pool_take(struct keys *k, uid_t uid, gid_t gid, 
 			free(p);
 			continue;
 		}
+		if (p->uid == uid && p->gid == gid && p->suid == suid)
+			(*ret_left)++;
 		l = &p->next;
 	}
 	return reg;
@@ -390,7 +400,8 @@ static struct tef_registration *pool_take(struct keys *k, uid_t uid, gid_t gid, 
 
 /*
  * Registers a batch on the caller's behalf (it is the file's owner): one is
- * returned, the others wait in the pool. -EINVAL when tefd has no batches.
+ * returned (unless ret is NULL), the others wait in the pool. -EINVAL when
+ * tefd has no batches.
  */
 static int pool_refill(struct fs *fs, const struct caller *c, gid_t gid,
 		       const struct tef_registration_req *req, struct tef_registration **ret)
@@ -417,9 +428,10 @@ static int pool_refill(struct fs *fs, const struct caller *c, gid_t gid,
 	r = tef_register_batch(fs->tef, &id, req, want, &list, &n, NULL);
 	if (r < 0)
 		return r;
-	*ret = list[0];
+	if (ret)
+		*ret = list[0];
 	pthread_mutex_lock(&k->lock);
-	for (size_t i = 1; i < n; i++) {
+	for (size_t i = ret ? 1 : 0; i < n; i++) {
 		struct pooled *p = calloc(1, sizeof(*p));
 
 		if (!p) {
@@ -443,6 +455,110 @@ static int pool_refill(struct fs *fs, const struct caller *c, gid_t gid,
 	return 0;
 }
 
+/* The registration request for a new file of uid whose group is gid: targets
+ * from share= (DESIGN.md 2), the mount's label, the expiry from key_ttl.
+ * Points into itself: not to be copied. */
+struct reg_req {
+	char t_uid[24], t_gid[24];
+	char *label;
+	const char *targets[2];
+	const char *labels[1];
+	struct tef_registration_req req;
+};
+
+static int reg_req_init(struct fs *fs, uid_t uid, gid_t gid, int suid, struct reg_req *rr)
+{
+	size_t n_targets = 0;
+
+	snprintf(rr->t_uid, sizeof(rr->t_uid), "uid:%u", (unsigned)uid);
+	snprintf(rr->t_gid, sizeof(rr->t_gid), "gid:%u", (unsigned)gid);
+	if (asprintf(&rr->label, "atrestfs:%s", fs->opt.ae) < 0) {
+		rr->label = NULL;
+		return -ENOMEM;
+	}
+	switch (fs->opt.share) {
+	case SHARE_OWNER:
+		rr->targets[n_targets++] = rr->t_uid;
+		break;
+	case SHARE_GROUP:
+		rr->targets[n_targets++] = rr->t_uid;
+		rr->targets[n_targets++] = rr->t_gid;
+		break;
+	case SHARE_ALL:
+		rr->targets[n_targets++] = "all";
+		break;
+	}
+	rr->labels[0] = rr->label;
+	rr->req = (struct tef_registration_req){
+		.suid = suid,
+		.labels = rr->labels,
+		.n_labels = 1,
+		.targets = rr->targets,
+		.n_targets = n_targets,
+		.expiration = fs->opt.key_ttl ? (int64_t)time(NULL) + (int64_t)fs->opt.key_ttl : 0,
+	};
+	return 0;
+}
+
+static void reg_req_done(struct reg_req *rr)
+{
+	free(rr->label);
+	rr->label = NULL;
+}
+
+/* A background refill: the identity it registers for, as at the create that started it. */
+struct refill {
+	struct fs *fs;
+	struct caller c;
+	gid_t gid;
+	int suid;
+};
+
+static void *refill_main(void *arg)
+{
+	struct refill *j = arg;
+	struct keys *k = j->fs->keys;
+	struct reg_req rr = { .label = NULL };
+	int r;
+
+	r = reg_req_init(j->fs, j->c.uid, j->gid, j->suid, &rr);
+	if (r == 0)
+		r = pool_refill(j->fs, &j->c, j->gid, &rr.req, NULL);
+	/* the next create that finds the pool empty registers, and reports */
+	if (r < 0)
+		log_debug_errno(r, "background refill of the registration pool failed");
+	reg_req_done(&rr);
+	pthread_mutex_lock(&k->lock);
+	k->refilling = false;
+	pthread_cond_broadcast(&k->refilled);
+	pthread_mutex_unlock(&k->lock);
+	free(j);
+	return NULL;
+}
+
+/* Starts a background refill for this owner unless one runs (k->lock held). */
+static void refill_start(struct fs *fs, const struct caller *c, gid_t gid, int suid)
+{
+	struct keys *k = fs->keys;
+	struct refill *j;
+	pthread_attr_t a;
+	pthread_t t;
+
+	if (k->refilling || k->no_batch)
+		return;
+	j = malloc(sizeof(*j));
+	if (!j)
+		return;
+	*j = (struct refill){ .fs = fs, .c = *c, .gid = gid, .suid = suid };
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, refill_main, j) == 0)
+		k->refilling = true; /* keys_done waits for it */
+	else
+		free(j);
+	pthread_attr_destroy(&a);
+}
+
 /* A registration for a new file: from the pool, a new batch, or a single one. */
 static int register_for(struct fs *fs, const struct caller *c, gid_t gid,
 			const struct tef_registration_req *req, struct tef_registration **ret)
@@ -458,8 +574,17 @@ static int register_for(struct fs *fs, const struct caller *c, gid_t gid,
 	/* a short key_ttl leaves no room for a registration to wait */
 	batch = k && !(fs->opt.key_ttl && fs->opt.key_ttl < 10 * POOL_MAX_AGE);
 	if (batch) {
+		size_t left = 0;
+
 		pthread_mutex_lock(&k->lock);
-		*ret = pool_take(k, c->uid, gid, req->suid, &stale);
+		*ret = pool_take(k, c->uid, gid, req->suid, &stale, &left);
+		/* empty, but a refill is on its way: cheaper than one more */
+		while (!*ret && k->refilling) {
+			pthread_cond_wait(&k->refilled, &k->lock);
+			*ret = pool_take(k, c->uid, gid, req->suid, &stale, &left);
+		}
+		if (*ret && k->batch >= TEF_MAX_BATCH / 2 && left < k->batch / 2)
+			refill_start(fs, c, gid, req->suid);
 		batch = !k->no_batch;
 		pthread_mutex_unlock(&k->lock);
 		pooled_free_list(fs, stale);
@@ -485,10 +610,12 @@ int keys_init(struct fs *fs)
 	if (!k)
 		return -ENOMEM;
 	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->refilled, NULL);
 	k->batch = POOL_BATCH_MIN;
 	if (fs->opt.key_cache) {
 		k->slab = sodium_malloc(CACHE_MAX * KEY_MAX);
 		if (!k->slab) {
+			pthread_cond_destroy(&k->refilled);
 			pthread_mutex_destroy(&k->lock);
 			free(k);
 			return -ENOMEM;
@@ -506,6 +633,8 @@ void keys_done(struct fs *fs)
 	if (!k)
 		return;
 	pthread_mutex_lock(&k->lock);
+	while (k->refilling)
+		pthread_cond_wait(&k->refilled, &k->lock);
 	p = TAKE_PTR(k->pool);
 	k->n_pool = 0;
 	cache_purge(k, NULL, false);
@@ -513,6 +642,7 @@ void keys_done(struct fs *fs)
 	/* registrations no file took: de-registered, their keys wiped */
 	pooled_free_list(fs, p);
 	sodium_free(k->slab);
+	pthread_cond_destroy(&k->refilled);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 	fs->keys = NULL;
@@ -520,41 +650,17 @@ void keys_done(struct fs *fs)
 
 int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct seal_key **ret_key)
 {
-	_cleanup_free_ char *t_uid = NULL, *t_gid = NULL, *label = NULL;
+	_cleanup_(reg_req_done) struct reg_req rr = { .label = NULL };
 	struct tef_registration *reg = NULL;
 	struct seal_key *key = NULL;
-	const char *targets[2];
-	size_t n_targets = 0;
 	int r;
 
-	if (asprintf(&t_uid, "uid:%u", (unsigned)c->uid) < 0 ||
-	    asprintf(&t_gid, "gid:%u", (unsigned)n->gid) < 0 ||
-	    asprintf(&label, "atrestfs:%s", fs->opt.ae) < 0)
-		return -ENOMEM;
-	switch (fs->opt.share) {
-	case SHARE_OWNER:
-		targets[n_targets++] = t_uid;
-		break;
-	case SHARE_GROUP:
-		targets[n_targets++] = t_uid;
-		targets[n_targets++] = t_gid;
-		break;
-	case SHARE_ALL:
-		targets[n_targets++] = "all";
-		break;
-	}
-	const char *labels[] = { label };
-	struct tef_registration_req req = {
-		.suid = n->protection == SEAL_INTEGRITY ? TEF_SUID_INTEGRITY : TEF_SUID_ENCRYPTION,
-		.labels = labels,
-		.n_labels = 1,
-		.targets = targets,
-		.n_targets = n_targets,
-		.expiration = fs->opt.key_ttl ? (int64_t)time(NULL) + (int64_t)fs->opt.key_ttl : 0,
-	};
-
+	r = reg_req_init(fs, c->uid, n->gid,
+			 n->protection == SEAL_INTEGRITY ? TEF_SUID_INTEGRITY : TEF_SUID_ENCRYPTION, &rr);
+	if (r < 0)
+		return r;
 	/* DESIGN.md 1 step 1: tefd generates the key; we hold it only in secure memory */
-	r = register_for(fs, c, fs->opt.share == SHARE_GROUP ? n->gid : 0, &req, &reg);
+	r = register_for(fs, c, fs->opt.share == SHARE_GROUP ? n->gid : 0, &rr.req, &reg);
 	if (r < 0)
 		return open_errno(fs, r, "key registration", n);
 	if (!reg->key || !reg->credential_id || !reg->relative_key_id) {

@@ -355,6 +355,7 @@ static const struct fuse_lowlevel_ops fs_ops = {
 	.opendir = fs_op_opendir,
 	.readdir = fs_op_readdir,
 	.releasedir = fs_op_releasedir,
+	.fsyncdir = fs_op_fsyncdir,
 	.statfs = fs_op_statfs,
 	.setxattr = fs_op_setxattr,
 	.getxattr = fs_op_getxattr,
@@ -541,6 +542,7 @@ int main(int argc, char *argv[])
 	if (!fs.opt.foreground)
 		log_open("atrestfs", LOG_TARGET_SYSLOG);
 	/* threads only after daemonising: fork() keeps just the caller */
+	cache_batch_writes(fs.cache);
 	r = uploader_start(&fs, &fs.up);
 	if (r < 0) {
 		log_error_errno(r, "cannot start the uploader");

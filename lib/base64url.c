@@ -7,6 +7,11 @@
 
 #include "atrest/base64url.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_AVX2_ENCODER 1
+#endif
+
 static const char alphabet[64] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* enc12[v] holds the two characters for the 12-bit value v, first character
@@ -21,8 +26,66 @@ static uint32_t dec0[256], dec1[256], dec2[256], dec3[256];
 #define INVALID 0xff000000u
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
+#ifdef HAVE_AVX2_ENCODER
+static bool use_avx2;
+
+/*
+ * 24 bytes in, 32 characters out per step: each 128-bit lane turns 12 bytes
+ * into 16 characters (W. Mula and D. Lemire, "Faster Base64 Encoding and
+ * Decoding using AVX2 Instructions", ACM TWEB 12(3), 2018): a byte shuffle
+ * puts each 3-byte block in a 32-bit word as bytes 1,0,2,1; two masked
+ * 16-bit multiplies move its four 6-bit values into the four bytes; a
+ * 16-entry table then adds the offset of each value's alphabet range.
+ * In place (see base64url_encode), with the input h bytes after the
+ * output, h = encoded_len(len) - len >= floor(len/3): step k loads input
+ * bytes [24k, 24k+28) before it stores characters [32k, 32k+32), and the
+ * input not read yet starts at h + 24(k+1) in the output's terms. The step
+ * runs only while 32 bytes are left (24k <= len-32), so its store ends at
+ * 32(k+1) = 24(k+1) + 8(k+1) <= 24(k+1) + (len-8)/3 <= 24(k+1) + h: it
+ * never overwrites input not yet read.
+ * Returns the bytes consumed (a multiple of 24); *d moves by 4/3 of that.
+ */
+__attribute__((target("avx2"))) static size_t encode_avx2(char **d, const uint8_t *s,
+							   size_t len)
+{
+	const __m256i shuffle = _mm256_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10,
+						 1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
+	/* value 0..25 -> 'A'+v, 26..51 -> 'a'+v-26, 52..61 -> '0'+v-52, 62 -> '-', 63 -> '_' */
+	const __m256i offset = _mm256_setr_epi8('A', 'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+						'0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+						'0' - 52, '-' - 62, '_' - 63, 0, 0, 'A', 'a' - 26,
+						'0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+						'0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+						'-' - 62, '_' - 63, 0, 0);
+	char *out = *d;
+	size_t done = 0;
+
+	for (; len - done >= 32; done += 24, out += 32) {
+		__m128i lo = _mm_loadu_si128((const __m128i *)(const void *)(s + done));
+		__m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(s + done + 12));
+		__m256i in = _mm256_shuffle_epi8(_mm256_set_m128i(hi, lo), shuffle);
+		/* bytes a,b,c of a block: the 6-bit values a>>2, (a<<4|b>>4)&63, (b<<2|c>>6)&63, c&63 */
+		__m256i t0 = _mm256_mulhi_epu16(_mm256_and_si256(in, _mm256_set1_epi32(0x0fc0fc00)),
+						_mm256_set1_epi32(0x04000040));
+		__m256i t1 = _mm256_mullo_epi16(_mm256_and_si256(in, _mm256_set1_epi32(0x003f03f0)),
+						_mm256_set1_epi32(0x01000010));
+		__m256i v = _mm256_or_si256(t0, t1);
+		/* the range: 0..51 -> 0, 52..63 -> 1..12; then +1 for 26 and above */
+		__m256i range = _mm256_subs_epu8(v, _mm256_set1_epi8(51));
+		range = _mm256_sub_epi8(range, _mm256_cmpgt_epi8(v, _mm256_set1_epi8(25)));
+		v = _mm256_add_epi8(v, _mm256_shuffle_epi8(offset, range));
+		_mm256_storeu_si256((__m256i *)(void *)out, v);
+	}
+	*d = out;
+	return done;
+}
+#endif
+
 static void tables_init(void)
 {
+#ifdef HAVE_AVX2_ENCODER
+	use_avx2 = __builtin_cpu_supports("avx2");
+#endif
 	for (unsigned v = 0; v < 4096; v++)
 		enc12[v] = (uint16_t)((uint8_t)alphabet[v >> 6] | ((uint8_t)alphabet[v & 63] << 8));
 	memset(dec, 0xff, sizeof(dec));
@@ -76,6 +139,14 @@ size_t base64url_encode(char *dst, const void *src, size_t len)
 
 	pthread_once(&tables_once, tables_init);
 
+#ifdef HAVE_AVX2_ENCODER
+	if (use_avx2 && len >= 32) {
+		size_t n = encode_avx2(&d, s, len);
+
+		s += n;
+		len -= n;
+	}
+#endif
 	/* 6 bytes in, 8 characters out, one 64-bit load and one 64-bit store. */
 	while (len >= 8) {
 		uint64_t v = load_be64(s);

@@ -6,6 +6,8 @@
 #include <unistd.h>
 #include <sodium.h>
 #include <jansson.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 
 #include "atrest/base64url.h"
 #include "atrest/cleanup.h"
@@ -155,13 +157,46 @@ static size_t enc_iv_len(enum seal_enc enc)
 	return enc == SEAL_ENC_A256GCM ? GCM_IV_LEN : XC20P_IV_LEN;
 }
 
-/* The AEAD, detached, so the tag lands in its own JWE part (RFC 7516 7.1). */
+/*
+ * A256GCM through GnuTLS (already linked for TLS): its AES-NI/PCLMUL code
+ * seals a 1 MiB segment about twice as fast as libsodium 1.0.18's, the
+ * largest share of a sequential write's CPU time (issue 5's benchmark).
+ * The same algorithm and output (RFC 7518 5.3; test_seal opens what this
+ * seals with libsodium). The key is copied into GnuTLS's cipher context
+ * for this one call and wiped with it at deinit, as libsodium's one-shot
+ * call expands it into a stack state it wipes; the key itself stays in
+ * its sodium_malloc slot. The ciphertext and the tag are written together
+ * at c (mlen + TAG_LEN bytes: the caller leaves room), the tag copied out.
+ * -ENOTSUP when GnuTLS cannot (a FIPS policy, say): libsodium does it then.
+ */
+static int gcm_encrypt_gnutls(uint8_t *c, uint8_t tag[TAG_LEN], const void *m, size_t mlen,
+			      const char *aad, size_t aadlen, const uint8_t *iv, const uint8_t *key)
+{
+	gnutls_datum_t k = { (unsigned char *)key, JWE_KEY_LEN };
+	gnutls_aead_cipher_hd_t h;
+	size_t clen = mlen + TAG_LEN;
+	int r;
+
+	if (gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &k) < 0)
+		return -ENOTSUP;
+	r = gnutls_aead_cipher_encrypt(h, iv, GCM_IV_LEN, aad, aadlen, TAG_LEN, m, mlen, c, &clen);
+	gnutls_aead_cipher_deinit(h);
+	if (r < 0 || clen != mlen + TAG_LEN)
+		return -ENOTSUP;
+	memcpy(tag, c + mlen, TAG_LEN);
+	return 0;
+}
+
+/* The AEAD, detached, so the tag lands in its own JWE part (RFC 7516 7.1).
+ * c has room for mlen + TAG_LEN bytes (gcm_encrypt_gnutls). */
 static int aead_encrypt(enum seal_enc enc, uint8_t *c, uint8_t tag[TAG_LEN], const void *m,
 			size_t mlen, const char *aad, size_t aadlen, const uint8_t *iv,
 			const uint8_t *key)
 {
 	unsigned long long taglen;
 
+	if (enc == SEAL_ENC_A256GCM && gcm_encrypt_gnutls(c, tag, m, mlen, aad, aadlen, iv, key) == 0)
+		return 0;
 	if (enc == SEAL_ENC_A256GCM)
 		return crypto_aead_aes256gcm_encrypt_detached(c, tag, &taglen, m, mlen,
 							      (const uint8_t *)aad, aadlen, NULL,
@@ -174,12 +209,44 @@ static int aead_encrypt(enum seal_enc enc, uint8_t *c, uint8_t tag[TAG_LEN], con
 		   : -EIO;
 }
 
+/*
+ * A256GCM opening through GnuTLS (gcm_encrypt_gnutls says why), in place in
+ * buf (locked memory). GnuTLS decrypts before it compares the tag: on a
+ * wrong tag the bytes are wiped here before SEAL_E_AUTH returns, so no one
+ * ever sees unverified plaintext (libsodium wipes its output alike).
+ * -ENOTSUP, buf untouched, when GnuTLS cannot: libsodium opens it then.
+ */
+static int gcm_decrypt_gnutls(uint8_t *buf, size_t len, const uint8_t tag[TAG_LEN],
+			      const char *aad, size_t aadlen, const uint8_t *iv, const uint8_t *key)
+{
+	gnutls_datum_t k = { (unsigned char *)key, JWE_KEY_LEN };
+	giovec_t a = { (void *)aad, aadlen }, d = { buf, len };
+	gnutls_aead_cipher_hd_t h;
+	int r;
+
+	if (gnutls_aead_cipher_init(&h, GNUTLS_CIPHER_AES_256_GCM, &k) < 0)
+		return -ENOTSUP;
+	r = gnutls_aead_cipher_decryptv2(h, iv, GCM_IV_LEN, &a, 1, &d, 1, (void *)tag, TAG_LEN);
+	gnutls_aead_cipher_deinit(h);
+	if (r < 0) {
+		sodium_memzero(buf, len);
+		return SEAL_E_AUTH;
+	}
+	return 0;
+}
+
+/* In place when m == c (the only use: open_compact). */
 static int aead_decrypt(enum seal_enc enc, uint8_t *m, const uint8_t *c, size_t clen,
 			const uint8_t tag[TAG_LEN], const char *aad, size_t aadlen,
 			const uint8_t *iv, const uint8_t *key)
 {
 	int r;
 
+	if (enc == SEAL_ENC_A256GCM && m == c) {
+		r = gcm_decrypt_gnutls(m, clen, tag, aad, aadlen, iv, key);
+		if (r != -ENOTSUP)
+			return r;
+	}
 	if (enc == SEAL_ENC_A256GCM)
 		r = crypto_aead_aes256gcm_decrypt_detached(m, NULL, c, clen, tag,
 							   (const uint8_t *)aad, aadlen, iv, key);
@@ -370,6 +437,8 @@ static int seal_compact(const struct seal_params *p, json_t *atrest, const void 
 		randombytes_buf(iv, ivlen);
 		put_b64(out, &pos, iv, ivlen);
 		put(out, &pos, ".", 1);
+		/* tail-aligned in the region its encoding takes; the tag part's
+		 * room after it takes the AEAD's TAG_LEN bytes of tag */
 		c = (uint8_t *)out + pos + clen - len;
 		/* RFC 7516 5.1 step 14: AAD = ASCII(BASE64URL(UTF8(header))). */
 		r = aead_encrypt(enc, c, tag, plain, len, out, hb64, iv, p->key->bytes);

@@ -27,8 +27,11 @@ small=$ATREST_SRC/tests/bench/bench_small.py
 
 start_tefd
 start_hcsed
-head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >/dev/shm/atrest-bench-src
-at_exit "rm -f /dev/shm/atrest-bench-src"
+# in memory, so the source disk is not measured; a name of its own, so two
+# benchmarks running at once on a shared machine do not remove each other's
+SRC=$(mktemp /dev/shm/atrest-bench-src.XXXXXX)
+at_exit "rm -f $SRC"
+head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$SRC"
 
 now() { date +%s.%N; }
 # mibs SECONDS -> MiB/s of SIZE_MIB
@@ -47,7 +50,7 @@ for run in $(seq 1 "$RUNS"); do
 	echo "run $run of $RUNS (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 	# ---- gocryptfs ----
 	gocryptfs_fresh
-	t0=$(now); dd if=/dev/shm/atrest-bench-src of="$GM/big" bs=1M status=none; t1=$(now)
+	t0=$(now); dd if="$SRC" of="$GM/big" bs=1M status=none; t1=$(now)
 	add write gocryptfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
 	t0=$(now); dd if="$GM/big" of=/dev/null bs=1M status=none; t1=$(now)
 	add warm gocryptfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
@@ -64,14 +67,18 @@ for run in $(seq 1 "$RUNS"); do
 	rm -rf "$B/atrest.cache" "$B/atrest.cache2"
 	HCSE_AE=bench$run$RANDOM
 	mount_atrestfs "$AM" "$B/atrest.cache" "ae=$HCSE_AE"
-	t0=$(now); dd if=/dev/shm/atrest-bench-src of="$AM/big" bs=1M status=none; t1=$(now)
+	t0=$(now); dd if="$SRC" of="$AM/big" bs=1M status=none; t1=$(now)
 	add write atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
 	t0=$(now); dd if="$AM/big" of=/dev/null bs=1M status=none; t1=$(now)
 	add warm atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
+	# each phase on a settled machine, as gocryptfs's small files follow its
+	# unmount and drop_caches: the big file's upload to hcsed (sync=FULL on
+	# the same disk) done first, not competing with the creates
+	wait_synced "$AM/big"
+	sync
 	mkdir "$AM/small"
 	add create atrestfs "$(fps "$(/usr/bin/python3 "$small" create "$AM/small" "$N_SMALL")")"
 	add synced atrestfs "$(/usr/bin/python3 "$small" synced "$AM/small" "$N_SMALL")"
-	wait_synced "$AM/big"
 	add readsmall atrestfs "$(fps "$(/usr/bin/python3 "$small" read "$AM/small" "$N_SMALL")")"
 	umount_atrestfs "$AM"
 	drop_caches

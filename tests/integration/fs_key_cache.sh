@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # atrestfs's registration pool and per-caller key cache (fs/keys.c) keep
 # DESIGN.md 2 and 8: pooled registrations belong to the file's owner with the
-# mount's targets and are de-registered at unmount when unused; a key released
+# mount's targets, are refilled in the background when low, and are
+# de-registered at unmount when unused; a key released
 # to one caller identity never serves another (other uid, or same uid with
 # other groups); a grant revoked at tefd stops serving within key_cache
 # seconds, one revoked through user.onem2m.targets at once.
@@ -75,9 +76,20 @@ n1=$(grep -c "op=retrieve" "$T/tef.db-audit.log" || true)
 [ $((n1 - n0)) = 2 ] || fail "key_cache=0: $((n1 - n0)) retrievals for 2 opens"
 ok "key_cache=0 asks tefd at every open"
 
+# ---- a run of creates: the pool is refilled before it runs out ----
+# $A's batches grow 8, 16 (made when the pool is empty: at the 1st and 9th
+# file); from then on, with fewer than half the next batch left, a thread
+# registers it (32, then 64) while creates go on: 120 in all by the 45th
+mkdir "$M/run" && chmod 1777 "$M/run"
+for i in $(seq 4 45); do as_user $A $A sh -c "echo run$i > '$M/run/f$i'"; done
+mine() { tefctl list | grep -c " uid:$A " || true; }
+for ((i = 0; i < 50; i++)); do [ "$(mine)" -ge 120 ] && break; sleep 0.1; done
+[ "$(mine)" -ge 120 ] || fail "no batch made ahead in the background: $(mine) registrations for uid $A"
+ok "a run of creates has the pool refilled in the background ($(mine) registrations for uid $A)"
+
 # ---- unmount de-registers what the pool did not hand out ----
 umount_atrestfs "$M"
-[ "$(live_regs)" = 4 ] || fail "$(live_regs) live registrations after unmount, 4 files: $(tefctl list)"
+[ "$(live_regs)" = 46 ] || fail "$(live_regs) live registrations after unmount, 46 files: $(tefctl list)"
 grep -q "op=delete" "$T/tef.db-audit.log" || fail "no de-registration in the audit log"
 ok "unused pooled registrations are de-registered at unmount"
 check_sanitizer_logs

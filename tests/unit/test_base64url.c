@@ -106,6 +106,40 @@ static void test_encode_in_place(void **state)
 	}
 }
 
+/* Segment-sized inputs, where the 24-byte vector steps do nearly all the
+ * work: equal to the reference, separately and in place. */
+static void test_encode_large(void **state)
+{
+	static const size_t lens[] = {32, 55, 56, 57, 4096, 100003, 1 << 20, (1 << 20) + 1,
+				      (1 << 20) + 2};
+	size_t max = (1 << 20) + 2, e_max = base64url_encoded_len(max);
+	uint8_t *src = malloc(max);
+	char *ref = malloc(e_max + 1), *out = malloc(e_max), *region = malloc(e_max);
+
+	(void)state;
+	assert_non_null(src);
+	assert_non_null(ref);
+	assert_non_null(out);
+	assert_non_null(region);
+	srand(3);
+	for (size_t i = 0; i < max; i++)
+		src[i] = (uint8_t)rand();
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		size_t len = lens[k], e = base64url_encoded_len(len);
+
+		ref_encode(ref, src, len);
+		assert_int_equal(base64url_encode(out, src, len), e);
+		assert_memory_equal(out, ref, e);
+		memcpy(region + e - len, src, len);
+		assert_int_equal(base64url_encode(region, region + e - len, len), e);
+		assert_memory_equal(region, ref, e);
+	}
+	free(src);
+	free(ref);
+	free(out);
+	free(region);
+}
+
 static void test_decode_in_place(void **state)
 {
 	char s[] = "Zm9vYmFy";
@@ -144,6 +178,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rfc4648_vectors),	     cmocka_unit_test(test_url_alphabet),
 	    cmocka_unit_test(test_random_against_reference), cmocka_unit_test(test_encode_in_place),
+	    cmocka_unit_test(test_encode_large),
 	    cmocka_unit_test(test_decode_in_place),	     cmocka_unit_test(test_decode_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
