@@ -273,12 +273,17 @@ def classify(canary, w, name, t0, t1, data, cuts=()):
         # A truncating open (a rewrite) racing the read: the kernel may have asked for a
         # range past the new end before it learned of the truncation; the short answer is
         # zero-filled in its page cache and, if another reply moved the inode's attribute
-        # version meanwhile, served up to the old size (FUSE's page cache, not atrestfs's
-        # data: docs/FS.md "Concurrent readers and writers"). Zeros, never other bytes.
-        if truncating(ops, t0, t1) and all(
-                any(v[a:b] == data[a:b] for v in versions) or data[a:b].count(0) == b - a
-                for a, b in zip(edges, edges[1:])):
-            return "truncrace"
+        # version meanwhile, served up to the old size; and a read() that took the old
+        # version's pages before the truncation copies them up to the new size, zeros
+        # past the old end included (FUSE's and the kernel's page cache, not atrestfs's
+        # data: docs/FS.md "Concurrent readers and writers"). So a block may also be a
+        # version's bytes up to one of its lengths, then zeros; never other bytes.
+        if truncating(ops, t0, t1):
+            padded = [stream(canary, w.wid, name, gen, min(n, ln)) + bytes(n - min(n, ln))
+                      for gen, lens in gens.items() for ln in lens]
+            if all(any(v[a:b] == data[a:b] for v in versions + padded) or
+                   data[a:b].count(0) == b - a for a, b in zip(edges, edges[1:])):
+                return "truncrace"
     for op in ops:
         if op[2] >= n and stream(canary, w.wid, name, op[1], n) == data:
             return "stale"

@@ -34,7 +34,7 @@ wait_synced "$M/late"
 umount_atrestfs "$M"
 ok "three files of two uids written and uploaded, tefd backed up"
 
-stop_pid "$TEFD_PID"
+stop_daemon "$TEFD_PID"
 "$TEFCTL" restore "$T/tef.bak" --db "$T/tef.db" --master-key "$T/master.key" 2>"$T/refuse" &&
 	fail "restore overwrote tefd's database without --force"
 grep -q -- "--force" "$T/refuse" || fail "the refusal does not say how to overwrite: $(cat "$T/refuse")"

@@ -106,7 +106,7 @@ ok "eviction takes the least recently used file's segments (mid: $(segs mid) of 
 # restarted refusing bodies over 50 kB takes small objects but not this
 # file's segments (HTTP 413: a refusal, not an outage, so the uploader's
 # passes go on and evict); then newer reads push the cache over its bound
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 start_hcsed --max-body 50000
 head -c $((3 * 65536)) /dev/urandom >"$T/stuck"
 as_user $A $A cp "$T/stuck" "$M/stuck"
@@ -121,7 +121,7 @@ used=$(du -sb "$T/cache-lru/seg" | cut -f1)
 [ "$used" -le $((1048576 + 300000)) ] || fail "nothing was evicted: $used bytes cached"
 echo 3 >/proc/sys/vm/drop_caches
 as_user $A $A cmp "$T/stuck" "$M/stuck" || fail "the pending file no longer reads back"
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 start_hcsed
 wait_synced "$M/stuck"
 ok "pending segments stay while older-used clean ones are evicted ($used bytes cached)"

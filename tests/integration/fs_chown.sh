@@ -61,7 +61,7 @@ ok "the new owner edits user.onem2m.targets; the old owner neither edits nor rea
 umount_atrestfs "$M"
 
 # the HCSE rolls the file back to version 1: a fresh reader must notice
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 tamper rollback "$R" "$T/f.m1"
 row insert "$T/s0g1.json"
 HCSE_PORT=$HCSE_PORT start_hcsed

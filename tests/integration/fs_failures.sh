@@ -60,7 +60,7 @@ ok "mount(8) via mount.fuse3: HCSE URL as source, type fuse.atrestfs; umount"
 # next opens for key_cache seconds without it; fs_key_cache covers that)
 mount_atrestfs "$M" "$T/cache" "segment_size=64k,cache_size=3M,hcse_timeout=2,key_ttl=4,key_cache=0"
 [ "$(as_user $A $A cat "$M/f")" = fstab ] || fail "remount"
-stop_pid "$TEFD_PID"
+stop_daemon "$TEFD_PID"
 if as_user $A $A cat "$M/f" >/dev/null 2>"$T/err"; then fail "opened without tefd"; fi
 grep -q "Input/output error" "$T/err" || fail "without tefd: expected EIO, got $(cat "$T/err")"
 if as_user $A $A sh -c "echo x > '$M/new'" 2>"$T/err"; then fail "created a file without tefd"; fi
@@ -117,7 +117,7 @@ done
 [ "$used" -le $limit ] || fail "cache holds $used bytes after reading back"
 ok "cache_size=3M: clean segments evicted ($used bytes on disk), refetched and verified"
 
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 # 6.75 MB of sealed segments were fetched through a 3 MB cache: big1 is evicted
 # from it; the kernel's page cache (keep_cache) would still serve it: drop that
 sync

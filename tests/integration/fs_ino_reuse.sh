@@ -18,7 +18,7 @@ wait_synced "$M/a"
 [ "$(hcse_get "atrestfs/i$ino_a" | head -c 200)" != "" ] || fail "a's container is not at hcsed"
 
 # hcsed down: the unlink's container deletion stays queued across a remount
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 rm "$M/a"
 umount_atrestfs "$M"
 mount_atrestfs "$M" "$T/cache"

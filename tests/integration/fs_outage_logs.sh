@@ -50,7 +50,7 @@ at_exit "touch '$T/stop'; wait $W"
 sleep 1
 
 # ---- tefd stops for 3 seconds while the writer goes on
-stop_pid "$TEFD_PID"
+stop_daemon "$TEFD_PID"
 sleep 3
 start_tefd
 sleep 2
@@ -76,7 +76,7 @@ lines=$(wc -l <"$log")
 
 # ---- hcsed stops for 3 seconds: writes go on into the cache, one line each way
 port=$HCSE_PORT
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 ok_before=$(wc -l <"$T/w.ok")
 sleep 3
 ok_during=$(($(wc -l <"$T/w.ok") - ok_before))
@@ -105,7 +105,7 @@ has_key() {
 }
 has_key || fail "no key $K at tefd for /logs/f1"
 wait_synced "$M"/logs/f* # nothing else waits for tefd: the removal is all the uploader has to do
-stop_pid "$TEFD_PID"
+stop_daemon "$TEFD_PID"
 # by root, who has no registration made ahead in the pool ($U has: FS.md)
 sh -c "echo x > '$M/logs/created-while-down'" 2>/dev/null && fail "created a file without tefd"
 as_user $U $U rm "$M/logs/f1"

@@ -35,7 +35,7 @@ wait_synced "$M"/old*
 ok "10 files uploaded"
 
 # ---- offline: hcsed stopped ----
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 for i in $(seq 1 100); do put "new$i" $((RANDOM % 5000 + i)); done
 for i in $(seq 1 10); do
 	head -c 777 /dev/urandom >>"$T/ref/old$i"

@@ -48,7 +48,7 @@ row save "$R/s0g1" "$T/s0g1.json"
 kill -STOP "$HCSED_PID"
 as_user $A $A sh -c "echo v2 >> '$M/f'"
 if [ "${KILL_TEFD:-1}" = 1 ]; then
-	stop_pid "$TEFD_PID"
+	stop_daemon "$TEFD_PID"
 	rm -f "$TEF_SOCK"
 fi
 kill -CONT "$HCSED_PID"
@@ -64,7 +64,7 @@ umount_atrestfs "$M"
 ok "version 2 uploaded and recorded after the tefd outage"
 
 # the HCSE rolls the file back to version 1 (labels, manifest, the old segment)
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 tamper rollback "$R" "$T/f.m1"
 row insert "$T/s0g1.json"
 start_hcsed

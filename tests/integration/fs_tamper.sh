@@ -91,7 +91,7 @@ as_user $A $A sh -c "echo v2 >> '$M/rollback'"
 wait_synced "$M/older" "$M/man" "$M/rollback"
 umount_atrestfs "$M"
 
-stop_pid "$HCSED_PID"
+stop_daemon "$HCSED_PID"
 tamper flip "${R[flip]}/s1g1"                     # one character of a segment
 tamper copy "${R[swap2]}/s0g1" "${R[swap1]}/s0g1" # a segment of another file
 tamper restore "${R[older]}/s0g%" "$T/older.s0g1" # a segment of an older version
