@@ -1575,11 +1575,13 @@ int cache_segs_sync(struct cache *c, uint64_t ino, const struct seg *segs, size_
 		for (; i < n_segs && k < CHUNK; i++) {
 			if (segs[i].gen != gen)
 				continue;
+			/* one in the index is in the WAL the commit's sync covers; asked
+			 * first: a small file's segment is there, and a failing open()
+			 * per close cost a path walk */
+			if (blob_exists(c, ino, i, gen))
+				continue;
 			seg_path(c, ino, i, gen, path);
 			fds[k] = open(path, O_RDONLY | O_CLOEXEC);
-			/* one in the index is in the WAL the commit's sync covers */
-			if (fds[k] < 0 && errno == ENOENT && blob_exists(c, ino, i, gen))
-				continue;
 			if (fds[k] < 0) {
 				r = -errno;
 				break;

@@ -123,6 +123,20 @@ static int effective_expiration(const struct api *a, bool has, int64_t asked, in
 	return 0;
 }
 
+/* A registration (or a batch) the keystore did not take: the owner's quota
+ * (EDQUOT) or a storage error, as the answer and the log say it. */
+static int refuse_insert(struct api *a, struct api_caller *c, struct httpd_response *resp, int r,
+			 bool batch)
+{
+	if (r == -EDQUOT)
+		return api_refuse(a, c, resp, "register", 0, RSC_NOT_ACCEPTABLE, NULL,
+				  "too-many-registrations", "too many registrations for this owner");
+	log_error_errno(r, batch ? "cannot store a batch of registrations"
+				 : "cannot store a registration");
+	return api_refuse(a, c, resp, "register", 0, RSC_INTERNAL_SERVER_ERROR, NULL, "storage",
+			  batch ? "cannot store the keys" : "cannot store the key");
+}
+
 /*
  * atrestCount: rq->count keys generated and stored in one transaction (one
  * fsync), for delegates that keep a pool of registrations ready (atrestfs).
@@ -157,15 +171,8 @@ static int register_batch(struct api *a, struct api_caller *c, struct reg_reques
 			.key_len = 32,
 		};
 	r = keystore_insert_batch(a->ks, recs, n, a->max_per_owner);
-	if (r == -EDQUOT) {
-		r = api_refuse(a, c, resp, "register", 0, RSC_NOT_ACCEPTABLE, NULL,
-			       "too-many-registrations", "too many registrations for this owner");
-		goto out;
-	}
 	if (r < 0) {
-		log_error_errno(r, "cannot store a batch of registrations");
-		r = api_refuse(a, c, resp, "register", 0, RSC_INTERNAL_SERVER_ERROR, NULL,
-			       "storage", "cannot store the keys");
+		r = refuse_insert(a, c, resp, r, true);
 		goto out;
 	}
 	/* the body is built with the keys in it: wiped on every path (sensitive) */
@@ -278,17 +285,9 @@ int api_keys_register(struct api *a, struct api_caller *c, const struct httpd_re
 	rec.key = rq.key;
 	rec.key_len = rq.key_len;
 	r = keystore_insert(a->ks, &rec, a->max_per_owner);
-	if (r == -EDQUOT) {
-		reg_request_done(&rq);
-		return api_refuse(a, c, resp, "register", 0, RSC_NOT_ACCEPTABLE, NULL,
-				  "too-many-registrations",
-				  "too many registrations for this owner");
-	}
 	if (r < 0) {
 		reg_request_done(&rq);
-		log_error_errno(r, "cannot store a registration");
-		return api_refuse(a, c, resp, "register", 0, RSC_INTERNAL_SERVER_ERROR, NULL,
-				  "storage", "cannot store the key");
+		return refuse_insert(a, c, resp, r, false);
 	}
 	api_audit(a, c, "register", RSC_CREATED, rec.id_hex, generated ? "generated" : NULL);
 	if (generated) {

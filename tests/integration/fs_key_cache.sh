@@ -15,7 +15,6 @@ A=2301 B=2302 G=2400 TTL=3
 start_tefd
 start_hcsed
 M=$T/mnt
-tefctl() { "$ATREST_BUILD/tefd/tefctl" --socket "$TEF_SOCK" "$@"; }
 live_regs() { tefctl list | tail -n +2 | grep -c . || true; }
 
 mount_atrestfs "$M" "$T/cache" "key_cache=$TTL"

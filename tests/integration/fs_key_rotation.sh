@@ -23,24 +23,6 @@ mount_atrestfs "$M" "$T/cache" "$OPTS"
 chmod 1777 "$M"
 mkdir -m 0777 "$T/rd"
 
-tefctl() { "$ATREST_BUILD/tefd/tefctl" --socket "$TEF_SOCK" "$@"; }
-cred_of() { getfattr --only-values -n user.onem2m.credential-id "$1"; }
-registered() { tefctl --json show "$1" >/dev/null 2>&1; }
-wait_deregistered() {
-	local i
-	for ((i = 0; i < 150; i++)); do
-		registered "$1" || return 0
-		sleep 0.1
-	done
-	fail "$2: the old key $1 is still registered at tefd after 15 s"
-}
-targets_of() {
-	tefctl --json show "$1" | $PY -c '
-import json, sys
-r = json.load(sys.stdin)
-r = r[0] if isinstance(r, list) else r
-print(",".join(r["targetIDs"] if "targetIDs" in r else r["tids"]))'
-}
 # make_file NAME BYTES: a random file of uid A in $M, synced; $T/expect-NAME holds its bytes
 make_file() {
 	head -c "$2" /dev/urandom >"$T/expect-$1"
@@ -149,16 +131,23 @@ registered "$C1" || fail "the old key was de-registered before hcsed had the new
 [ "$(targets_of "$C2")" = "uid:$A,uid:$B" ] || fail "the new key's targets: $(targets_of "$C2")"
 ok "rotated: $C1 -> $C2, registered with the same targets, logged"
 
+# finish_across DIR RESULT WHAT PID: lets a descriptor held open across the
+# rotation go on (DIR/go), waits up to 20 s for DIR/RESULT or DIR/err
+finish_across() {
+	local i
+	touch "$1/go"
+	for ((i = 0; i < 200; i++)); do
+		[ -e "$1/$2" ] || [ -e "$1/err" ] && break
+		sleep 0.1
+	done
+	[ ! -e "$1/err" ] || fail "the $3 open across the rotation failed: errno $(cat "$1/err")"
+	wait "$4" 2>/dev/null || true
+	drop_kill "$4"
+	[ -e "$1/$2" ] || fail "the $3 open across the rotation did not finish"
+}
+
 # the writer opened before the rotation appends and closes
-touch "$T/wr/go"
-for ((i = 0; i < 200; i++)); do
-	[ -e "$T/wr/done" ] || [ -e "$T/wr/err" ] && break
-	sleep 0.1
-done
-[ ! -e "$T/wr/err" ] || fail "the writer open across the rotation failed: errno $(cat "$T/wr/err")"
-wait "$WRITER" 2>/dev/null || true
-drop_kill "$WRITER"
-[ -e "$T/wr/done" ] || fail "the writer open across the rotation did not finish"
+finish_across "$T/wr" done writer "$WRITER"
 printf 'from-the-writer\n' >>"$T/expect"
 grep -q "a descriptor open by uid $A goes on with the rotated key" "$T/atrestfs.log" ||
 	fail "the writer's append after the rotation did not use the new key"
@@ -166,15 +155,7 @@ grep -q "a descriptor open by uid $A goes on with the rotated key" "$T/atrestfs.
 ok "a descriptor of the owner open across the rotation appends under the new key"
 
 # the descriptor opened before the rotation reads on
-touch "$T/rd/go"
-for ((i = 0; i < 200; i++)); do
-	[ -e "$T/rd/out" ] || [ -e "$T/rd/err" ] && break
-	sleep 0.1
-done
-[ ! -e "$T/rd/err" ] || fail "the reader open across the rotation failed: errno $(cat "$T/rd/err")"
-wait "$READER" 2>/dev/null || true
-drop_kill "$READER"
-[ -e "$T/rd/out" ] || fail "the reader open across the rotation did not finish"
+finish_across "$T/rd" out reader "$READER"
 cmp -s "$T/rd/out" "$T/expect" || fail "the reader open across the rotation read wrong bytes"
 grep -q "a descriptor open by uid $B goes on with the rotated key" "$T/atrestfs.log" ||
 	fail "the reader's reads after the rotation did not use the new key"

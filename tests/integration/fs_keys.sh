@@ -15,26 +15,6 @@ M=$T/mnt
 mount_atrestfs "$M" "$T/cache"
 chmod 1777 "$M"
 
-tefctl() { "$ATREST_BUILD/tefd/tefctl" --socket "$TEF_SOCK" "$@"; }
-cred_of() { getfattr --only-values -n user.onem2m.credential-id "$1"; }
-registered() { tefctl --json show "$1" >/dev/null 2>&1; }
-# wait_deregistered CRED WHAT: the uploader de-registers in the background
-wait_deregistered() {
-	local i
-	for ((i = 0; i < 150; i++)); do
-		registered "$1" || return 0
-		sleep 0.1
-	done
-	fail "$2: key $1 still registered at tefd after 15 s"
-}
-# targets_of CRED: the registration's targets as tefd holds them, comma-joined
-targets_of() {
-	tefctl --json show "$1" | /usr/bin/python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-r = r[0] if isinstance(r, list) else r
-print(",".join(r["targetIDs"] if "targetIDs" in r else r["tids"]))'
-}
 
 for f in gone open replaced keeper; do
 	as_user $A $A sh -c "echo $f > '$M/$f'"

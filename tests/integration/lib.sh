@@ -141,6 +141,31 @@ stop_daemon() {
 	drop_kill "$1"
 }
 
+# tefctl ARGS...: the admin CLI on the test's tefd.
+tefctl() { "$ATREST_BUILD/tefd/tefctl" --socket "$TEF_SOCK" "$@"; }
+# cred_of FILE: its user.onem2m.credential-id.
+cred_of() { getfattr --only-values -n user.onem2m.credential-id "$1"; }
+# registered CRED: tefd still holds the registration.
+registered() { tefctl --json show "$1" >/dev/null 2>&1; }
+# wait_deregistered CRED WHAT: the uploader de-registers in the background (15 s at most).
+wait_deregistered() {
+	local i
+	for ((i = 0; i < 150; i++)); do
+		registered "$1" || return 0
+		sleep 0.1
+	done
+	fail "$2: key $1 still registered at tefd after 15 s"
+}
+
+# targets_of CRED: the registration's targets as tefd holds them, comma-joined
+targets_of() {
+	tefctl --json show "$1" | /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+r = r[0] if isinstance(r, list) else r
+print(",".join(r["targetIDs"] if "targetIDs" in r else r["tids"]))'
+}
+
 # hcse_get PATH [QUERY]: GET $HCSE_URL/PATH as the admin originator.
 hcse_get() {
 	curl -s -H 'X-M2M-Origin: CAdmin' -H 'X-M2M-RI: t' -H 'X-M2M-RVI: 3' \
