@@ -65,7 +65,8 @@ struct cached {
 	int64_t key_expires; /* unix seconds, 0: as tefd's default (checked at release) */
 	unsigned slot;
 	size_t key_len;
-	struct cached *next;
+	struct cached *next, **pprev;	/* the bucket's chain (by rkid alone) */
+	struct cached *older, *newer;	/* age order: oldest is the first to end */
 };
 
 struct keys {
@@ -78,9 +79,11 @@ struct keys {
 	bool refilling;	  /* a background refill runs (refill_main) */
 	pthread_cond_t refilled;
 	struct cached *cache[CACHE_BUCKETS];
+	struct cached *oldest, *newest;
 	size_t n_cached;
 	uint8_t *slab;	  /* CACHE_MAX * KEY_MAX bytes, sodium_malloc'd */
-	uint8_t used[CACHE_MAX];
+	unsigned free_slot[CACHE_MAX]; /* a stack of the slab's free slots */
+	size_t n_free;
 };
 
 static int64_t mono_ms(void)
@@ -205,15 +208,20 @@ void node_adopt_registration(struct fs *fs, struct node *n, const struct tef_reg
 	pthread_mutex_unlock(&fs->lock);
 }
 
-/* ---- the per-caller key cache (k->lock held) ---- */
+/* ---- the per-caller key cache (k->lock held) ----
+ *
+ * Every entry lives key_cache seconds from its making, so the age list is
+ * also the order in which entries end: making room, dropping what ended and
+ * finding an entry are O(1), however many files the mount has made.
+ */
 
-static size_t bucket_of(const char *rkid, uid_t uid)
+static size_t bucket_of(const char *rkid)
 {
 	size_t h = 5381;
 
 	for (const char *p = rkid; *p; p++)
 		h = h * 33 + (unsigned char)*p;
-	return (h ^ uid) % CACHE_BUCKETS;
+	return h % CACHE_BUCKETS;
 }
 
 static bool same_caller(const struct cached *e, const struct caller *c)
@@ -222,47 +230,43 @@ static bool same_caller(const struct cached *e, const struct caller *c)
 	       memcmp(e->groups, c->groups, c->n_groups * sizeof(gid_t)) == 0;
 }
 
-static void cached_drop(struct keys *k, struct cached **link)
+static void cached_drop(struct keys *k, struct cached *e)
 {
-	struct cached *e = *link;
-
-	*link = e->next;
+	*e->pprev = e->next;
+	if (e->next)
+		e->next->pprev = e->pprev;
+	*(e->older ? &e->older->newer : &k->oldest) = e->newer;
+	*(e->newer ? &e->newer->older : &k->newest) = e->older;
 	sodium_memzero(k->slab + (size_t)e->slot * KEY_MAX, KEY_MAX);
-	k->used[e->slot] = 0;
+	k->free_slot[k->n_free++] = e->slot;
 	k->n_cached--;
 	free(e);
 }
 
-/* Drops the entries for rkid (NULL: every entry), or only stale ones. */
-static void cache_purge(struct keys *k, const char *rkid, bool stale_only)
+/* Drops the entries for rkid, or every entry (rkid NULL). */
+static void cache_purge(struct keys *k, const char *rkid)
 {
-	int64_t now = mono_ms();
-	time_t wall = time(NULL);
-
-	for (size_t b = 0; b < CACHE_BUCKETS; b++)
-		for (struct cached **l = &k->cache[b]; *l;) {
-			struct cached *e = *l;
-			bool stale = e->until <= now || (e->key_expires && e->key_expires <= wall);
-
-			if ((stale_only && stale) ||
-			    (!stale_only && (!rkid || strcmp(e->rkid, rkid) == 0)))
-				cached_drop(k, l);
-			else
-				l = &e->next;
-		}
+	if (!rkid) {
+		while (k->oldest)
+			cached_drop(k, k->oldest);
+		return;
+	}
+	for (struct cached *e = k->cache[bucket_of(rkid)], *next; e; e = next) {
+		next = e->next;
+		if (strcmp(e->rkid, rkid) == 0)
+			cached_drop(k, e);
+	}
 }
 
-/* Full of live entries: the one cached first (it would end first) goes. */
-static void cache_drop_oldest(struct keys *k)
+/* Makes room for one: what has ended goes, else the entry that ends first. */
+static void cache_make_room(struct keys *k)
 {
-	struct cached **oldest = NULL;
+	int64_t now = mono_ms();
 
-	for (size_t b = 0; b < CACHE_BUCKETS; b++)
-		for (struct cached **l = &k->cache[b]; *l; l = &(*l)->next)
-			if (!oldest || (*l)->until < (*oldest)->until)
-				oldest = l;
-	if (oldest)
-		cached_drop(k, oldest);
+	while (k->oldest && k->oldest->until <= now)
+		cached_drop(k, k->oldest);
+	if (k->n_cached >= CACHE_MAX)
+		cached_drop(k, k->oldest);
 }
 
 /* Remembers the key released to caller c for rkid (no-op when key_cache=0). */
@@ -272,7 +276,7 @@ static void cache_put(struct fs *fs, const struct caller *c, const char *rkid,
 	struct keys *k = fs->keys;
 	struct cached *e;
 	size_t b;
-	unsigned slot = 0;
+	unsigned slot;
 
 	if (!k || !k->slab || fs->opt.key_cache == 0 || key_len > KEY_MAX ||
 	    strlen(rkid) != TEF_RELATIVE_KEY_ID_HEX || c->n_groups > ELEMENTSOF(e->groups))
@@ -281,28 +285,28 @@ static void cache_put(struct fs *fs, const struct caller *c, const char *rkid,
 	if (!e)
 		return;
 	pthread_mutex_lock(&k->lock);
-	if (k->n_cached >= CACHE_MAX)
-		cache_purge(k, NULL, true);
-	if (k->n_cached >= CACHE_MAX)
-		cache_drop_oldest(k);
-	b = bucket_of(rkid, c->uid);
-	for (struct cached **l = &k->cache[b]; *l; l = &(*l)->next)
-		if (strcmp((*l)->rkid, rkid) == 0 && same_caller(*l, c)) {
-			cached_drop(k, l);
+	b = bucket_of(rkid);
+	for (struct cached *o = k->cache[b]; o; o = o->next)
+		if (strcmp(o->rkid, rkid) == 0 && same_caller(o, c)) {
+			cached_drop(k, o);
 			break;
 		}
-	while (k->used[slot])
-		slot++;
-	k->used[slot] = 1;
+	if (k->n_cached >= CACHE_MAX)
+		cache_make_room(k);
+	slot = k->free_slot[--k->n_free];
 	*e = (struct cached){ .uid = c->uid, .gid = c->gid, .n_groups = c->n_groups,
 			      .min_version = min_version,
 			      .until = mono_ms() + (int64_t)fs->opt.key_cache * 1000,
 			      .key_expires = key_expires, .slot = slot, .key_len = key_len,
-			      .next = k->cache[b] };
+			      .next = k->cache[b], .pprev = &k->cache[b], .older = k->newest };
 	memcpy(e->groups, c->groups, c->n_groups * sizeof(gid_t));
 	memcpy(e->rkid, rkid, TEF_RELATIVE_KEY_ID_HEX + 1);
 	memcpy(k->slab + (size_t)slot * KEY_MAX, key, key_len);
+	if (e->next)
+		e->next->pprev = &e->next;
 	k->cache[b] = e;
+	*(k->newest ? &k->newest->newer : &k->oldest) = e;
+	k->newest = e;
 	k->n_cached++;
 	pthread_mutex_unlock(&k->lock);
 }
@@ -317,13 +321,11 @@ static int cache_get(struct fs *fs, const struct caller *c, const char *rkid,
 	if (!k || !k->slab || fs->opt.key_cache == 0)
 		return -ENOENT;
 	pthread_mutex_lock(&k->lock);
-	for (struct cached **l = &k->cache[bucket_of(rkid, c->uid)]; *l; l = &(*l)->next) {
-		struct cached *e = *l;
-
+	for (struct cached *e = k->cache[bucket_of(rkid)]; e; e = e->next) {
 		if (strcmp(e->rkid, rkid) != 0 || !same_caller(e, c))
 			continue;
 		if (e->until <= mono_ms() || (e->key_expires && e->key_expires <= time(NULL))) {
-			cached_drop(k, l); /* tefd decides again */
+			cached_drop(k, e); /* tefd decides again */
 			break;
 		}
 		r = seal_key_new(k->slab + (size_t)e->slot * KEY_MAX, e->key_len, ret_key);
@@ -340,7 +342,7 @@ static void cache_forget(struct fs *fs, const char *rkid)
 	if (!fs->keys || !rkid)
 		return;
 	pthread_mutex_lock(&fs->keys->lock);
-	cache_purge(fs->keys, rkid, false);
+	cache_purge(fs->keys, rkid);
 	pthread_mutex_unlock(&fs->keys->lock);
 }
 
@@ -614,6 +616,8 @@ int keys_init(struct fs *fs)
 	k->batch = POOL_BATCH_MIN;
 	if (fs->opt.key_cache) {
 		k->slab = sodium_malloc(CACHE_MAX * KEY_MAX);
+		for (unsigned i = CACHE_MAX; i > 0; i--)
+			k->free_slot[k->n_free++] = i - 1;
 		if (!k->slab) {
 			pthread_cond_destroy(&k->refilled);
 			pthread_mutex_destroy(&k->lock);
@@ -637,7 +641,7 @@ void keys_done(struct fs *fs)
 		pthread_cond_wait(&k->refilled, &k->lock);
 	p = TAKE_PTR(k->pool);
 	k->n_pool = 0;
-	cache_purge(k, NULL, false);
+	cache_purge(k, NULL);
 	pthread_mutex_unlock(&k->lock);
 	/* registrations no file took: de-registered, their keys wiped */
 	pooled_free_list(fs, p);
@@ -800,10 +804,9 @@ int keys_record_version(struct fs *fs, uid_t uid, gid_t gid, const char *rkid, u
 	else if (fs->keys) {
 		/* a cached answer is never older than what tefd now says */
 		pthread_mutex_lock(&fs->keys->lock);
-		for (size_t b = 0; b < CACHE_BUCKETS; b++)
-			for (struct cached *e = fs->keys->cache[b]; e; e = e->next)
-				if (strcmp(e->rkid, rkid) == 0 && e->min_version < version)
-					e->min_version = version;
+		for (struct cached *e = fs->keys->cache[bucket_of(rkid)]; e; e = e->next)
+			if (strcmp(e->rkid, rkid) == 0 && e->min_version < version)
+				e->min_version = version;
 		pthread_mutex_unlock(&fs->keys->lock);
 	}
 	return r;

@@ -91,4 +91,22 @@ umount_atrestfs "$M"
 [ "$(live_regs)" = 46 ] || fail "$(live_regs) live registrations after unmount, 46 files: $(tefctl list)"
 grep -q "op=delete" "$T/tef.db-audit.log" || fail "no de-registration in the audit log"
 ok "unused pooled registrations are de-registered at unmount"
+
+# ---- a full cache (4,096 keys) lets the key cached first go, and only it ----
+mount_atrestfs "$M" "$T/cache" "key_cache=600"
+mkdir "$M/many"
+/usr/bin/python3 -c '
+import os, sys
+for i in range(1, 4101):
+    with open(os.path.join(sys.argv[1], "k%d" % i), "w") as f:
+        f.write("k%d" % i)
+' "$M/many" || fail "cannot create 4,100 files"
+retrievals() { grep -c "op=retrieve" "$T/tef.db-audit.log" || true; }
+n0=$(retrievals)
+[ "$(cat "$M/many/k5")" = k5 ] && [ "$(cat "$M/many/k4100")" = k4100 ] || fail "k5/k4100 read back"
+[ "$(retrievals)" = "$n0" ] || fail "k5 and k4100 were not served from the cache: $(($(retrievals) - n0)) retrievals"
+[ "$(cat "$M/many/k1")" = k1 ] || fail "k1 read back"
+[ "$(retrievals)" = $((n0 + 1)) ] || fail "k1 (evicted) did not ask tefd: $(($(retrievals) - n0)) retrievals"
+ok "with 4,100 keys cached at creation the first 4 were evicted, the 4,096 after them kept"
+umount_atrestfs "$M"
 check_sanitizer_logs
