@@ -478,15 +478,35 @@ int hcse_retrieve(struct hcse_client *c, const char *path, json_t **ret, int *re
 	return 0;
 }
 
+/* The m2m:cin object of a retrieve response's JSON text, or NULL. */
+static json_t *cin_of(const char *text, size_t len, json_t **ret_resp)
+{
+	json_t *resp = json_loadb(text, len, 0, NULL), *cin = NULL, *v;
+	const char *key;
+
+	if (!json_is_object(resp) || json_object_size(resp) != 1) {
+		json_decref(resp);
+		return NULL;
+	}
+	json_object_foreach(resp, key, v)
+		if (strcmp(key, "m2m:cin") == 0)
+			cin = v;
+	if (!json_is_object(cin)) {
+		json_decref(resp);
+		return NULL;
+	}
+	*ret_resp = resp;
+	return cin;
+}
+
 int hcse_retrieve_cin(struct hcse_client *c, const char *path, char **ret_con, size_t *ret_len,
 		      char **ret_cnf, int *ret_rsc)
 {
-	_cleanup_free_ char *raw = NULL, *con = NULL, *cnf = NULL;
+	_cleanup_free_ char *raw = NULL, *rest = NULL, *con = NULL, *cnf = NULL;
 	_cleanup_json_ json_t *resp = NULL;
-	const char *p, *q = NULL, *key;
-	json_error_t jerr;
-	json_t *cin = NULL, *jcon, *jcnf, *v;
-	size_t len = 0, con_len = 0;
+	json_t *cin = NULL, *jcon, *jcnf;
+	const char *p, *q;
+	size_t len = 0, con_len = 0, con_start = 0;
 	int r;
 
 	r = call_text(c, "GET", path, NULL, 0, NULL, &raw, &len, ret_rsc);
@@ -495,38 +515,42 @@ int hcse_retrieve_cin(struct hcse_client *c, const char *path, char **ret_con, s
 	if (!raw)
 		return -EBADMSG;
 	/*
-	 * The con of a sealed object is a megabyte of base64url: it is cut out
-	 * of the text before jansson parses the rest. `"con":"` outside a string
-	 * can only be a member name (quotes inside strings are escaped).
+	 * The con of a sealed object is a megabyte of base64url: jansson would
+	 * copy it character by character, twice. `"con":"` outside a string can
+	 * only be a member name (quotes inside strings are escaped), so the first
+	 * one is cut out of the text (found with memchr, not a byte loop) and
+	 * jansson parses the few hundred bytes left around it. If that was the
+	 * contentInstance's own con (it reads "" now), the body's buffer becomes
+	 * the returned con: no copy, no fresh pages. Anything else (an escape,
+	 * a NUL, a member of that name nested deeper) takes the exact way.
 	 */
-	p = strstr(raw, "\"con\":\"");
-	if (p) {
-		p += 7;
-		q = p;
-		while (*q && *q != '"' && *q != '\\')
-			q++;
-		if (*q == '"') {
-			con_len = (size_t)(q - p);
-			con = strndup(p, con_len);
-			if (!con)
-				return -ENOMEM;
-			memmove((char *)p, q, strlen(q) + 1); /* leaves "con":"" */
-			len -= con_len;
+	p = memmem(raw, len, "\"con\":\"", 7);
+	q = p ? memchr(p + 7, '"', len - (size_t)(p + 7 - raw)) : NULL;
+	if (q && !memchr(p + 7, '\\', (size_t)(q - p - 7)) &&
+	    strnlen(p + 7, (size_t)(q - p - 7)) == (size_t)(q - p - 7)) {
+		con_start = (size_t)(p + 7 - raw);
+		con_len = (size_t)(q - p - 7);
+		rest = malloc(len - con_len + 1);
+		if (!rest)
+			return -ENOMEM;
+		memcpy(rest, raw, con_start);
+		memcpy(rest + con_start, q, len - (size_t)(q - raw) + 1); /* "con":"" */
+		cin = cin_of(rest, len - con_len, &resp);
+		jcon = cin ? json_object_get(cin, "con") : NULL;
+		if (!json_is_string(jcon) || json_string_length(jcon) != 0) {
+			cin = NULL;
+			resp = (json_decref(resp), NULL);
 		}
 	}
-	resp = json_loadb(raw, len, 0, &jerr);
-	if (!json_is_object(resp) || json_object_size(resp) != 1)
-		return -EBADMSG;
-	json_object_foreach(resp, key, v)
-		if (strcmp(key, "m2m:cin") == 0)
-			cin = v;
-	if (!json_is_object(cin))
-		return -EBADMSG;
-	jcon = json_object_get(cin, "con");
-	if (!json_is_string(jcon))
-		return -EBADMSG;
-	if (!con) {
-		/* escaped or unusual text: the slow, exact way */
+	if (cin) {
+		memmove(raw, raw + con_start, con_len);
+		raw[con_len] = '\0';
+		con = TAKE_PTR(raw);
+	} else {
+		cin = cin_of(raw, len, &resp);
+		jcon = cin ? json_object_get(cin, "con") : NULL;
+		if (!json_is_string(jcon))
+			return -EBADMSG;
 		con_len = json_string_length(jcon);
 		con = strndup(json_string_value(jcon), con_len);
 		if (!con)

@@ -179,11 +179,18 @@ static bool body_reserve(struct http_client_response *r, size_t extra)
 		return false;
 	}
 	if (!r->secret) {
-		d = realloc(r->data, r->len + extra + 1);
+		/* doubling: a megabyte body arrives in 16 KiB pieces, and growing
+		 * by each piece moved and faulted it in again and again */
+		cap = r->cap ? r->cap : 4096;
+		while (cap < r->len + extra + 1)
+			cap *= 2;
+		if (cap > r->max)
+			cap = r->len + extra + 1; /* <= max, checked above */
+		d = realloc(r->data, cap);
 		if (!d)
 			return false;
 		r->data = d;
-		r->cap = r->len + extra + 1;
+		r->cap = cap;
 		return true;
 	}
 	/* most answers fit this thread's scratch page: no page mapped per call */
