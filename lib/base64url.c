@@ -79,6 +79,73 @@ __attribute__((target("avx2"))) static size_t encode_avx2(char **d, const uint8_
 	*d = out;
 	return done;
 }
+
+/*
+ * 32 characters in, 24 bytes out per step, after the same paper: each
+ * character is classified by its high and low nibbles (two 16-entry
+ * tables whose entries share a bit exactly when the pair is outside the
+ * alphabet), its value is the character plus an offset chosen by the high
+ * nibble ('_', whose nibble it shares with 'P'..'Z', is picked out by
+ * comparison), and two multiply-adds pack four 6-bit values into three
+ * bytes. The store is 32 bytes wide, 24 of them output: the step runs only
+ * while 44 characters are left, so the 8 extra bytes fall on output that
+ * the steps after it (this loop's or the scalar one's) overwrite. In place
+ * it is safe as the scalar loop is: step k loads characters [32k, 32k+32)
+ * before it stores bytes [24k, 24k+32), which end where step k+1's input
+ * begins, at the latest.
+ * Returns the characters consumed; *d moves by 3/4 of that, *bad collects
+ * the classification (non-zero: a character outside the alphabet).
+ */
+__attribute__((target("avx2"))) static size_t decode_avx2(uint8_t **d, const uint8_t *s,
+							   size_t len, unsigned *bad)
+{
+	/* lut_lo[l] has the bit of each high-nibble class for which low
+	 * nibble l is outside the alphabet; lut_hi[h] is h's class:
+	 * 0x01 never valid (h 0, 1, 8-15), 0x02 '-' only (h 2), 0x04 '0'-'9'
+	 * (h 3), 0x08 all but l 0 ('A'-'O', 'a'-'o'), 0x10 l 0-A and F
+	 * ('P'-'Z', '_'), 0x20 l 0-A ('p'-'z') */
+	const __m256i lut_lo = _mm256_setr_epi8(
+		0x0b, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x07, 0x37, 0x37, 0x35,
+		0x37, 0x27, 0x0b, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x07, 0x37,
+		0x37, 0x35, 0x37, 0x27);
+	const __m256i lut_hi = _mm256_setr_epi8(0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x08, 0x20,
+						0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+						0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x08, 0x20,
+						0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01);
+	/* '-' -> 62, '0' -> 52, 'A' -> 0, 'a' -> 26, by high nibble */
+	const __m256i lut_roll = _mm256_setr_epi8(0, 0, 62 - '-', 52 - '0', -'A', -'A', 26 - 'a',
+						  26 - 'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+						  62 - '-', 52 - '0', -'A', -'A', 26 - 'a', 26 - 'a',
+						  0, 0, 0, 0, 0, 0, 0, 0);
+	const __m256i nibble = _mm256_set1_epi8(0x0f);
+	const __m256i pack = _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1,
+					      2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+	__m256i badv = _mm256_setzero_si256();
+	uint8_t *out = *d;
+	size_t done = 0;
+
+	for (; len - done >= 44; done += 32, out += 24) {
+		__m256i in = _mm256_loadu_si256((const __m256i *)(const void *)(s + done));
+		__m256i hi = _mm256_and_si256(_mm256_srli_epi32(in, 4), nibble);
+		__m256i lo = _mm256_and_si256(in, nibble);
+
+		badv = _mm256_or_si256(badv, _mm256_and_si256(_mm256_shuffle_epi8(lut_lo, lo),
+							      _mm256_shuffle_epi8(lut_hi, hi)));
+		__m256i roll = _mm256_blendv_epi8(_mm256_shuffle_epi8(lut_roll, hi),
+						  _mm256_set1_epi8(63 - '_'),
+						  _mm256_cmpeq_epi8(in, _mm256_set1_epi8('_')));
+		__m256i v = _mm256_add_epi8(in, roll);
+		/* a,b,c,d -> a<<6|b, c<<6|d -> (a<<6|b)<<12 | c<<6|d, then big-endian bytes */
+		v = _mm256_maddubs_epi16(v, _mm256_set1_epi32(0x01400140));
+		v = _mm256_madd_epi16(v, _mm256_set1_epi32(0x00011000));
+		v = _mm256_shuffle_epi8(v, pack);
+		v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7));
+		_mm256_storeu_si256((__m256i *)(void *)out, v);
+	}
+	*bad |= _mm256_testz_si256(badv, badv) ? 0 : 0x80;
+	*d = out;
+	return done;
+}
 #endif
 
 static void tables_init(void)
@@ -199,6 +266,15 @@ int64_t base64url_decode(void *dst, const char *src, size_t len)
 	 * carry a whole byte. */
 	if (len % 4 == 1 || len > (size_t)(INT64_MAX / 4) * 3)
 		return -EPROTO;
+
+#ifdef HAVE_AVX2_ENCODER
+	if (use_avx2 && len >= 44) {
+		size_t n = decode_avx2(&d, s, len, &bad);
+
+		s += n;
+		len -= n;
+	}
+#endif
 
 	/* Invalid characters are 0xff: OR them all and test once at the end,
 	 * instead of a branch per character. 8 characters in, one 64-bit store

@@ -140,6 +140,78 @@ static void test_encode_large(void **state)
 	free(region);
 }
 
+/* Long inputs, where the 32-character vector steps decode nearly all:
+ * equal to the bytes encoded, separately and in place. */
+static void test_decode_large(void **state)
+{
+	static const size_t lens[] = {33, 34, 35, 36, 4096, 100003, 1 << 20, (1 << 20) + 1,
+				      (1 << 20) + 2};
+	size_t max = (1 << 20) + 2, e_max = base64url_encoded_len(max);
+	uint8_t *src = malloc(max), *back = malloc(max);
+	char *enc = malloc(e_max + 1), *region = malloc(e_max);
+
+	(void)state;
+	assert_non_null(src);
+	assert_non_null(back);
+	assert_non_null(enc);
+	assert_non_null(region);
+	srand(4);
+	for (size_t i = 0; i < max; i++)
+		src[i] = (uint8_t)rand();
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		size_t len = lens[k], e = base64url_encoded_len(len);
+
+		ref_encode(enc, src, len);
+		memset(back, 0, len);
+		assert_int_equal(base64url_decode(back, enc, e), (int64_t)len);
+		assert_memory_equal(back, src, len);
+		memcpy(region, enc, e);
+		assert_int_equal(base64url_decode(region, region, e), (int64_t)len);
+		assert_memory_equal(region, src, len);
+	}
+	free(src);
+	free(back);
+	free(enc);
+	free(region);
+}
+
+/* Every byte value at every position of a 200-character input: decoded
+ * exactly when it is in the alphabet, refused otherwise (the vector
+ * classifier must agree with the table, character by character). */
+static void test_decode_every_byte_everywhere(void **state)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	char s[200];
+	uint8_t out[160];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(s); i++)
+		s[i] = a[(i * 7) % 64];
+	for (size_t pos = 0; pos < sizeof(s); pos++) {
+		char keep = s[pos];
+
+		for (int c = 0; c < 256; c++) {
+			const char *in_alpha = c ? memchr(a, c, 64) : NULL;
+			int64_t r;
+
+			s[pos] = (char)c;
+			r = base64url_decode(out, s, sizeof(s));
+			if (!in_alpha) {
+				assert_int_equal(r, -EPROTO);
+				continue;
+			}
+			assert_int_equal(r, 150);
+			/* the 6 bits of that character are where they belong */
+			size_t bit = pos * 6, v = (size_t)(in_alpha - a);
+			unsigned got = 0;
+			for (size_t b = 0; b < 6; b++)
+				got = got << 1 | ((out[(bit + b) / 8] >> (7 - (bit + b) % 8)) & 1);
+			assert_int_equal(got, v);
+		}
+		s[pos] = keep;
+	}
+}
+
 static void test_decode_in_place(void **state)
 {
 	char s[] = "Zm9vYmFy";
@@ -179,6 +251,8 @@ int main(void)
 	    cmocka_unit_test(test_rfc4648_vectors),	     cmocka_unit_test(test_url_alphabet),
 	    cmocka_unit_test(test_random_against_reference), cmocka_unit_test(test_encode_in_place),
 	    cmocka_unit_test(test_encode_large),
+	    cmocka_unit_test(test_decode_large),
+	    cmocka_unit_test(test_decode_every_byte_everywhere),
 	    cmocka_unit_test(test_decode_in_place),	     cmocka_unit_test(test_decode_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
