@@ -1168,8 +1168,8 @@ static void seg_unlink_locked(struct cache *c, uint64_t ino, uint64_t idx, uint6
 	}
 }
 
-int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
-		    size_t len)
+static int seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
+		     size_t len, bool pending)
 {
 	char dir[PATH_MAX], path[PATH_MAX], tmp[PATH_MAX + 32];
 	_cleanup_close_ int fd = -1;
@@ -1205,8 +1205,11 @@ int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, c
 	/* the disk starts on it now, while the next segment is sealed, so the
 	 * commit's fdatasync (cache_segs_sync) has little left to wait for.
 	 * WRITE only: a wait here would take a failed writeback's error, which
-	 * that fdatasync must report (fs_writeback_fail) */
-	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	 * that fdatasync must report (fs_writeback_fail). A copy fetched from
+	 * the HCSE is clean: nothing waits for it, the kernel writes it back
+	 * when it likes, and the reader it was fetched for gets the CPU. */
+	if (pending)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	/* rename makes a half-written segment impossible after a crash */
 	if (rename(tmp, path) < 0) {
 		int e = -errno;
@@ -1214,6 +1217,18 @@ int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, c
 		return e;
 	}
 	return 0;
+}
+
+int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
+		    size_t len)
+{
+	return seg_write(c, ino, idx, gen, data, len, true);
+}
+
+int cache_seg_keep(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
+		   size_t len)
+{
+	return seg_write(c, ino, idx, gen, data, len, false);
 }
 
 int cache_seg_read(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, char **ret,

@@ -76,6 +76,10 @@ int cache_manifest_get(struct cache *c, uint64_t ino, uint64_t *ret_version,
  * file), read whole, remove. */
 int cache_seg_write(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
 		    size_t len);
+/* The same for a verified copy fetched from the HCSE (clean: its writeback
+ * is left to the kernel). */
+int cache_seg_keep(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, const char *data,
+		   size_t len);
 int cache_seg_read(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen, char **ret,
 		   size_t *ret_len);
 bool cache_seg_exists(struct cache *c, uint64_t ino, uint64_t idx, uint64_t gen);

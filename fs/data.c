@@ -424,7 +424,7 @@ static int load_sealed(struct fs *fs, struct node *n, const struct seal_key *key
 	}
 	if (fetched) {
 		/* verified: worth keeping (clean, evictable) */
-		if (cache_seg_write(fs->cache, n->ino, idx, gen, compact, len) == 0) {
+		if (cache_seg_keep(fs->cache, n->ino, idx, gen, compact, len) == 0) {
 			cache_seg_cached(fs->cache, n->ino, idx, gen, len);
 			uploader_kick(fs->up); /* its pass keeps the cache bounded */
 		}

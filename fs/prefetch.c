@@ -79,7 +79,7 @@ static void *prefetch_main(void *arg)
 		if (asprintf(&path, "%s/" ATREST_NODE_RN_FMT "/" ATREST_SEGMENT_RN_FMT, p->fs->ae_path,
 			     job.ino, job.idx, job.gen) >= 0 &&
 		    hcse_retrieve_cin(p->fs->hcse, path, &con, &len, NULL, NULL) == 0 &&
-		    cache_seg_write(p->fs->cache, job.ino, job.idx, job.gen, con, len) == 0)
+		    cache_seg_keep(p->fs->cache, job.ino, job.idx, job.gen, con, len) == 0)
 			cache_seg_cached(p->fs->cache, job.ino, job.idx, job.gen, len);
 		else
 			path = (free(path), NULL);
