@@ -206,11 +206,17 @@ static int conn_open(const char *path, bool writer, struct conn **ret)
 	 * only after the WAL is fsynced, so an acknowledged create is durable
 	 * (issue 4, Storage; store_write() shares one commit among a group).
 	 * The writer never checkpoints itself (wal_autocheckpoint=0): a
-	 * thread does it beside the requests (store_open). */
+	 * thread does it beside the requests (store_open). Readers map the
+	 * file (up to 4 GiB of it): a megabyte contentInstance is read from
+	 * mapped pages instead of some 350 pread()s of its overflow chain,
+	 * which made retrievals of sealed segments a third slower. The cost,
+	 * as SQLite documents: an I/O error on the disk under the map stops
+	 * hcsed (SIGBUS) instead of failing one request; nothing acknowledged
+	 * is lost with it (synchronous=FULL). */
 	rc = sqlite3_exec(c->db,
 			  writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 				   "PRAGMA wal_autocheckpoint=0;"
-				 : "PRAGMA query_only=1;",
+				 : "PRAGMA query_only=1; PRAGMA mmap_size=4294967296;",
 			  NULL, NULL, NULL);
 	if (rc == SQLITE_OK && writer)
 		rc = sqlite3_exec(c->db, schema, NULL, NULL, NULL);
