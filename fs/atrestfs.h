@@ -175,6 +175,7 @@ struct fs {
 	bool lease_lost;
 	uint64_t next_ino;
 	_Atomic uint64_t last_io_ns; /* CLOCK_MONOTONIC of the last read or write */
+	_Atomic bool readahead_set; /* readahead.c: done at the first lookup */
 	/* namespace hash tables */
 	struct node **by_ino;
 	struct node **by_name;
@@ -376,6 +377,13 @@ void uploader_kick(struct uploader *u);
 bool uploader_is_offline(struct uploader *u);
 /* Stops the thread after one last pass of at most `grace_ms`. */
 struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms);
+
+/* ---- readahead.c ---- */
+/* The mount's read-ahead raised to one segment, once, after the kernel's
+ * INIT reply set it (root only; else left as it is). */
+void readahead_raise(struct fs *fs);
+/* The "MAJOR:MINOR" (bdi name) of the latest atrestfs mount on mountpoint in a mountinfo file. */
+int readahead_bdi_of(const char *mountinfo, const char *mountpoint, char *ret, size_t size);
 
 /* ---- prefetch.c: parallel read-ahead of sealed segments into the cache ---- */
 int prefetch_start(struct fs *fs, struct prefetch **ret);

@@ -66,6 +66,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	struct node *p, *n;
 
+	readahead_raise(fs);
 	pthread_mutex_lock(&fs->lock);
 	p = ns_get(fs, parent);
 	if (!p || !S_ISDIR(p->mode)) {

@@ -119,4 +119,15 @@ mount_atrestfs "$M" "$T/cache-fresh"
 [ "$(as_user $A $A cat "$M/term")" = term ] || fail "the file written before SIGTERM never reached hcsed"
 umount_atrestfs "$M"
 ok "SIGTERM unmounts cleanly (exit 0); what was written survives and uploads"
+
+# ---- the read-ahead is one segment (sysfs: as root only) ----
+for seg in 1M 256k; do
+	mount_atrestfs "$M" "$T/cache-ra$seg" "segment_size=$seg"
+	[ -e "$M/none" ] || true # a lookup: the first one sets it (after the kernel's INIT)
+	ra=$(cat "/sys/class/bdi/$(mountpoint -d "$M")/read_ahead_kb")
+	want=$([ $seg = 1M ] && echo 1024 || echo 256)
+	[ "$ra" = "$want" ] || fail "segment_size=$seg: read-ahead $ra KiB, not $want"
+	umount_atrestfs "$M"
+done
+ok "the mount's read-ahead is one segment (1024 KiB, 256 KiB)"
 check_sanitizer_logs "$T"/*.log
