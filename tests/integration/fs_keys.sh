@@ -35,10 +35,10 @@ ok "unlink de-registers the key"
 # 2. unlink while open: the key stays until the last close
 # hold FILE: uid A keeps FILE open on fd 3 in the background; sets holder
 hold() {
-	local i
-	as_user $A $A sh -c "exec 3<'$1'; exec sleep 61" >/dev/null 2>&1 &
+	local i secs="61.$$$RANDOM" # a duration of its own: another test's sleep is not the holder
+	as_user $A $A sh -c "exec 3<'$1'; exec sleep $secs" >/dev/null 2>&1 &
 	for ((i = 0; i < 100; i++)); do
-		holder=$(pgrep -u $A -x -f 'sleep 61' || true)
+		holder=$(pgrep -u $A -x -f "sleep $secs" || true)
 		[ -n "$holder" ] && [ -e "/proc/$holder/fd/3" ] && break
 		sleep 0.1
 	done
