@@ -388,17 +388,25 @@ static int batch_close_locked(struct cache *c)
 	return r;
 }
 
-/* A batch could not be made durable (lock held): after a failed fsync the
- * kernel may have dropped the pages, so nothing later can be called durable
- * (fsyncgate). */
-static void batch_failed_locked(struct cache *c, uint64_t id, int r)
+/* Something a commit relies on could not be synced (lock held): after a
+ * failed fsync the kernel may have dropped the pages and told only this
+ * caller, so a later sync could succeed over lost bytes (fsyncgate).
+ * Nothing is called durable again until a restart; logged once. */
+static void sync_failed_locked(struct cache *c, int r, const char *what)
 {
 	if (!c->sync_error) {
 		c->sync_error = -EIO;
-		log_error_errno(r, "cache index: cannot make batch %" PRIu64 " durable; every"
-				" later commit fails until atrestfs restarts", id);
+		log_error_errno(r, "%s; every later commit fails until atrestfs restarts", what);
 	}
 	pthread_cond_broadcast(&c->durable_cond);
+}
+
+static void batch_failed_locked(struct cache *c, uint64_t id, int r)
+{
+	char what[80];
+
+	snprintf(what, sizeof(what), "cache index: cannot make batch %" PRIu64 " durable", id);
+	sync_failed_locked(c, r, what);
 }
 
 /*
@@ -1548,19 +1556,14 @@ static int sync_path(const char *path, bool data_only)
 	return 0;
 }
 
-/* A segment file or directory could not be synced: as for the index
- * (batch_failed_locked), the kernel may have dropped those pages and told
- * only this caller, so a later sync of a file opened afresh could succeed
- * over lost bytes. Nothing is called durable again until a restart. */
+/* A segment file or directory could not be synced: as for the index. */
 static int segs_sync_failed(struct cache *c, const char *path, int r)
 {
+	char what[PATH_MAX + 32];
+
+	snprintf(what, sizeof(what), "cache: cannot sync '%s'", path);
 	pthread_mutex_lock(&c->lock);
-	if (!c->sync_error) {
-		c->sync_error = -EIO;
-		log_error_errno(r, "cache: cannot sync '%s'; every later commit fails until "
-				"atrestfs restarts", path);
-	}
-	pthread_cond_broadcast(&c->durable_cond);
+	sync_failed_locked(c, r, what);
 	pthread_mutex_unlock(&c->lock);
 	return -EIO;
 }

@@ -502,6 +502,12 @@ static int reg_req_init(struct fs *fs, uid_t uid, gid_t gid, int suid, struct re
 	return 0;
 }
 
+/* The tefd suid a file's protection registers its key under. */
+static int suid_of(const struct node *n)
+{
+	return n->protection == SEAL_INTEGRITY ? TEF_SUID_INTEGRITY : TEF_SUID_ENCRYPTION;
+}
+
 static void reg_req_done(struct reg_req *rr)
 {
 	free(rr->label);
@@ -659,8 +665,7 @@ int keys_register(struct fs *fs, const struct caller *c, struct node *n, struct 
 	struct seal_key *key = NULL;
 	int r;
 
-	r = reg_req_init(fs, c->uid, n->gid,
-			 n->protection == SEAL_INTEGRITY ? TEF_SUID_INTEGRITY : TEF_SUID_ENCRYPTION, &rr);
+	r = reg_req_init(fs, c->uid, n->gid, suid_of(n), &rr);
 	if (r < 0)
 		return r;
 	/* DESIGN.md 1 step 1: tefd generates the key; we hold it only in secure memory */
@@ -834,7 +839,8 @@ int keys_deregister(struct fs *fs, uid_t uid, gid_t gid, const char *rkid)
 
 int keys_register_rotation(struct fs *fs, struct node *n, struct tef_registration **ret)
 {
-	_cleanup_free_ char *rkid = NULL, *label = NULL;
+	_cleanup_(reg_req_done) struct reg_req rr = { .label = NULL };
+	_cleanup_free_ char *rkid = NULL;
 	struct tef_registration *reg = NULL, *cur = NULL;
 	const char *list[TEF_MAX_TARGETS];
 	struct tef_identity id;
@@ -848,31 +854,27 @@ int keys_register_rotation(struct fs *fs, struct node *n, struct tef_registratio
 	rkid = n->rkid ? strdup(n->rkid) : NULL;
 	expires = n->expires;
 	pthread_mutex_unlock(&fs->lock);
-	if (!rkid || asprintf(&label, "atrestfs:%s", fs->opt.ae) < 0)
+	if (!rkid)
 		return -ENOMEM;
-	/* the targets the old key has now, as tefd holds them: share= plus the
-	 * owner's edits, and tefctl grants; a cache rebuilt from the HCSE does
-	 * not know them (the owner may always retrieve; the key is wiped unused) */
+	/* label, suid and expiry as at creation (reg_req_init) ... */
+	r = reg_req_init(fs, id.uid, id.gid, suid_of(n), &rr);
+	if (r < 0)
+		return r;
+	/* ... but the targets the old key has now, as tefd holds them: share=
+	 * plus the owner's edits, and tefctl grants; a cache rebuilt from the
+	 * HCSE does not know them (the owner may always retrieve; the key is
+	 * wiped unused) */
 	r = tef_retrieve(fs->tef, &id, rkid, &cur, NULL);
 	if (r < 0)
 		return open_errno(fs, r, "key retrieval for a rotation", n);
 	for (size_t i = 0; i < cur->n_targets && k < ELEMENTSOF(list); i++)
 		list[k++] = cur->targets[i];
-	const char *labels[] = { label };
-	struct tef_registration_req req = {
-		.suid = n->protection == SEAL_INTEGRITY ? TEF_SUID_INTEGRITY : TEF_SUID_ENCRYPTION,
-		.labels = labels,
-		.n_labels = 1,
-		.targets = list,
-		.n_targets = k,
-		/* the expiry policy: the owner's choice, else the mount's key_ttl or
-		 * tefd's default, renewed in the background (uploader.c) */
-		.expiration = expires                ? expires
-			      : fs->opt.key_ttl ? (int64_t)time(NULL) + (int64_t)fs->opt.key_ttl
-						: 0,
-	};
-
-	r = tef_register(fs->tef, &id, &req, &reg, NULL);
+	rr.req.targets = list;
+	rr.req.n_targets = k;
+	/* and the owner's own expiry, if set (renewed otherwise: uploader.c) */
+	if (expires)
+		rr.req.expiration = expires;
+	r = tef_register(fs->tef, &id, &rr.req, &reg, NULL);
 	tef_registration_free(cur);
 	if (r < 0)
 		return open_errno(fs, r, "key registration for a rotation", n);
