@@ -316,6 +316,84 @@ static void test_list_sweep_quota(void **state)
 	sodium_free(rec.key);
 }
 
+/* Registers a 32-byte key for owner under a quota of max; returns keystore_insert's result. */
+static int put_quota(struct fixture *f, const char *owner, int64_t expires, unsigned max,
+		     struct key_record *rec)
+{
+	int r;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->owner = (char *)owner;
+	rec->suid = 34;
+	rec->expires = expires;
+	rec->key = sodium_malloc(32);
+	assert_non_null(rec->key);
+	memset(rec->key, 7, 32);
+	rec->key_len = 32;
+	r = keystore_insert(f->ks, rec, max);
+	sodium_free(rec->key);
+	rec->key = NULL;
+	return r;
+}
+
+/* The quota reads counts kept by triggers: every way a row comes, goes or
+ * changes owner moves them, expired rows are counted out exactly, and a
+ * reopened store counts again. */
+static void test_quota_counts(void **state)
+{
+	struct fixture *f = *state;
+	struct key_record a, b, c, x, *got = NULL;
+	int64_t now = time(NULL);
+
+	assert_int_equal(put_quota(f, "uid:7", now - 1, 0, &a), 0); /* expired, not swept */
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &b), 0);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &c), 0);
+	/* three rows, two live: a third live one fits, a fourth does not */
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &x), 0);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &x), -EDQUOT);
+	assert_int_equal(put_quota(f, "uid:8", now + 100, 3, &x), 0); /* per owner */
+
+	/* a de-registration frees a place */
+	assert_int_equal(keystore_delete(f->ks, b.id_hex), 0);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &b), 0);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &x), -EDQUOT);
+	/* so does the sweep, and the swept row no longer counts at all */
+	assert_int_equal(keystore_sweep(f->ks, now, NULL, NULL), 1);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 4, &x), 0);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 4, &x), -EDQUOT);
+
+	/* an owner transfer moves the count: uid:8 holds 1 and takes c */
+	char *owner8 = "uid:8";
+	struct key_update u = {.owner = owner8, .max_per_owner = 2};
+	assert_int_equal(keystore_update(f->ks, c.id_hex, &u, &got), 0);
+	got = key_record_free(got);
+	assert_int_equal(put_quota(f, "uid:8", now + 100, 2, &x), -EDQUOT);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 4, &x), 0);
+
+	/* a refused batch leaves the counts as they were (rolled back) */
+	struct key_record batch[3];
+	for (int i = 0; i < 3; i++) {
+		batch[i] = (struct key_record){.owner = "uid:9", .suid = 34, .expires = now + 100};
+		batch[i].key = sodium_malloc(32);
+		assert_non_null(batch[i].key);
+		memset(batch[i].key, i, 32);
+		batch[i].key_len = 32;
+	}
+	assert_int_equal(keystore_insert_batch(f->ks, batch, 3, 2), -EDQUOT);
+	assert_int_equal(put_quota(f, "uid:9", now + 100, 2, &x), 0);
+	assert_int_equal(keystore_insert_batch(f->ks, batch, 1, 2), 0);
+	assert_int_equal(put_quota(f, "uid:9", now + 100, 2, &x), -EDQUOT);
+	for (int i = 0; i < 3; i++)
+		sodium_free(batch[i].key);
+
+	/* counted again from the rows when the store is opened */
+	keystore_close(f->ks);
+	assert_int_equal(keystore_open(f->db, f->master, &f->ks), 0);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 4, &x), -EDQUOT);
+	assert_int_equal(put_quota(f, "uid:7", now + 100, 5, &x), 0);
+	assert_int_equal(put_quota(f, "uid:8", now + 100, 2, &x), -EDQUOT);
+}
+
 static void test_symlink_db(void **state)
 {
 	struct fixture *f = *state;
@@ -336,6 +414,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_row_swap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_update_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_list_sweep_quota, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_quota_counts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_symlink_db, setup, teardown),
 	};
 
