@@ -170,7 +170,7 @@ static int query_arg(const char *key, const char *value, void *userdata)
 	struct query_ctx *q = userdata;
 	struct hcse_request *req = q->req;
 	struct hcse_filter *fc = &req->fc;
-	long v;
+	long v = 0;
 	int r = 0;
 
 	if (!value)

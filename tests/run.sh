@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite: installs what is missing (Debian 12, as root), builds,
-# runs `meson test`, then the same suite under ASan+UBSan in a second build.
-# Usage: tests/run.sh [--quick]   (--quick: skip the sanitizer pass)
+# runs `meson test`, then the same suite under ASan+UBSan in a second build,
+# and compiles a release build (-O3) where new warnings would be fatal.
+# Usage: tests/run.sh [--quick]   (--quick: skip the sanitizer pass and the release compile)
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -86,6 +87,24 @@ if [ $quick = 0 ]; then
 		-Db_sanitize=address,undefined -Db_lundef=false -Dbench=false ||
 		rc=1
 	count_results "$src/build-asan"
+fi
+
+if [ $quick = 0 ]; then
+	# packagers build -Dbuildtype=release: -O3 warns where -O2 does not
+	# (maybe-uninitialized, format-truncation), and -Werror makes that fatal
+	if [ -f "$src/build-release/build.ninja" ] ||
+		meson setup "$src/build-release" -Dbuildtype=release >/dev/null; then
+		if meson compile -C "$src/build-release" >"$src/build-release/compile.log" 2>&1; then
+			summary+=("release: compiled without warnings")
+		else
+			grep -E 'error|warning' "$src/build-release/compile.log" >&2
+			summary+=("release: FAILED to compile (build-release/compile.log)")
+			rc=1
+		fi
+	else
+		summary+=("release: FAILED to configure")
+		rc=1
+	fi
 fi
 
 echo
