@@ -4,7 +4,8 @@
 # --max-body, broken and slow HTTP clients, 1,000 parallel connections,
 # concurrent writers then a crash (SIGKILL) losing nothing acknowledged,
 # HTTP notifications, TLS client certificates bound to X-M2M-Origin,
-# la/ol order under simultaneous creates, the bound on listed children.
+# la/ol order under simultaneous creates, the bound on listed children,
+# the WAL cut back to 64 MiB once the big contents are checkpointed.
 # Everything on 127.0.0.1; each part bounded in time.
 import json
 import os
@@ -72,6 +73,42 @@ def big_content(d):
         del con, body, b, j
     st, h, b = request(d.port, "DELETE", "/cse-in/app/c/la", hdr("Capp"))
     must(h["x-m2m-rsc"] == "2002", "60 MiB contentInstance deleted")
+
+
+def wal_bounded(d):
+    """A WAL grown past journal_size_limit goes back to 64 MiB once checkpointed."""
+    import sqlite3
+    wal = os.path.join(d.workdir, "hcse.db-wal")
+    limit = 64 * 1024 * 1024
+    # a reader's snapshot keeps the WAL from starting over while it grows
+    reader = sqlite3.connect(os.path.join(d.workdir, "hcse.db"))
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    con = "w" * (30 * 1024 * 1024)
+    for i in range(3):
+        st, h, b = request(d.port, "POST", "/cse-in/app/c?rcn=0", hdr("Capp", 4),
+                           ('{"m2m:cin": {"rn": "wal%d", "con": "%s"}}' % (i, con)).encode(), timeout=120)
+        assert h["x-m2m-rsc"] == "2001", b
+    del con
+    must(os.path.getsize(wal) > limit, "90 MiB of contents under a reader grew the WAL past 64 MiB (%d bytes)"
+         % os.path.getsize(wal))
+    reader.rollback()
+    reader.close()
+    # the WAL starts over at a write once the checkpointer copied all of it
+    # (a second at most), and that commit cuts it back
+    deadline = time.time() + 30
+    i = 0
+    while os.path.getsize(wal) > limit and time.time() < deadline:
+        i += 1
+        st, h, b = request(d.port, "POST", "/cse-in/app/c", hdr("Capp", 4),
+                           ('{"m2m:cin": {"rn": "w%d", "con": "x"}}' % i).encode())
+        assert h["x-m2m-rsc"] == "2001", b
+        time.sleep(0.2)
+    must(os.path.getsize(wal) <= limit, "the WAL is back to at most 64 MiB after %d small writes (%d bytes)"
+         % (i, os.path.getsize(wal)))
+    for i in range(3):
+        st, h, b = request(d.port, "DELETE", "/cse-in/app/c/wal%d" % i, hdr("Capp"))
+        assert h["x-m2m-rsc"] == "2002", b
 
 
 def max_body(workdir):
@@ -618,7 +655,7 @@ def main():
         failed = False
         try:
             setup_ae_cnt(d.port)
-            for name, fn in (("big", big_content), ("broken", broken_clients),
+            for name, fn in (("big", big_content), ("wal", wal_bounded), ("broken", broken_clients),
                              ("parallel", parallel), ("notify", notifications), ("order", same_instant),
                              ("bounds", children_bound)):
                 if not parts or name in parts:
