@@ -29,6 +29,8 @@ enum share_mode {
 	SHARE_ALL,
 };
 
+#define UPLOADS_MAX 16
+
 struct fs_options {
 	char *hcse_url;
 	char *mountpoint;
@@ -44,6 +46,7 @@ struct fs_options {
 	uint64_t ae_lease;   /* seconds of the lease on the AE (lease.c), 0: none */
 	char *hcse_cert, *hcse_key, *hcse_ca;
 	unsigned hcse_timeout_ms;
+	unsigned uploads; /* files uploaded at once (1..UPLOADS_MAX) */
 	bool allow_other;
 	bool foreground;
 	bool debug;

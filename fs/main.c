@@ -30,6 +30,7 @@ struct raw_options {
 	char *tef, *cache, *ae, *segment_size, *protect, *share, *key_ttl, *key_cache, *cache_size;
 	char *ae_lease;
 	char *hcse_cert, *hcse_key, *hcse_ca, *hcse_timeout;
+	char *uploads;
 	char *url;
 	int n_nonopt;
 	bool help, version;
@@ -57,6 +58,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("hcse_key=%s", hcse_key),
 	OPT("hcse_ca=%s", hcse_ca),
 	OPT("hcse_timeout=%s", hcse_timeout),
+	OPT("uploads=%s", uploads),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -135,7 +137,7 @@ static void raw_options_free(struct raw_options *o)
 	char **strs[] = { &o->tef,	   &o->cache,	   &o->segment_size, &o->protect,
 			  &o->share,	   &o->key_ttl,	   &o->cache_size,   &o->hcse_cert,
 			  &o->hcse_key,    &o->hcse_ca,	   &o->hcse_timeout, &o->url,
-			  &o->bad,	   &o->key_cache,  &o->ae_lease };
+			  &o->bad,	   &o->key_cache,  &o->ae_lease,     &o->uploads };
 
 	for (size_t i = 0; i < ELEMENTSOF(strs); i++) {
 		free(*strs[i]);
@@ -151,7 +153,8 @@ static void usage(FILE *f)
 		"                [,share=owner|group|all] [,key_ttl=SECONDS] [,key_cache=SECONDS]\n"
 		"                [,cache_size=SIZE] [,ae_lease=SECONDS]\n"
 		"                [,hcse_cert=FILE,hcse_key=FILE] [,hcse_ca=FILE]\n"
-		"                [,hcse_timeout=SECONDS] [,allow_other] [,default_permissions]\n"
+		"                [,hcse_timeout=SECONDS] [,uploads=N] [,allow_other]\n"
+		"                [,default_permissions]\n"
 		"                [-f] [-d]\n"
 		"\n"
 		"Seals the files written under MOUNTPOINT into oneM2M ESData, registers their keys\n"
@@ -164,8 +167,8 @@ static int bad_value(const char *name, const char *value)
 	return -EINVAL;
 }
 
-/* Decimal seconds within [min, max]: -EINVAL for anything else. */
-static int parse_seconds(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+/* A decimal number (seconds, a count) within [min, max]: -EINVAL for anything else. */
+static int parse_decimal(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	char *end;
 	unsigned long long t;
@@ -281,15 +284,15 @@ static int check_options(struct raw_options *raw, struct fs_options *o)
 		else
 			return bad_value("share", raw->share);
 	}
-	if (raw->key_ttl && parse_seconds(raw->key_ttl, 1, UINT64_MAX, &o->key_ttl) < 0)
+	if (raw->key_ttl && parse_decimal(raw->key_ttl, 1, UINT64_MAX, &o->key_ttl) < 0)
 		return bad_value("key_ttl", raw->key_ttl);
 	/* DESIGN.md 8: a released key serves the same caller's opens this long */
 	o->key_cache = KEY_CACHE_DEFAULT;
-	if (raw->key_cache && parse_seconds(raw->key_cache, 0, 3600, &o->key_cache) < 0)
+	if (raw->key_cache && parse_decimal(raw->key_cache, 0, 3600, &o->key_cache) < 0)
 		return bad_value("key_cache", raw->key_cache);
 	/* lease.c: a mount that vanished frees its AE for another this long after */
 	o->ae_lease = 120;
-	if (raw->ae_lease && parse_seconds(raw->ae_lease, 0, 86400, &o->ae_lease) < 0)
+	if (raw->ae_lease && parse_decimal(raw->ae_lease, 0, 86400, &o->ae_lease) < 0)
 		return bad_value("ae_lease", raw->ae_lease);
 	if (o->ae_lease && o->ae_lease < 4)
 		return bad_value("ae_lease", raw->ae_lease);
@@ -304,6 +307,13 @@ static int check_options(struct raw_options *raw, struct fs_options *o)
 		if (parse_size(raw->hcse_timeout, &v) < 0 || v == 0 || v > 600)
 			return bad_value("hcse_timeout", raw->hcse_timeout);
 		o->hcse_timeout_ms = (unsigned)v * 1000;
+	}
+	/* uploader.c: files uploaded at once, each in its own order */
+	o->uploads = 4;
+	if (raw->uploads) {
+		if (parse_decimal(raw->uploads, 1, UPLOADS_MAX, &v) < 0)
+			return bad_value("uploads", raw->uploads);
+		o->uploads = (unsigned)v;
 	}
 	if ((raw->hcse_cert != NULL) != (raw->hcse_key != NULL)) {
 		fprintf(stderr, "atrestfs: options 'hcse_cert' and 'hcse_key' go together\n");

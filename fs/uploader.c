@@ -37,7 +37,7 @@ struct uploader {
 	bool kicked;
 	bool ae_ok;
 	unsigned backoff_ms;
-	int yield_left_ms; /* this pass's budget for yield_to_io() */
+	atomic_int yield_left_ms; /* this pass's budget for yield_to_io() */
 	int64_t last_renewal;
 	unsigned grace_ms;
 };
@@ -125,7 +125,8 @@ static void yield_to_io(struct fs *fs)
 {
 	struct uploader *u = fs->up;
 
-	for (; u && u->yield_left_ms > 0 && !stopping(fs); u->yield_left_ms -= 20) {
+	for (; u && atomic_load(&u->yield_left_ms) > 0 && !stopping(fs);
+	     atomic_fetch_sub(&u->yield_left_ms, 20)) {
 		struct timespec ts, d = { 0, 20000000 };
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -433,6 +434,72 @@ static void renew_keys(struct uploader *u)
 	}
 }
 
+/* One pass's regular files, uploaded by opt.uploads threads at once. */
+struct upload_set {
+	struct fs *fs;
+	const uint64_t *inos;
+	size_t n;
+	atomic_size_t next;
+	atomic_int unreachable; /* the first "HCSE unreachable" error: all stop */
+};
+
+/* Uploads one node, logging a failure; false once the HCSE is unreachable. */
+static bool upload_node(struct fs *fs, uint64_t ino, int *ret_unreachable)
+{
+	int r = sync_node(fs, ino);
+
+	if (hcse_is_unreachable(r)) {
+		*ret_unreachable = r;
+		return false;
+	}
+	if (r < 0) {
+		_cleanup_free_ char *desc = fs_describe(fs, ino);
+
+		log_warning_errno(r, "upload of %s failed; will retry", desc);
+	}
+	return true;
+}
+
+static void *upload_worker(void *arg)
+{
+	struct upload_set *set = arg;
+	size_t i;
+
+	while (!atomic_load(&set->fs->up->stop) && !atomic_load(&set->unreachable) &&
+	       (i = atomic_fetch_add(&set->next, 1)) < set->n) {
+		int unreachable = 0;
+
+		if (!upload_node(set->fs, set->inos[i], &unreachable)) {
+			int none = 0;
+
+			atomic_compare_exchange_strong(&set->unreachable, &none, unreachable);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Uploads regular files in parallel: each file's order (segments, then its
+ * manifest, then its labels) is kept by the one thread that takes it; files
+ * do not depend on each other. hcsed commits the creates that arrive
+ * together with one fsync (group commit), where one file after another
+ * waited for a round trip and an fsync at each step.
+ */
+static int upload_files(struct fs *fs, const uint64_t *inos, size_t n)
+{
+	struct upload_set set = { .fs = fs, .inos = inos, .n = n };
+	pthread_t threads[UPLOADS_MAX];
+	size_t started = 0, want = fs->opt.uploads > n ? n : fs->opt.uploads;
+
+	for (; started + 1 < want; started++)
+		if (pthread_create(&threads[started], NULL, upload_worker, &set) != 0)
+			break;
+	upload_worker(&set);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	return atomic_load(&set.unreachable);
+}
+
 static int pass(struct uploader *u)
 {
 	struct fs *fs = u->fs;
@@ -460,16 +527,27 @@ static int pass(struct uploader *u)
 	r = cache_dirty_nodes(fs->cache, &inos, &n);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n && !atomic_load(&u->stop); i++) {
-		r = sync_node(fs, inos[i]);
-		if (hcse_is_unreachable(r))
-			return r;
-		if (r < 0) {
-			_cleanup_free_ char *desc = fs_describe(fs, inos[i]);
-
-			log_warning_errno(r, "upload of %s failed; will retry", desc);
+	/* directories and symlinks first, one after the other in inode order
+	 * (a container goes under its parent's); the files after them, at once */
+	size_t n_files = 0;
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&fs->lock);
+		struct node *node = ns_get(fs, inos[i]);
+		bool file = node && S_ISREG(node->mode);
+		pthread_mutex_unlock(&fs->lock);
+		if (file) {
+			inos[n_files++] = inos[i];
+			continue;
 		}
+		int unreachable = 0;
+		if (atomic_load(&u->stop))
+			return 0;
+		if (!upload_node(fs, inos[i], &unreachable))
+			return unreachable;
 	}
+	r = upload_files(fs, inos, n_files);
+	if (r < 0)
+		return r;
 	r = run_gc(fs);
 	if (r < 0)
 		return r;
