@@ -29,7 +29,7 @@ enum share_mode {
 	SHARE_ALL,
 };
 
-#define UPLOADS_MAX 16
+#define UPLOADS_MAX 8 /* the HCSE client keeps 8 connections (hcse_client.c) */
 
 struct fs_options {
 	char *hcse_url;

@@ -37,7 +37,7 @@ struct uploader {
 	bool kicked;
 	bool ae_ok;
 	unsigned backoff_ms;
-	atomic_int yield_left_ms; /* this pass's budget for yield_to_io() */
+	_Atomic uint64_t yield_until_ns; /* yield_to_io() waits no later in this pass */
 	int64_t last_renewal;
 	unsigned grace_ms;
 };
@@ -108,29 +108,33 @@ static int push_labels(struct fs *fs, uint64_t ino, bool create)
 
 static bool stopping(const struct fs *fs);
 
-void fs_note_io(struct fs *fs)
+static uint64_t monotonic_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	atomic_store(&fs->last_io_ns, (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+void fs_note_io(struct fs *fs)
+{
+	atomic_store(&fs->last_io_ns, monotonic_ns());
 }
 
 /*
  * Uploads are background work: while applications read or write, wait a
- * little so they get the CPU first: at most YIELD_MAX_MS per pass, so a
- * constant load delays uploads but never starves them.
+ * little so they get the CPU first, until YIELD_MAX_MS into the pass (the
+ * same moment for all its upload threads), so a constant load delays
+ * uploads but never starves them.
  */
 static void yield_to_io(struct fs *fs)
 {
 	struct uploader *u = fs->up;
+	uint64_t now;
 
-	for (; u && atomic_load(&u->yield_left_ms) > 0 && !stopping(fs);
-	     atomic_fetch_sub(&u->yield_left_ms, 20)) {
-		struct timespec ts, d = { 0, 20000000 };
+	while (u && !stopping(fs) && (now = monotonic_ns()) < atomic_load(&u->yield_until_ns)) {
+		struct timespec d = { 0, 20000000 };
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t now = (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 		if (now - atomic_load(&fs->last_io_ns) > 100000000)
 			return;
 		nanosleep(&d, NULL);
@@ -479,12 +483,17 @@ static void *upload_worker(void *arg)
 }
 
 /*
- * Uploads regular files in parallel: each file's order (segments, then its
+ * Uploads small files in parallel: each file's order (segments, then its
  * manifest, then its labels) is kept by the one thread that takes it; files
- * do not depend on each other. hcsed commits the creates that arrive
- * together with one fsync (group commit), where one file after another
- * waited for a round trip and an fsync at each step.
+ * do not depend on each other (their containers are all under the AE).
+ * hcsed commits the creates that arrive together with one fsync (group
+ * commit), where one file after another waited for a round trip and an
+ * fsync at each step. Only files of at most UPLOAD_PARALLEL_MAX go
+ * together: each request must end within hcse_timeout, and four segments
+ * of a megabyte sharing a slow uplink would each take four times as long
+ * as one (a 4 Mbit/s link: 8 s against 2), failing the pass again and again.
  */
+#define UPLOAD_PARALLEL_MAX (64 * 1024)
 static int upload_files(struct fs *fs, const uint64_t *inos, size_t n)
 {
 	struct upload_set set = { .fs = fs, .inos = inos, .n = n };
@@ -507,7 +516,7 @@ static int pass(struct uploader *u)
 	size_t n = 0;
 	int r;
 
-	u->yield_left_ms = YIELD_MAX_MS;
+	atomic_store(&u->yield_until_ns, monotonic_ns() + (uint64_t)YIELD_MAX_MS * 1000000);
 	/* after a failure this is also the probe: "resumed" is said as soon as the HCSE
 	 * answers, not at the end of a pass that may take minutes (or never end: kill -9) */
 	if (!u->ae_ok || u->backoff_ms) {
@@ -527,27 +536,33 @@ static int pass(struct uploader *u)
 	r = cache_dirty_nodes(fs->cache, &inos, &n);
 	if (r < 0)
 		return r;
-	/* directories and symlinks first, one after the other in inode order
-	 * (a container goes under its parent's); the files after them, at once */
-	size_t n_files = 0;
+	/* small files first, several at once; then the rest one after the
+	 * other in inode order (the array keeps the small ones at its head) */
+	_cleanup_free_ uint64_t *rest = malloc((n ? n : 1) * sizeof(*rest));
+	size_t n_small = 0, n_rest = 0;
+	if (!rest)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->lock);
 	for (size_t i = 0; i < n; i++) {
-		pthread_mutex_lock(&fs->lock);
 		struct node *node = ns_get(fs, inos[i]);
-		bool file = node && S_ISREG(node->mode);
-		pthread_mutex_unlock(&fs->lock);
-		if (file) {
-			inos[n_files++] = inos[i];
-			continue;
-		}
-		int unreachable = 0;
-		if (atomic_load(&u->stop))
-			return 0;
-		if (!upload_node(fs, inos[i], &unreachable))
-			return unreachable;
+
+		if (node && S_ISREG(node->mode) && node->size <= UPLOAD_PARALLEL_MAX)
+			inos[n_small++] = inos[i];
+		else
+			rest[n_rest++] = inos[i];
 	}
-	r = upload_files(fs, inos, n_files);
+	pthread_mutex_unlock(&fs->lock);
+	r = upload_files(fs, inos, n_small);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < n_rest; i++) {
+		int unreachable = 0;
+
+		if (atomic_load(&u->stop))
+			return 0;
+		if (!upload_node(fs, rest[i], &unreachable))
+			return unreachable;
+	}
 	r = run_gc(fs);
 	if (r < 0)
 		return r;

@@ -29,7 +29,7 @@ expect_error "invalid value 'world' for option 'share'" "$HCSE_URL" "$M" -o "tef
 expect_error "invalid value '-5' for option 'key_ttl'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,key_ttl=-5"
 expect_error "invalid value '2' for option 'ae_lease'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,ae_lease=2"
 expect_error "invalid value '0' for option 'uploads'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,uploads=0"
-expect_error "invalid value '17' for option 'uploads'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,uploads=17"
+expect_error "invalid value '9' for option 'uploads'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK,cache=$T/c0,uploads=9"
 expect_error "missing option 'tef=SOCKET'" "$HCSE_URL" "$M" -o "cache=$T/c0"
 expect_error "missing option 'cache=DIR'" "$HCSE_URL" "$M" -o "tef=$TEF_SOCK"
 expect_error "invalid value 'ftp://x/cse-in' for option 'HCSE-URL'" ftp://x/cse-in "$M" -o "tef=$TEF_SOCK,cache=$T/c0"
