@@ -694,6 +694,7 @@ static void *checkpoint_run(void *userdata)
 {
 	struct store *s = userdata;
 	struct timespec ts;
+	int last_frames = -1, last_done = -1;
 
 	pthread_mutex_lock(&s->stop_lock);
 	while (!s->stopping) {
@@ -702,6 +703,7 @@ static void *checkpoint_run(void *userdata)
 		while (!s->stopping && !s->checkpoint_due)
 			if (pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &ts) == ETIMEDOUT)
 				break;
+		bool due = s->checkpoint_due;
 		s->checkpoint_due = false;
 		if (s->stopping)
 			break;
@@ -712,8 +714,11 @@ static void *checkpoint_run(void *userdata)
 		if (rc != SQLITE_OK)
 			log_debug("sqlite checkpoint: %s (%d)", sqlite3_errmsg(s->checkpointer->db),
 				  sqlite3_extended_errcode(s->checkpointer->db));
-		else
-			log_debug("sqlite checkpoint: %d of %d frames", done, log_frames);
+		else if (log_frames != last_frames || done != last_done) /* idle: said once */
+			log_debug("sqlite checkpoint (%s): %d of %d frames",
+				  due ? "4096 more frames" : "a second passed", done, log_frames);
+		last_frames = log_frames;
+		last_done = done;
 		pthread_mutex_lock(&s->stop_lock);
 	}
 	pthread_mutex_unlock(&s->stop_lock);

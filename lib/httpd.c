@@ -666,6 +666,8 @@ int httpd_start(const struct httpd_config *config, httpd_handler_fn handler, voi
 
 	/* Options that do not apply are simply absent: MHD ends the list at MHD_OPTION_END. */
 	struct MHD_OptionItem opts[] = {
+		/* first: MHD logs through the default logger until it sees it */
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },
 		{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
 		{ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT,
@@ -675,7 +677,6 @@ int httpd_start(const struct httpd_config *config, httpd_handler_fn handler, voi
 					  : HTTPD_DEFAULT_MAX_CONNECTIONS,
 		  NULL },
 		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL },
-		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL },
 		{ h->cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->cert_pem },
 		{ h->key_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->key_pem },
 		{ h->ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, h->ca_pem },

@@ -657,6 +657,28 @@ static int end_tx(struct keystore *ks, int r)
 	return r;
 }
 
+/* The owner's rows from the count the triggers keep (lock held). */
+static int owner_rows_locked(struct keystore *ks, const char *owner, int64_t *ret)
+{
+	sqlite3_stmt *s = stmt_get(ks, STMT_OWNER_ROWS);
+	int rc;
+
+	sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	*ret = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return errno_from_sqlite(sqlite3_errcode(ks->db));
+	return 0;
+}
+
+int keystore_owner_rows(struct keystore *ks, const char *owner, int64_t *ret)
+{
+	_cleanup_unlock_ pthread_mutex_t *l = lock(ks);
+
+	return owner_rows_locked(ks, owner, ret);
+}
+
 /* -EDQUOT when `owner` already holds max_per_owner live registrations (0: no limit). */
 static int check_quota(struct keystore *ks, const char *owner, int64_t now, unsigned max_per_owner)
 {
@@ -666,13 +688,10 @@ static int check_quota(struct keystore *ks, const char *owner, int64_t now, unsi
 	if (!max_per_owner)
 		return 0;
 	/* fewer rows than the quota, live or not: fewer live ones too */
-	s = stmt_get(ks, STMT_OWNER_ROWS);
-	sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
-	r = sqlite3_step(s);
-	int64_t rows = r == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	sqlite3_reset(s);
-	if (r != SQLITE_ROW && r != SQLITE_DONE)
-		return errno_from_sqlite(sqlite3_errcode(ks->db));
+	int64_t rows;
+	r = owner_rows_locked(ks, owner, &rows);
+	if (r < 0)
+		return r;
 	if (rows < (int64_t)max_per_owner)
 		return 0;
 	s = stmt_get(ks, STMT_COUNT_OWNER);

@@ -159,6 +159,10 @@ int keystore_list(struct keystore *ks, const struct keystore_filter *f,
 int keystore_sweep(struct keystore *ks, int64_t now, void (*fn)(const char *id_hex, void *),
 		   void *userdata);
 
+/* The rows `owner` holds, live or expired, as the quota check counts them
+ * (diagnostics and tests); 0 for an owner without any. */
+int keystore_owner_rows(struct keystore *ks, const char *owner, int64_t *ret);
+
 /*
  * A consistent snapshot of the whole database as bytes (keys stay wrapped):
  * what `tefctl backup` saves and `tefctl restore` puts back. Returns 0 and a

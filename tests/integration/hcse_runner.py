@@ -74,7 +74,7 @@ class Daemon:
             if not self.port:
                 with open(self.log, errors="replace") as f:
                     f.seek(offset)
-                    m = re.search(r"serving .* on https?://[^\s]*:(\d+)\s*$", f.read(), re.M)
+                    m = re.search(r"serving .* on https?://[^\s]*:(\d+)(?: \(.*\))?\s*$", f.read(), re.M)
                 if not m:
                     time.sleep(0.02)
                     continue

@@ -336,9 +336,19 @@ static int put_quota(struct fixture *f, const char *owner, int64_t expires, unsi
 	return r;
 }
 
+/* owner's rows as the triggers counted them */
+static int64_t rows_of(struct fixture *f, const char *owner)
+{
+	int64_t n = -1;
+
+	assert_int_equal(keystore_owner_rows(f->ks, owner, &n), 0);
+	return n;
+}
+
 /* The quota reads counts kept by triggers: every way a row comes, goes or
- * changes owner moves them, expired rows are counted out exactly, and a
- * reopened store counts again. */
+ * changes owner moves them (checked exactly: a count too high would only
+ * make the quota check count again, and pass), expired rows are counted
+ * out exactly, and a reopened store counts again. */
 static void test_quota_counts(void **state)
 {
 	struct fixture *f = *state;
@@ -352,13 +362,18 @@ static void test_quota_counts(void **state)
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &x), 0);
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &x), -EDQUOT);
 	assert_int_equal(put_quota(f, "uid:8", now + 100, 3, &x), 0); /* per owner */
+	assert_int_equal(rows_of(f, "uid:7"), 4);
+	assert_int_equal(rows_of(f, "uid:8"), 1);
+	assert_int_equal(rows_of(f, "uid:404"), 0);
 
 	/* a de-registration frees a place */
 	assert_int_equal(keystore_delete(f->ks, b.id_hex), 0);
+	assert_int_equal(rows_of(f, "uid:7"), 3);
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &b), 0);
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 3, &x), -EDQUOT);
 	/* so does the sweep, and the swept row no longer counts at all */
 	assert_int_equal(keystore_sweep(f->ks, now, NULL, NULL), 1);
+	assert_int_equal(rows_of(f, "uid:7"), 3);
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 4, &x), 0);
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 4, &x), -EDQUOT);
 
@@ -367,6 +382,8 @@ static void test_quota_counts(void **state)
 	struct key_update u = {.owner = owner8, .max_per_owner = 2};
 	assert_int_equal(keystore_update(f->ks, c.id_hex, &u, &got), 0);
 	got = key_record_free(got);
+	assert_int_equal(rows_of(f, "uid:7"), 3);
+	assert_int_equal(rows_of(f, "uid:8"), 2);
 	assert_int_equal(put_quota(f, "uid:8", now + 100, 2, &x), -EDQUOT);
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 4, &x), 0);
 
@@ -380,6 +397,7 @@ static void test_quota_counts(void **state)
 		batch[i].key_len = 32;
 	}
 	assert_int_equal(keystore_insert_batch(f->ks, batch, 3, 2), -EDQUOT);
+	assert_int_equal(rows_of(f, "uid:9"), 0); /* rolled back with the batch */
 	assert_int_equal(put_quota(f, "uid:9", now + 100, 2, &x), 0);
 	assert_int_equal(keystore_insert_batch(f->ks, batch, 1, 2), 0);
 	assert_int_equal(put_quota(f, "uid:9", now + 100, 2, &x), -EDQUOT);
@@ -389,6 +407,9 @@ static void test_quota_counts(void **state)
 	/* counted again from the rows when the store is opened */
 	keystore_close(f->ks);
 	assert_int_equal(keystore_open(f->db, f->master, &f->ks), 0);
+	assert_int_equal(rows_of(f, "uid:7"), 4);
+	assert_int_equal(rows_of(f, "uid:8"), 2);
+	assert_int_equal(rows_of(f, "uid:9"), 2);
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 4, &x), -EDQUOT);
 	assert_int_equal(put_quota(f, "uid:7", now + 100, 5, &x), 0);
 	assert_int_equal(put_quota(f, "uid:8", now + 100, 2, &x), -EDQUOT);
