@@ -371,6 +371,8 @@ void health_report_unmount(struct fs *fs);
 
 /* Notes foreground I/O: the uploader yields to it for a moment. */
 void fs_note_io(struct fs *fs);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t fs_monotonic_ns(void);
 
 /* ---- uploader.c ---- */
 /* Starts the uploader thread; *ret (fs->up) is set before it runs, which reads it. */

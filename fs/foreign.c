@@ -18,14 +18,6 @@
 /* How long a directory's listing of foreign objects is trusted. */
 #define FOREIGN_TTL_NS (5ull * 1000000000)
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
-
 /* TS-0004 cnf "type:encoding:security": security 1 is compact JOSE (DESIGN.md 4). */
 static bool cnf_is_jose(const char *cnf)
 {
@@ -95,7 +87,7 @@ void foreign_refresh(struct fs *fs, uint64_t dir_ino, bool missing_name)
 	char **names = NULL;
 	size_t n_names = 0;
 	struct node *d;
-	uint64_t now = now_ns();
+	uint64_t now = fs_monotonic_ns();
 	int r;
 
 	if (uploader_is_offline(fs->up))

@@ -108,7 +108,7 @@ static int push_labels(struct fs *fs, uint64_t ino, bool create)
 
 static bool stopping(const struct fs *fs);
 
-static uint64_t monotonic_ns(void)
+uint64_t fs_monotonic_ns(void)
 {
 	struct timespec ts;
 
@@ -118,7 +118,7 @@ static uint64_t monotonic_ns(void)
 
 void fs_note_io(struct fs *fs)
 {
-	atomic_store(&fs->last_io_ns, monotonic_ns());
+	atomic_store(&fs->last_io_ns, fs_monotonic_ns());
 }
 
 /*
@@ -132,7 +132,7 @@ static void yield_to_io(struct fs *fs)
 	struct uploader *u = fs->up;
 	uint64_t now;
 
-	while (u && !stopping(fs) && (now = monotonic_ns()) < atomic_load(&u->yield_until_ns)) {
+	while (u && !stopping(fs) && (now = fs_monotonic_ns()) < atomic_load(&u->yield_until_ns)) {
 		struct timespec d = { 0, 20000000 };
 
 		if (now - atomic_load(&fs->last_io_ns) > 100000000)
@@ -438,7 +438,7 @@ static void renew_keys(struct uploader *u)
 	}
 }
 
-/* One pass's regular files, uploaded by opt.uploads threads at once. */
+/* Nodes of one pass, taken one at a time by the threads uploading them. */
 struct upload_set {
 	struct fs *fs;
 	const uint64_t *inos;
@@ -447,23 +447,6 @@ struct upload_set {
 	atomic_int unreachable; /* the first "HCSE unreachable" error: all stop */
 };
 
-/* Uploads one node, logging a failure; false once the HCSE is unreachable. */
-static bool upload_node(struct fs *fs, uint64_t ino, int *ret_unreachable)
-{
-	int r = sync_node(fs, ino);
-
-	if (hcse_is_unreachable(r)) {
-		*ret_unreachable = r;
-		return false;
-	}
-	if (r < 0) {
-		_cleanup_free_ char *desc = fs_describe(fs, ino);
-
-		log_warning_errno(r, "upload of %s failed; will retry", desc);
-	}
-	return true;
-}
-
 static void *upload_worker(void *arg)
 {
 	struct upload_set *set = arg;
@@ -471,12 +454,14 @@ static void *upload_worker(void *arg)
 
 	while (!atomic_load(&set->fs->up->stop) && !atomic_load(&set->unreachable) &&
 	       (i = atomic_fetch_add(&set->next, 1)) < set->n) {
-		int unreachable = 0;
+		int r = sync_node(set->fs, set->inos[i]), none = 0;
 
-		if (!upload_node(set->fs, set->inos[i], &unreachable)) {
-			int none = 0;
+		if (hcse_is_unreachable(r))
+			atomic_compare_exchange_strong(&set->unreachable, &none, r);
+		else if (r < 0) {
+			_cleanup_free_ char *desc = fs_describe(set->fs, set->inos[i]);
 
-			atomic_compare_exchange_strong(&set->unreachable, &none, unreachable);
+			log_warning_errno(r, "upload of %s failed; will retry", desc);
 		}
 	}
 	return NULL;
@@ -494,18 +479,21 @@ static void *upload_worker(void *arg)
  * as one (a 4 Mbit/s link: 8 s against 2), failing the pass again and again.
  */
 #define UPLOAD_PARALLEL_MAX (64 * 1024)
-static int upload_files(struct fs *fs, const uint64_t *inos, size_t n)
+
+/* Uploads the nodes with `threads` threads (this one included), each node
+ * by one; the first "HCSE unreachable" error, or 0. */
+static int upload_nodes(struct fs *fs, const uint64_t *inos, size_t n, unsigned threads)
 {
 	struct upload_set set = { .fs = fs, .inos = inos, .n = n };
-	pthread_t threads[UPLOADS_MAX];
-	size_t started = 0, want = fs->opt.uploads > n ? n : fs->opt.uploads;
+	pthread_t started_threads[UPLOADS_MAX];
+	size_t started = 0, want = threads > n ? n : threads;
 
-	for (; started + 1 < want; started++)
-		if (pthread_create(&threads[started], NULL, upload_worker, &set) != 0)
+	for (; started + 1 < want && started < UPLOADS_MAX; started++)
+		if (pthread_create(&started_threads[started], NULL, upload_worker, &set) != 0)
 			break;
 	upload_worker(&set);
 	for (size_t i = 0; i < started; i++)
-		pthread_join(threads[i], NULL);
+		pthread_join(started_threads[i], NULL);
 	return atomic_load(&set.unreachable);
 }
 
@@ -516,7 +504,7 @@ static int pass(struct uploader *u)
 	size_t n = 0;
 	int r;
 
-	atomic_store(&u->yield_until_ns, monotonic_ns() + (uint64_t)YIELD_MAX_MS * 1000000);
+	atomic_store(&u->yield_until_ns, fs_monotonic_ns() + (uint64_t)YIELD_MAX_MS * 1000000);
 	/* after a failure this is also the probe: "resumed" is said as soon as the HCSE
 	 * answers, not at the end of a pass that may take minutes (or never end: kill -9) */
 	if (!u->ae_ok || u->backoff_ms) {
@@ -536,8 +524,8 @@ static int pass(struct uploader *u)
 	r = cache_dirty_nodes(fs->cache, &inos, &n);
 	if (r < 0)
 		return r;
-	/* small files first, several at once; then the rest one after the
-	 * other in inode order (the array keeps the small ones at its head) */
+	/* small files first, several at once (moved to the head of inos); then
+	 * the rest one after the other, in inode order */
 	_cleanup_free_ uint64_t *rest = malloc((n ? n : 1) * sizeof(*rest));
 	size_t n_small = 0, n_rest = 0;
 	if (!rest)
@@ -552,17 +540,14 @@ static int pass(struct uploader *u)
 			rest[n_rest++] = inos[i];
 	}
 	pthread_mutex_unlock(&fs->lock);
-	r = upload_files(fs, inos, n_small);
+	r = upload_nodes(fs, inos, n_small, fs->opt.uploads);
+	if (r == 0)
+		r = upload_nodes(fs, rest, n_rest, 1);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < n_rest; i++) {
-		int unreachable = 0;
-
-		if (atomic_load(&u->stop))
-			return 0;
-		if (!upload_node(fs, rest[i], &unreachable))
-			return unreachable;
-	}
+	/* stopping: deletions, eviction and renewals wait for the next start */
+	if (atomic_load(&u->stop))
+		return 0;
 	r = run_gc(fs);
 	if (r < 0)
 		return r;
@@ -620,18 +605,13 @@ static void *uploader_main(void *arg)
 					       r,
 					       "uploads failing; retrying in %u ms", u->backoff_ms);
 			/* a kick does not shorten a backoff: sleep it out unless stopping */
-			struct timespec end, now;
-			clock_gettime(CLOCK_MONOTONIC, &end);
-			end.tv_sec += u->backoff_ms / 1000;
-			end.tv_nsec += (long)(u->backoff_ms % 1000) * 1000000;
+			uint64_t end = fs_monotonic_ns() + (uint64_t)u->backoff_ms * 1000000;
 			do {
 				wait_ms(u, 100);
-				clock_gettime(CLOCK_MONOTONIC, &now);
 				pthread_mutex_lock(&u->lock);
 				stop = u->stop;
 				pthread_mutex_unlock(&u->lock);
-			} while (!stop && (now.tv_sec < end.tv_sec ||
-					   (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec)));
+			} while (!stop && fs_monotonic_ns() < end);
 			continue;
 		}
 		/* short key or lease lifetimes need renewal passes more often than that */
@@ -684,19 +664,15 @@ struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms)
 	if (grace_ms && u->backoff_ms == 0) {
 		_cleanup_free_ uint64_t *inos = NULL;
 		size_t n = 0;
-		struct timespec start, now;
+		uint64_t end = fs_monotonic_ns() + (uint64_t)grace_ms * 1000000;
 
-		clock_gettime(CLOCK_MONOTONIC, &start);
 		for (;;) {
 			uploader_kick(u);
 			if (cache_dirty_nodes(u->fs->cache, &inos, &n) < 0 || n == 0)
 				break;
 			free(inos);
 			inos = NULL;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if ((now.tv_sec - start.tv_sec) * 1000 +
-				    (now.tv_nsec - start.tv_nsec) / 1000000 > (long)grace_ms ||
-			    u->backoff_ms)
+			if (fs_monotonic_ns() > end || u->backoff_ms)
 				break;
 			struct timespec d = { 0, 50000000 };
 			nanosleep(&d, NULL);

@@ -210,10 +210,11 @@ static int conn_open(const char *path, bool writer, struct conn **ret)
 	 * The writer never checkpoints itself (wal_autocheckpoint=0): a
 	 * thread does it beside the requests (store_open). The WAL is cut
 	 * back to 64 MiB when it starts over (journal_size_limit): a burst of
-	 * large creates no longer leaves a WAL of its size on the disk. Readers map the
-	 * file (up to 4 GiB of it): a megabyte contentInstance is read from
-	 * mapped pages instead of some 350 pread()s of its overflow chain,
-	 * which made retrievals of sealed segments a third slower. The cost,
+	 * large creates no longer leaves a WAL of its size on the disk.
+	 * Readers map the file (up to 4 GiB of it): a megabyte
+	 * contentInstance is read from mapped pages instead of some 350
+	 * pread()s of its overflow chain, which made retrievals of sealed
+	 * segments a third slower. The cost,
 	 * as SQLite documents: an I/O error on the disk under the map stops
 	 * hcsed (SIGBUS) instead of failing one request; nothing acknowledged
 	 * is lost with it (synchronous=FULL). */
@@ -714,9 +715,13 @@ static void *checkpoint_run(void *userdata)
 		if (rc != SQLITE_OK)
 			log_debug("sqlite checkpoint: %s (%d)", sqlite3_errmsg(s->checkpointer->db),
 				  sqlite3_extended_errcode(s->checkpointer->db));
-		else if (log_frames != last_frames || done != last_done) /* idle: said once */
-			log_debug("sqlite checkpoint (%s): %d of %d frames",
-				  due ? "4096 more frames" : "a second passed", done, log_frames);
+		else if (log_frames != last_frames || done != last_done) { /* idle: said once */
+			char why[32] = "a second passed";
+
+			if (due)
+				snprintf(why, sizeof(why), "%d more frames", CHECKPOINT_FRAMES);
+			log_debug("sqlite checkpoint (%s): %d of %d frames", why, done, log_frames);
+		}
 		last_frames = log_frames;
 		last_done = done;
 		pthread_mutex_lock(&s->stop_lock);

@@ -18,10 +18,8 @@ M=$T/mnt
 mount_atrestfs "$M" "$T/cache" "segment_size=64k,ae=ord,ae_lease=0"
 chmod 1777 "$M"
 
-# q SQL: hcsed's DB, read while it runs (WAL)
-q() { sqlite3 -readonly -separator " " "$HCSE_DB" ".timeout 5000" "$1"; }
 # objs CONTAINER: the contentInstances under it as "rn seq", creation order
-objs() { q "SELECT rn, seq FROM res WHERE ty = 4 AND pi = (SELECT ri FROM res WHERE path LIKE '%/$1') ORDER BY seq"; }
+objs() { hcse_sql "SELECT rn, seq FROM res WHERE ty = 4 AND pi = (SELECT ri FROM res WHERE path LIKE '%/$1') ORDER BY seq"; }
 # wait_objs CONTAINER NSEG OUT: waits until hcsed holds NSEG segments and one manifest there
 wait_objs() {
 	local i

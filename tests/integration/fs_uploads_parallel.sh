@@ -16,8 +16,6 @@ M=$T/mnt
 mount_atrestfs "$M" "$T/cache" "segment_size=16k,uploads=8,ae=par"
 chmod 1777 "$M"
 
-# q SQL: hcsed's DB, read while it runs (WAL)
-q() { sqlite3 -readonly -separator " " "$HCSE_DB" ".timeout 5000" "$1"; }
 
 mkdir -p "$T/ref"
 dirs=(a a/b a/b/c a/d e e/f/g)
@@ -47,7 +45,7 @@ grep -q "upload of .* failed" "$T/atrestfs.log" &&
 ok "no upload failed on the way"
 
 # every file's contentInstances as "container seq rn", in creation order
-q "SELECT p.rn, c.seq, c.rn FROM res c JOIN res p ON c.pi = p.ri WHERE c.ty = 4 AND p.ty = 3
+hcse_sql "SELECT p.rn, c.seq, c.rn FROM res c JOIN res p ON c.pi = p.ri WHERE c.ty = 4 AND p.ty = 3
    ORDER BY c.seq" >"$T/cins"
 [ "$(awk '$3 ~ /^m/' "$T/cins" | wc -l)" = 51 ] || fail "expected 51 manifests: $(cat "$T/cins")"
 # per file: every segment before the manifest

@@ -13,6 +13,7 @@ import random
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import string
 import subprocess
@@ -77,7 +78,6 @@ def big_content(d):
 
 def wal_bounded(workdir):
     """A checkpoint every 4,096 new frames; a WAL grown past 64 MiB goes back to it."""
-    import sqlite3
     d = Daemon(workdir, ["-v"])  # -v: the checkpointer's debug lines
     db = os.path.join(workdir, "wal.db")
     d.start(db=db)
