@@ -70,6 +70,14 @@ struct cache {
 #define INLINE_MAX (64 * 1024)
 
 static const char schema[] =
+	/* A small file's close writes about ten pages to the WAL (its node, its
+	 * segment row and both indexes, its sealed bytes, its manifest) and
+	 * waits for their sync, and most of them hold a row or two: smaller
+	 * pages write and sync fewer bytes. With 2 KiB the close was 10% quicker
+	 * than with 4 KiB (p50 of 2,000 closes, four runs each way); 1 KiB was
+	 * slower again. It applies to a new index only: an existing one keeps
+	 * the page size it was made with. */
+	"PRAGMA page_size=2048;"
 	/* one connection in one process: no file locks, no shared wal-index
 	 * (the -shm file) at each transaction; held until cache_close() */
 	"PRAGMA locking_mode=EXCLUSIVE;"

@@ -44,6 +44,18 @@ add() { R[$1/$2]="${R[$1/$2]:-} $3"; }
 
 . "$ATREST_SRC/tests/bench/bench_lib.sh"
 
+small_gocryptfs() {
+	mkdir "$GM/small"
+	add create gocryptfs "$(fps "$(/usr/bin/python3 "$small" create "$GM/small" "$N_SMALL")")"
+	add readsmall gocryptfs "$(fps "$(/usr/bin/python3 "$small" read "$GM/small" "$N_SMALL")")"
+}
+small_atrestfs() {
+	mkdir "$AM/small"
+	add create atrestfs "$(fps "$(/usr/bin/python3 "$small" create "$AM/small" "$N_SMALL")")"
+	add synced atrestfs "$(/usr/bin/python3 "$small" synced "$AM/small" "$N_SMALL")"
+	add readsmall atrestfs "$(fps "$(/usr/bin/python3 "$small" read "$AM/small" "$N_SMALL")")"
+}
+
 # the machine may be shared: its load is printed with the figures
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 for run in $(seq 1 "$RUNS"); do
@@ -57,10 +69,6 @@ for run in $(seq 1 "$RUNS"); do
 	gocryptfs_umount; drop_caches; gocryptfs_mount
 	t0=$(now); dd if="$GM/big" of=/dev/null bs=1M status=none; t1=$(now)
 	add cold gocryptfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
-	mkdir "$GM/small"
-	add create gocryptfs "$(fps "$(/usr/bin/python3 "$small" create "$GM/small" "$N_SMALL")")"
-	add readsmall gocryptfs "$(fps "$(/usr/bin/python3 "$small" read "$GM/small" "$N_SMALL")")"
-	gocryptfs_umount
 
 	# ---- atrestfs ----
 	AM=$B/atrest.mnt
@@ -71,15 +79,19 @@ for run in $(seq 1 "$RUNS"); do
 	add write atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
 	t0=$(now); dd if="$AM/big" of=/dev/null bs=1M status=none; t1=$(now)
 	add warm atrestfs "$(mibs "$(echo "$t1 - $t0" | bc)")"
-	# each phase on a settled machine, as gocryptfs's small files follow its
-	# unmount and drop_caches: the big file's upload to hcsed (sync=FULL on
-	# the same disk) done first, not competing with the creates
+	# the small files on a settled machine: the big file's upload to hcsed
+	# (sync=FULL on the same disk) done first, not competing with the creates
 	wait_synced "$AM/big"
 	sync
-	mkdir "$AM/small"
-	add create atrestfs "$(fps "$(/usr/bin/python3 "$small" create "$AM/small" "$N_SMALL")")"
-	add synced atrestfs "$(/usr/bin/python3 "$small" synced "$AM/small" "$N_SMALL")"
-	add readsmall atrestfs "$(fps "$(/usr/bin/python3 "$small" read "$AM/small" "$N_SMALL")")"
+	# both filesystems' small files back to back, in turns first, so the
+	# two see the same moment of a shared machine (its speed drifts by
+	# tens of percent over minutes, more than the figures measured here)
+	if ((run % 2)); then
+		small_gocryptfs; sync; small_atrestfs
+	else
+		small_atrestfs; sync; small_gocryptfs
+	fi
+	gocryptfs_umount
 	umount_atrestfs "$AM"
 	drop_caches
 	mount_atrestfs "$AM" "$B/atrest.cache2" "ae=$HCSE_AE"
@@ -107,6 +119,12 @@ row cold "seq read, fresh mount (MiB/s)"
 row create "$N_SMALL x 4 KiB created (files/s)"
 row readsmall "$N_SMALL x 4 KiB read back (files/s)"
 row synced "until all uploads acknowledged (s)"
+# run by run, as the two ran back to back
+pairs() { # pairs KEY: each run's atrestfs/gocryptfs
+	paste -d' ' <(tr ' ' '\n' <<<"${R[$1/atrestfs]}" | grep .) <(tr ' ' '\n' <<<"${R[$1/gocryptfs]}" | grep .) |
+		awk '{ printf "%s%.2fx", (NR > 1 ? " " : ""), $1 / $2 }'
+}
+printf '%-38s %s\n' "small files created, ratio run by run" "$(pairs create)"
 printf '%-38s %s MiB\n' "atrestfs peak RSS, 2 GiB write" "$rss"
 printf '%-38s %s at start, %s at the end (%s CPUs)\n' "load average (1/5/15 min)" "$load_start" \
 	"$(cut -d' ' -f1-3 /proc/loadavg)" "$(nproc)"

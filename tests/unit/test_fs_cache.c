@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "atrest/cleanup.h"
 #include "atrestfs.h"
@@ -441,6 +442,68 @@ static void test_batched_writes(void **state)
 	free(dir);
 }
 
+/* The index's page size, read as anyone would: with SQLite, read-only. */
+static int index_page_size(const char *cdir)
+{
+	char p[400];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int size;
+
+	snprintf(p, sizeof(p), "%s/index.db", cdir);
+	assert_int_equal(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	size = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return size;
+}
+
+/* A new index has 2 KiB pages; one made with 4 KiB pages (before) keeps
+ * them, and works: what is written to it is there after a reopen. */
+static void test_page_size(void **state)
+{
+	char *dir = tmpdir(), cdir[300], p[400];
+	struct seg seg = { .gen = 1, .len = 100 };
+	char data[100];
+	struct loaded l = { .n = 0 };
+	struct cache *c = NULL;
+	sqlite3 *db = NULL;
+	int fresh;
+
+	(void)state;
+	snprintf(cdir, sizeof(cdir), "%s/new", dir);
+	assert_int_equal(cache_open(cdir, 1 << 30, &c, &fresh), 0);
+	cache_close(c);
+	assert_int_equal(index_page_size(cdir), 2048);
+
+	snprintf(cdir, sizeof(cdir), "%s/old", dir);
+	assert_int_equal(mkdir(cdir, 0700), 0);
+	snprintf(p, sizeof(p), "%s/index.db", cdir);
+	assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL;"
+				      " CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(cache_open(cdir, 1 << 30, &c, &fresh), 0);
+	cache_batch_writes(c);
+	memset(data, 'q', sizeof(data));
+	assert_int_equal(cache_seg_write(c, 5, 0, 1, data, sizeof(data)), 0);
+	commit_file(c, 5, &seg, 1, 1);
+	cache_close(c);
+	assert_int_equal(index_page_size(cdir), 4096);
+	assert_int_equal(cache_open(cdir, 1 << 30, &c, &fresh), 0);
+	assert_int_equal(cache_nodes_load(c, keep_node, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.nodes[0]->ino, 5);
+	free(l.nodes[0]);
+	assert_seg(c, 5, 0, 1, sizeof(data), 'q');
+	cache_close(c);
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_inline_and_files),
 		cmocka_unit_test(test_evict_inline),
 		cmocka_unit_test(test_batched_writes),
+		cmocka_unit_test(test_page_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
