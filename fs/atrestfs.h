@@ -13,6 +13,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "atrest/hcse_client.h" /* HCSE_CLIENT_CONNECTIONS */
 #include "atrest/layout.h" /* resource names under the AE (DESIGN.md 5) */
 #include "atrest/seal.h"
 #include "atrest/tef_client.h"
@@ -29,7 +30,7 @@ enum share_mode {
 	SHARE_ALL,
 };
 
-#define UPLOADS_MAX 8 /* the HCSE client keeps 8 connections (hcse_client.c) */
+#define UPLOADS_MAX HCSE_CLIENT_CONNECTIONS /* one kept connection per upload thread */
 
 struct fs_options {
 	char *hcse_url;
@@ -371,8 +372,6 @@ void health_report_unmount(struct fs *fs);
 
 /* Notes foreground I/O: the uploader yields to it for a moment. */
 void fs_note_io(struct fs *fs);
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t fs_monotonic_ns(void);
 
 /* ---- uploader.c ---- */
 /* Starts the uploader thread; *ret (fs->up) is set before it runs, which reads it. */

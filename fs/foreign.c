@@ -12,6 +12,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/monotonic.h"
 #include "atrest/secmem.h"
 #include "atrestfs.h"
 
@@ -87,7 +88,7 @@ void foreign_refresh(struct fs *fs, uint64_t dir_ino, bool missing_name)
 	char **names = NULL;
 	size_t n_names = 0;
 	struct node *d;
-	uint64_t now = fs_monotonic_ns();
+	uint64_t now = monotonic_ns();
 	int r;
 
 	if (uploader_is_offline(fs->up))

@@ -11,6 +11,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/monotonic.h"
 #include "atrest/outage.h"
 #include "atrestfs.h"
 #include "cache.h"
@@ -126,16 +127,15 @@ void health_report_unmount(struct fs *fs)
 int health_cache_full(struct fs *fs, uint64_t ino)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static struct timespec last;
+	static int64_t last;
 	static uint64_t refused;
-	struct timespec now;
+	int64_t now = monotonic_s();
 	uint64_t n;
 
 	/* a writer retrying in a loop would log a line per write: one a minute, counting */
-	clock_gettime(CLOCK_MONOTONIC, &now);
 	pthread_mutex_lock(&lock);
 	n = ++refused;
-	if (last.tv_sec && now.tv_sec - last.tv_sec < 60) {
+	if (last && now - last < 60) {
 		pthread_mutex_unlock(&lock);
 		return -ENOSPC;
 	}

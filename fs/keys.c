@@ -14,6 +14,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/monotonic.h"
 #include "atrest/tef_api.h"
 #include "atrestfs.h"
 
@@ -85,14 +86,6 @@ struct keys {
 	unsigned free_slot[CACHE_MAX]; /* a stack of the slab's free slots */
 	size_t n_free;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Supplementary groups of the calling thread from /proc, as
@@ -261,7 +254,7 @@ static void cache_purge(struct keys *k, const char *rkid)
 /* Makes room for one: what has ended goes, else the entry that ends first. */
 static void cache_make_room(struct keys *k)
 {
-	int64_t now = mono_ms();
+	int64_t now = monotonic_ms();
 
 	while (k->oldest && k->oldest->until <= now)
 		cached_drop(k, k->oldest);
@@ -296,7 +289,7 @@ static void cache_put(struct fs *fs, const struct caller *c, const char *rkid,
 	slot = k->free_slot[--k->n_free];
 	*e = (struct cached){ .uid = c->uid, .gid = c->gid, .n_groups = c->n_groups,
 			      .min_version = min_version,
-			      .until = mono_ms() + (int64_t)fs->opt.key_cache * 1000,
+			      .until = monotonic_ms() + (int64_t)fs->opt.key_cache * 1000,
 			      .key_expires = key_expires, .slot = slot, .key_len = key_len,
 			      .next = k->cache[b], .pprev = &k->cache[b], .older = k->newest };
 	memcpy(e->groups, c->groups, c->n_groups * sizeof(gid_t));
@@ -324,7 +317,7 @@ static int cache_get(struct fs *fs, const struct caller *c, const char *rkid,
 	for (struct cached *e = k->cache[bucket_of(rkid)]; e; e = e->next) {
 		if (strcmp(e->rkid, rkid) != 0 || !same_caller(e, c))
 			continue;
-		if (e->until <= mono_ms() || (e->key_expires && e->key_expires <= time(NULL))) {
+		if (e->until <= monotonic_ms() || (e->key_expires && e->key_expires <= time(NULL))) {
 			cached_drop(k, e); /* tefd decides again */
 			break;
 		}
@@ -348,11 +341,6 @@ static void cache_forget(struct fs *fs, const char *rkid)
 
 /* ---- the pool of registrations made ahead of time ---- */
 
-static int64_t mono_s(void)
-{
-	return mono_ms() / 1000;
-}
-
 static void pooled_free_list(struct fs *fs, struct pooled *p)
 {
 	while (p) {
@@ -373,7 +361,7 @@ static struct tef_registration *pool_take(struct keys *k, uid_t uid, gid_t gid, 
 					  struct pooled **stale, size_t *ret_left)
 {
 	struct tef_registration *reg = NULL;
-	int64_t now = mono_s();
+	int64_t now = monotonic_s();
 
 	*ret_left = 0;
 	for (struct pooled **l = &k->pool; *l;) {
@@ -420,11 +408,11 @@ static int pool_refill(struct fs *fs, const struct caller *c, gid_t gid,
 
 	pthread_mutex_lock(&k->lock);
 	/* a pause in creates starts small again; a run of them grows the batch */
-	if (k->last_refill + POOL_MAX_AGE <= mono_s())
+	if (k->last_refill + POOL_MAX_AGE <= monotonic_s())
 		k->batch = POOL_BATCH_MIN;
 	want = k->batch;
 	k->batch = k->batch * 2 > TEF_MAX_BATCH ? TEF_MAX_BATCH : k->batch * 2;
-	k->last_refill = mono_s();
+	k->last_refill = monotonic_s();
 	pthread_mutex_unlock(&k->lock);
 
 	r = tef_register_batch(fs->tef, &id, req, want, &list, &n, NULL);
@@ -441,7 +429,7 @@ static int pool_refill(struct fs *fs, const struct caller *c, gid_t gid,
 			continue;
 		}
 		*p = (struct pooled){ .uid = c->uid, .gid = gid, .suid = req->suid,
-				      .made = mono_s(), .reg = list[i] };
+				      .made = monotonic_s(), .reg = list[i] };
 		if (k->n_pool >= POOL_MAX) {
 			p->next = over;
 			over = p;

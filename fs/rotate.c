@@ -11,6 +11,7 @@
 
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
+#include "atrest/monotonic.h"
 #include "atrest/secmem.h"
 #include "atrestfs.h"
 #include "cache.h"
@@ -55,14 +56,6 @@ struct retired {
 	char *cred_id, *rkid;
 };
 
-static int64_t mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 static void key_fingerprint(const struct seal_key *key, uint8_t out[16])
 {
 	crypto_generichash(out, 16, seal_key_bytes(key), seal_key_len(key), NULL, 0);
@@ -97,7 +90,7 @@ void rotate_adopt_seals(struct node *n, uint64_t manifest_seals)
 bool rotate_is_due(const struct node *n)
 {
 	return n->seals >= SEAL_ROTATE_SEALS && n->rkid && !n->foreign &&
-	       (n->rotate_retry == 0 || mono_s() >= n->rotate_retry);
+	       (n->rotate_retry == 0 || monotonic_s() >= n->rotate_retry);
 }
 
 void rotate_node_free(struct node *n)
@@ -443,7 +436,7 @@ fail:
 		cache_seg_unlink(fs->cache, n->ino, i, newver);
 	if (reg)
 		keys_deregister(fs, n->uid, n->gid, reg->relative_key_id);
-	n->rotate_retry = mono_s() + ROTATE_RETRY_S;
+	n->rotate_retry = monotonic_s() + ROTATE_RETRY_S;
 	log_warning_errno(r,
 			  "cannot rotate the key of %s after %" PRIu64 " seals: this version is "
 			  "sealed under the old key, which stops at %" PRIu64 " (retrying in %d s)",

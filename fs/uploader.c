@@ -13,6 +13,7 @@
 #include "atrest/cleanup.h"
 #include "atrest/hcse_client.h"
 #include "atrest/log.h"
+#include "atrest/monotonic.h"
 #include "atrest/outage.h"
 #include "atrestfs.h"
 #include "cache.h"
@@ -108,17 +109,9 @@ static int push_labels(struct fs *fs, uint64_t ino, bool create)
 
 static bool stopping(const struct fs *fs);
 
-uint64_t fs_monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
-
 void fs_note_io(struct fs *fs)
 {
-	atomic_store(&fs->last_io_ns, fs_monotonic_ns());
+	atomic_store(&fs->last_io_ns, monotonic_ns());
 }
 
 /*
@@ -132,7 +125,7 @@ static void yield_to_io(struct fs *fs)
 	struct uploader *u = fs->up;
 	uint64_t now;
 
-	while (u && !stopping(fs) && (now = fs_monotonic_ns()) < atomic_load(&u->yield_until_ns)) {
+	while (u && !stopping(fs) && (now = monotonic_ns()) < atomic_load(&u->yield_until_ns)) {
 		struct timespec d = { 0, 20000000 };
 
 		if (now - atomic_load(&fs->last_io_ns) > 100000000)
@@ -504,7 +497,7 @@ static int pass(struct uploader *u)
 	size_t n = 0;
 	int r;
 
-	atomic_store(&u->yield_until_ns, fs_monotonic_ns() + (uint64_t)YIELD_MAX_MS * 1000000);
+	atomic_store(&u->yield_until_ns, monotonic_ns() + (uint64_t)YIELD_MAX_MS * 1000000);
 	/* after a failure this is also the probe: "resumed" is said as soon as the HCSE
 	 * answers, not at the end of a pass that may take minutes (or never end: kill -9) */
 	if (!u->ae_ok || u->backoff_ms) {
@@ -605,13 +598,13 @@ static void *uploader_main(void *arg)
 					       r,
 					       "uploads failing; retrying in %u ms", u->backoff_ms);
 			/* a kick does not shorten a backoff: sleep it out unless stopping */
-			uint64_t end = fs_monotonic_ns() + (uint64_t)u->backoff_ms * 1000000;
+			uint64_t end = monotonic_ns() + (uint64_t)u->backoff_ms * 1000000;
 			do {
 				wait_ms(u, 100);
 				pthread_mutex_lock(&u->lock);
 				stop = u->stop;
 				pthread_mutex_unlock(&u->lock);
-			} while (!stop && fs_monotonic_ns() < end);
+			} while (!stop && monotonic_ns() < end);
 			continue;
 		}
 		/* short key or lease lifetimes need renewal passes more often than that */
@@ -664,7 +657,7 @@ struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms)
 	if (grace_ms && u->backoff_ms == 0) {
 		_cleanup_free_ uint64_t *inos = NULL;
 		size_t n = 0;
-		uint64_t end = fs_monotonic_ns() + (uint64_t)grace_ms * 1000000;
+		uint64_t end = monotonic_ns() + (uint64_t)grace_ms * 1000000;
 
 		for (;;) {
 			uploader_kick(u);
@@ -672,7 +665,7 @@ struct uploader *uploader_stop(struct uploader *u, unsigned grace_ms)
 				break;
 			free(inos);
 			inos = NULL;
-			if (fs_monotonic_ns() > end || u->backoff_ms)
+			if (monotonic_ns() > end || u->backoff_ms)
 				break;
 			struct timespec d = { 0, 50000000 };
 			nanosleep(&d, NULL);

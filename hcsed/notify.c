@@ -13,6 +13,7 @@
 
 #include "atrest/cleanup.h"
 #include "atrest/log.h"
+#include "atrest/monotonic.h"
 #include "atrest/outage.h"
 #include "resource.h"
 
@@ -114,14 +115,6 @@ static int post(const char *csi, const char *url, const char *body, const char *
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A receiver answered: a refusal is logged when it begins and counted after,
  * an acceptance after refusals says how long and how many. */
 static void target_answered(struct target *t, bool accepted, long status, long rsc)
@@ -129,14 +122,14 @@ static void target_answered(struct target *t, bool accepted, long status, long r
 	if (!accepted && !t->refusing) {
 		t->refusing = true;
 		t->refused = 1;
-		t->refusing_since_ns = mono_ns();
+		t->refusing_since_ns = monotonic_ns();
 		log_warning("notification target '%s' refuses notifications: HTTP %ld, RSC %ld; "
 			    "further refusals are counted until it accepts one",
 			    t->url, status, rsc);
 	} else if (!accepted)
 		t->refused++;
 	else if (t->refusing) {
-		uint64_t ns = mono_ns() - t->refusing_since_ns;
+		uint64_t ns = monotonic_ns() - t->refusing_since_ns;
 
 		t->refusing = false;
 		log_info("notification target '%s' accepts notifications again after %" PRIu64

@@ -23,7 +23,6 @@
 #include "atrest/log.h"
 #include "atrest/rsc.h"
 
-#define HCSE_POOL_MAX 8
 #define HCSE_MAX_RESPONSE (64u * 1024 * 1024)
 
 struct hcse_client {
@@ -68,7 +67,7 @@ int hcse_client_new(const char *base_url, const char *origin, const struct hcse_
 		.ca = tls ? tls->ca : NULL,
 		.connect_timeout_ms = timeout_ms < 3000 ? timeout_ms : 3000,
 		.timeout_ms = timeout_ms,
-		.pool_max = HCSE_POOL_MAX,
+		.pool_max = HCSE_CLIENT_CONNECTIONS,
 		.response_max = HCSE_MAX_RESPONSE + 1,
 		.log_name = "hcse",
 	    },

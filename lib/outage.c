@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "atrest/log.h"
+#include "atrest/monotonic.h"
 #include "atrest/outage.h"
 
 struct outage {
@@ -24,14 +25,6 @@ struct outage {
 	void *pending_arg;
 	const char *pending_what;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int outage_new(const char *peer, const char *where, struct outage **ret)
 {
@@ -84,7 +77,7 @@ void outage_unreachable(struct outage *o, int reason, const char *detail, const 
 	if (began) {
 		o->down = true;
 		/* a request that timed out met the outage when it was sent */
-		o->since_ns = now_ns() - waited_ms * 1000000u;
+		o->since_ns = monotonic_ns() - waited_ms * 1000000u;
 		o->n_requests = 0;
 		o->n_failed = 0;
 		o->n_outages++;
@@ -122,7 +115,7 @@ void outage_reachable(struct outage *o)
 		return;
 	}
 	o->down = false;
-	ns = now_ns() - o->since_ns;
+	ns = monotonic_ns() - o->since_ns;
 	n_requests = o->n_requests;
 	n_failed = o->n_failed;
 	pending = o->pending;

@@ -23,6 +23,10 @@
 
 struct hcse_client;
 
+/* Connections a client keeps open: requests beyond that many at once wait
+ * for a new connection each (what atrestfs's uploads= is bounded by). */
+#define HCSE_CLIENT_CONNECTIONS 8
+
 /* TLS client authentication for https bases (any member may be NULL). */
 struct hcse_tls {
 	const char *cert; /* PEM client certificate */

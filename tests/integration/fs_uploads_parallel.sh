@@ -16,7 +16,6 @@ M=$T/mnt
 mount_atrestfs "$M" "$T/cache" "segment_size=16k,uploads=8,ae=par"
 chmod 1777 "$M"
 
-
 mkdir -p "$T/ref"
 dirs=(a a/b a/b/c a/d e e/f/g)
 for d in "${dirs[@]}"; do as_user $A $A mkdir -p "$M/$d"; done

@@ -88,12 +88,12 @@ start_tefd() {
 	wait_for_path "$TEF_SOCK" 10 || fail "tefd did not start"
 }
 
-# start_hcsed: hcsed on a free 127.0.0.1 port with its DB in $T/hcse.db (kept across
-# restarts); sets HCSE_URL, HCSE_PORT, HCSE_DB, HCSED_PID.
 # hcse_sql SQL: queries hcsed's database while it runs (WAL), one row per
 # line, columns separated by a space
 hcse_sql() { sqlite3 -readonly -separator " " "$HCSE_DB" ".timeout 5000" "$1"; }
 
+# start_hcsed: hcsed on a free 127.0.0.1 port with its DB in $T/hcse.db (kept across
+# restarts); sets HCSE_URL, HCSE_PORT, HCSE_DB, HCSED_PID.
 start_hcsed() {
 	HCSE_DB=$T/hcse.db
 	local i try fixed=${HCSE_PORT:+1}
